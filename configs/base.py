@@ -1,0 +1,158 @@
+"""Every default of pancake, once.
+
+Run configs (presets, quickstart, ablations, sweeps) start from `get_config()` here and change
+only what differs; a field that is not here does not exist (an unknown `--config.x=...` override
+is an error, exit code 2). Each field is commented once, here.
+
+This file is plain data: no logic beyond building the dict.
+"""
+
+import ml_collections
+
+# Mesh axes of the device mesh, outermost first. Layer code never names them; the logical-axis
+# rules below map the names that layers use onto these.
+MESH_AXES = ("data", "fsdp", "tensor")
+
+# Logical axis -> mesh axis (or tuple of mesh axes, or None = replicated). Parameter names first,
+# then activation names. A mesh axis of size 1 makes its rule a no-op, so one table serves pure data
+# parallel, FSDP and FSDP+tensor meshes alike.
+DEFAULT_RULES = (
+    # parameters
+    ("vocab", "tensor"),          # embedding rows / LM-head columns
+    ("embed", "fsdp"),            # d_model dimension of weights (ZeRO-3 style sharding)
+    ("mlp", "tensor"),            # d_ff dimension (Megatron column/row parallel)
+    ("heads", "tensor"),          # attention heads
+    ("kv", None),                 # per-head dimension
+    ("layers", None),             # stacked layer dimension of scanned params
+    ("positions", None),          # position-embedding table rows
+    ("token_types", None),        # segment (token-type) embedding rows
+    ("classes", None),            # classifier outputs (NSP, fine-tuning heads)
+    # activations
+    ("activation_batch", ("data", "fsdp")),
+    ("activation_length", None),
+    ("activation_embed", None),
+    ("activation_mlp", "tensor"),
+    ("activation_heads", "tensor"),
+    ("activation_kv", None),
+    ("activation_vocab", "tensor"),
+)
+
+
+def get_config():
+  c = ml_collections.ConfigDict()
+  c.name = "base"                 # run name, used in tables and figures
+  c.seed = 0                      # one seed for init, dropout and data order (data uses data.seed)
+
+  # ---------------------------------------------------------------- model (models/)
+  m = c.model = ml_collections.ConfigDict()
+  m.family = "decoder"            # "encoder" (BERT: bidirectional, post-LN) | "decoder" (GPT: causal)
+  m.vocab_size = 8192             # rows of the token embedding; must cover the tokenizer's vocab
+  m.max_len = 256                 # rows of the learned position table (longest sequence)
+  m.type_vocab_size = 2           # segment (token-type) embeddings; encoder only
+  m.num_layers = 4                # transformer blocks
+  m.d_model = 256                 # residual width
+  m.num_heads = 4                 # attention heads; d_model must divide by it unless d_head is set
+  m.d_head = 0                    # per-head width; 0 means d_model // num_heads
+  m.d_ff = 0                      # MLP hidden width; 0 means 4 * d_model
+  m.activation = "gelu_tanh"      # "gelu_exact" (BERT) | "gelu_tanh" (GPT-2) | "relu"
+  m.ln_placement = "pre"          # "post" (BERT as published) | "pre" (GPT-2/3)
+  m.ln_epsilon = 1e-5             # BERT uses 1e-12, GPT-2 1e-5
+  m.dropout_rate = 0.0            # residual/embedding dropout (BERT and GPT-2 used 0.1)
+  m.attention_dropout_rate = 0.0  # dropout on attention probabilities
+  m.use_bias = True               # biases in dense layers and LayerNorm
+  m.init_range = 0.02             # std of the truncated-normal/normal initializer
+  m.scale_residual_init = True    # GPT-2: output projections scaled by 1/sqrt(2 * num_layers)
+  m.tie_embeddings = True         # LM/MLM head reuses the token embedding matrix
+  m.nsp_head = True               # encoder: build pooler + 2-way NSP classifier
+  m.scan_layers = True            # nn.scan over layers (compile time flat in depth) vs unrolled
+  m.remat_policy = "none"         # "none" | "full" | "save_dots" | "save_qkv_out" (see models/)
+  m.dtype = "float32"             # compute dtype ("bfloat16" on pods); params stay float32
+  m.param_dtype = "float32"       # storage dtype of parameters
+  m.attention_impl = "xla"        # "xla" (einsum softmax) | "flash" (Pallas/cudnn via jax.nn.dot_product_attention)
+
+  # ---------------------------------------------------------------- objective (objectives/)
+  o = c.objective = ml_collections.ConfigDict()
+  o.name = "causal"               # "mlm_nsp" (BERT) | "mlm" (No NSP) | "mlm_full_sentences" (RoBERTa) | "causal"
+  o.mask_prob = 0.15              # fraction of maskable tokens selected for prediction
+  o.mask_token_frac = 0.8         # of the selected: replaced by [MASK]
+  o.random_token_frac = 0.1       # of the selected: replaced by a random token (rest unchanged)
+  o.max_predictions_per_seq = 40  # cap on predicted positions per sequence (BERT: 20 @128, 80 @512)
+  o.whole_word_masking = False    # mask all WordPiece pieces of a chosen word together
+  o.dynamic_masking = True        # redraw masks every time an example is seen (RoBERTa) vs static
+  o.static_masking_dupes = 10     # static masking: number of distinct masks per example (BERT: 10)
+  o.short_seq_prob = 0.1          # NSP/MLM: probability of a shorter target length (BERT: 0.1)
+  o.nsp_random_prob = 0.5         # NSP: probability that segment B comes from another document
+
+  # ---------------------------------------------------------------- data (pipeline/)
+  d = c.data = ml_collections.ConfigDict()
+  d.corpus = "embedded"           # "embedded" (CPython docs, offline) | "local_text" | "tfds"
+  d.tfds_name = ""                # corpus="tfds": catalog name with version, e.g. "wiki40b/en:1.3.0"
+  d.text_key = "text"             # corpus="tfds": feature holding the document text
+  d.text_files = ""               # corpus="local_text": comma-separated files or globs
+  d.data_dir = ""                 # TFDS data_dir (local path or gs://); "" = ~/.cache/pancake/tfds
+  d.train_split = "train"         # split used for training
+  d.eval_split = "validation"     # held-out split for eval and the eval loss
+  d.validation_fraction = 0.02    # local/embedded corpora: fraction of documents held out
+  d.on_decode_error = "error"     # local text that is not UTF-8: "error" (file + offset) | "skip"
+  d.seq_len = 128                 # tokens per training sequence
+  d.seed = 0                      # data order and masking seed; batch(step) = f(seed, step)
+  d.tokenizer = "bpe"             # "wordpiece" | "bpe" (byte-level, GPT-2 style) | "byte"
+  d.vocab_file = ""               # existing vocab: BERT vocab.txt, or GPT-2 vocab.json
+  d.merges_file = ""              # existing GPT-2 merges.txt (with vocab_file)
+  d.train_vocab_size = 8192       # vocab size when the tokenizer is trained on the corpus
+  d.lowercase = True              # wordpiece: lowercase + strip accents (BERT uncased)
+  d.cache_dir = ""                # trained tokenizers; "" = <data_dir>/tokenizers
+
+  # ---------------------------------------------------------------- training (trainlib/)
+  t = c.train = ml_collections.ConfigDict()
+  t.global_batch_size = 32        # sequences per optimizer step, over all hosts
+  t.microbatches = 1              # gradient accumulation: the batch is split into this many
+  t.num_steps = 1000              # optimizer steps
+  t.log_every = 20                # steps between progress lines / metrics.jsonl rows
+  t.eval_every = 200              # steps between held-out evaluations (0 = only at the end)
+  t.eval_batches = 8              # batches per held-out evaluation
+  t.checkpoint_every = 200        # steps between checkpoints
+  t.keep_checkpoints = 3          # keep the newest N checkpoints
+  t.async_checkpoint = True       # orbax async saves
+  t.stop_on_nonfinite = True      # NaN/Inf loss stops the run (never checkpointed)
+  t.profile_steps = 0             # if > 0, write a jax.profiler trace of this many steps
+
+  # ---------------------------------------------------------------- optimizer (optax)
+  op = c.optim = ml_collections.ConfigDict()
+  op.learning_rate = 1e-3         # peak learning rate
+  op.warmup_steps = 100           # linear warmup from 0
+  op.schedule = "cosine"          # decay after warmup: "linear" (BERT) | "cosine" (GPT-3) | "constant"
+  op.end_lr_frac = 0.1            # final LR as a fraction of the peak (BERT: 0.0)
+  op.b1 = 0.9                     # Adam beta1
+  op.b2 = 0.999                   # Adam beta2 (BERT 0.999, GPT-3 0.95)
+  op.eps = 1e-6                   # Adam epsilon (BERT 1e-6, GPT-3 1e-8)
+  op.weight_decay = 0.01          # decoupled weight decay; LayerNorm and biases excluded
+  op.clip_norm = 1.0              # global-norm gradient clipping (0 = off)
+
+  # ---------------------------------------------------------------- mesh and sharding (trainlib/)
+  ms = c.mesh = ml_collections.ConfigDict()
+  ms.data = -1                    # within-slice (ICI) degree of data parallelism; -1 fills the rest
+  ms.fsdp = 1                     # within-slice degree of FSDP (params sharded over "embed")
+  ms.tensor = 1                   # within-slice degree of tensor parallelism
+  ms.dcn_data = 1                 # across-slice (DCN) degree of data parallelism
+  ms.dcn_fsdp = 1                 # across-slice degree of FSDP
+  ms.dcn_tensor = 1               # across-slice degree of tensor parallelism
+  c.logical_axis_rules = [list(r) for r in DEFAULT_RULES]  # logical -> mesh axes (see above)
+
+  # ---------------------------------------------------------------- evaluation (eval.py)
+  e = c.eval = ml_collections.ConfigDict()
+  e.suites = "heldout"            # default suites for eval.py
+  e.num_batches = 16              # held-out batches per suite
+  e.finetune_task = "doc_order"   # "doc_order" (offline, derived from the corpus) | "glue/sst2" | ...
+  e.finetune_steps = 200          # fine-tuning steps
+  e.finetune_learning_rate = 1e-4  # fine-tuning peak LR
+  e.freeze_backbone = False       # probe (frozen backbone) vs full fine-tuning
+  e.generate_prompts = "The,In the beginning"  # comma-separated prompts for the generate suite
+  e.generate_max_new_tokens = 32  # tokens generated per prompt
+  e.temperature = 1.0             # sampling temperature
+  e.top_k = 0                     # top-k sampling (0 = off)
+  e.top_p = 1.0                   # nucleus sampling (1.0 = off)
+  e.beam_size = 4                 # beam search width
+  e.attention_text = "The quick brown fox jumps over the lazy dog."  # sentence for the attention suite
+
+  return c
