@@ -101,7 +101,7 @@ def get_config():
   d.merges_file = ""              # existing GPT-2 merges.txt (with vocab_file)
   d.train_vocab_size = 8192       # vocab size when the tokenizer is trained on the corpus
   d.lowercase = True              # wordpiece: lowercase + strip accents (BERT uncased)
-  d.cache_dir = ""                # trained tokenizers; "" = <data_dir>/tokenizers
+  d.cache_dir = ""                # trained tokenizers + tokenized splits; "" = <data_dir>/pancake_cache (local data_dir) or ~/.cache/pancake/cache
 
   # ---------------------------------------------------------------- training (trainlib/)
   t = c.train = ml_collections.ConfigDict()
@@ -116,6 +116,7 @@ def get_config():
   t.async_checkpoint = True       # orbax async saves
   t.stop_on_nonfinite = True      # NaN/Inf loss stops the run (never checkpointed)
   t.profile_steps = 0             # if > 0, write a jax.profiler trace of this many steps
+  t.peak_tflops_per_device = 0.0  # MFU denominator; 0 = device table (TPU/GPU bf16), CPU: measured matmul
 
   # ---------------------------------------------------------------- optimizer (optax)
   op = c.optim = ml_collections.ConfigDict()
@@ -153,6 +154,7 @@ def get_config():
   e.top_k = 0                     # top-k sampling (0 = off)
   e.top_p = 1.0                   # nucleus sampling (1.0 = off)
   e.beam_size = 4                 # beam search width
+  e.length_penalty = 0.0          # beam score = logprob / ((5 + len) / 6) ** this (0 = off)
   e.attention_text = "The quick brown fox jumps over the lazy dog."  # sentence for the attention suite
 
   return c

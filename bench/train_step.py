@@ -1,0 +1,207 @@
+r"""Train-step speed on this CPU: tokens/s and MFU of pancake's step, against HF PyTorch.
+
+  JAX_PLATFORMS=cpu .venv/bin/python -m bench.train_step [--steps 5 --rounds 3 --json FILE]
+
+Shapes (both families): 6 layers, d_model 512, 8 heads, d_ff 2048, length 256, batch 8, vocab
+8192, float32, dropout off. The decoder trains causal LM (as GPT-2); the encoder trains MLM+NSP
+with 40 predictions per sequence (as BERT). pancake's step is trainlib's real jitted step (AdamW,
+clipping, donated state) on one CPU device; the reference is HF transformers' GPT2LMHeadModel /
+BertForPreTraining with torch.optim.AdamW (bench/torch_reference.py).
+
+MFU = analytic training FLOPs per token (objective.flops_per_token, the formula train.py's MFU
+uses) x tokens/s / peak, where the peak is the best float32 [2048, 2048] matmul rate of either
+framework measured in this run. Both frameworks are charged the same useful FLOPs, so the ratio
+of their MFUs is the ratio of their tokens/s.
+
+The machine is shared and noisy, so the two are interleaved round by round and each reports its
+fastest round's median step. Figures are printed as a table and written as JSON.
+"""
+
+import json
+import os
+import statistics
+import sys
+import time
+
+from absl import app, flags
+
+_STEPS = flags.DEFINE_integer("steps", 5, "Timed steps per round.")
+_ROUNDS = flags.DEFINE_integer("rounds", 3, "Rounds; frameworks alternate within each round.")
+_FAMILIES = flags.DEFINE_list("families", ["decoder", "encoder"], "Model families to time.")
+_TORCH = flags.DEFINE_bool("torch", True, "Also time the HF PyTorch reference.")
+_JSON = flags.DEFINE_string("json", "results/bench_train_step.json", "Where to write the figures.")
+
+SHAPE = dict(num_layers=6, d_model=512, num_heads=8, d_ff=2048, seq_len=256, batch=8,
+             vocab_size=8192, predictions_per_seq=40)
+
+
+def bench_config(family):
+  """pancake's config for the bench shape (BERT-base-like encoder / GPT-2-like decoder)."""
+  from configs import base
+  c = base.get_config()
+  c.name = f"bench_{family}"
+  m = c.model
+  m.family = family
+  m.num_layers, m.d_model, m.num_heads = SHAPE["num_layers"], SHAPE["d_model"], SHAPE["num_heads"]
+  m.d_ff, m.vocab_size, m.max_len = SHAPE["d_ff"], SHAPE["vocab_size"], SHAPE["seq_len"]
+  m.dropout_rate = m.attention_dropout_rate = 0.0
+  if family == "encoder":
+    m.activation, m.ln_placement, m.ln_epsilon, m.nsp_head = "gelu_exact", "post", 1e-12, True
+    c.objective.name = "mlm_nsp"
+    c.objective.max_predictions_per_seq = SHAPE["predictions_per_seq"]
+  else:
+    m.activation, m.ln_placement, m.ln_epsilon = "gelu_tanh", "pre", 1e-5
+    c.objective.name = "causal"
+  c.data.seq_len = SHAPE["seq_len"]
+  c.train.global_batch_size = SHAPE["batch"]
+  c.mesh.data = 1
+  return c
+
+
+def synthetic_batch(objective, config, seed=0):
+  """A random global batch with the objective's keys, shapes and dtypes (no pipeline needed)."""
+  import numpy as np
+  rng = np.random.default_rng(seed)
+  vocab, length = config.model.vocab_size, config.data.seq_len
+  batch = {}
+  for key, (shape, dtype) in objective.batch_spec(config).items():
+    if key in ("input_ids", "targets", "masked_ids"):
+      value = rng.integers(0, vocab, shape)
+    elif key == "masked_positions":  # distinct sorted positions per row
+      value = np.sort(np.stack([rng.permutation(length)[:shape[1]] for _ in range(shape[0])]), 1)
+    elif key == "positions":
+      value = np.broadcast_to(np.arange(length), shape)
+    elif key == "token_type_ids":  # sentence A then sentence B
+      value = np.broadcast_to(np.arange(length) >= length // 2, shape)
+    elif key == "nsp_labels":
+      value = rng.integers(0, 2, shape)
+    else:  # doc_ids (one document per row), input_mask, *_weights: all real tokens
+      value = np.ones(shape)
+    batch[key] = np.asarray(value, dtype=dtype)
+  return batch
+
+
+class JaxTrainer:
+  """trainlib's jitted train step on a 1-device mesh, fed one fixed batch."""
+
+  def __init__(self, family):
+    import jax
+    from trainlib import mesh as mesh_lib
+    from trainlib import state as state_lib
+    from trainlib import step as step_lib
+
+    self.config = bench_config(family)
+    mesh = mesh_lib.make_mesh(self.config, jax.devices()[:1])
+    self.state, setup = state_lib.init_state_sharded(self.config, mesh)
+    self.step_fn = step_lib.make_train_step(setup)
+    self.batch = step_lib.global_batch(setup, synthetic_batch(setup.objective, self.config))
+    self.objective = setup.objective
+    self.params = state_lib.param_count(self.state.params)
+    self.flops_per_token = setup.objective.flops_per_token(
+        self.config.model, self.config.data, self.config.objective)
+    self.step()  # compile
+
+  def step(self):
+    self.state, metrics = self.step_fn(self.state, self.batch)
+    return float(metrics["grad_norm"])  # reading a result back waits for the step
+
+  def time_steps(self, num_steps):
+    times = []
+    for _ in range(num_steps):
+      start = time.perf_counter()
+      self.step()
+      times.append(time.perf_counter() - start)
+    return times
+
+
+def jax_matmul_flops_per_second(n=2048, repeats=5):
+  """Best float32 [n,n]x[n,n] rate of XLA:CPU, FLOP/s."""
+  import jax
+  import jax.numpy as jnp
+  a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
+  b = jax.random.normal(jax.random.PRNGKey(1), (n, n), jnp.float32)
+  matmul = jax.jit(jnp.matmul)
+  matmul(a, b).block_until_ready()
+  best = float("inf")
+  for _ in range(repeats):
+    start = time.perf_counter()
+    matmul(a, b).block_until_ready()
+    best = min(best, time.perf_counter() - start)
+  return 2 * n**3 / best
+
+
+def _best_round_median(rounds):
+  return min(statistics.median(r) for r in rounds)
+
+
+def run(families, steps, rounds, with_torch):
+  """-> results dict: peak, and per family the step seconds, tokens/s and MFU of each framework."""
+  from bench import torch_reference
+
+  shape = torch_reference.Shape(**SHAPE)
+  tokens_per_step = SHAPE["batch"] * SHAPE["seq_len"]
+  trainers = {}
+  for family in families:
+    trainers[(family, "pancake (jax)")] = JaxTrainer(family)
+    if with_torch:
+      trainers[(family, "hf (torch)")] = torch_reference.TorchTrainer(family, shape)
+      trainers[(family, "hf (torch)")].step()  # warm-up (allocator, thread pool)
+  timings = {key: [] for key in trainers}
+  peaks = {"jax": [], "torch": []}
+  for _ in range(rounds):
+    peaks["jax"].append(jax_matmul_flops_per_second())
+    if with_torch:
+      peaks["torch"].append(torch_reference.matmul_flops_per_second())
+    for key, trainer in trainers.items():
+      timings[key].append(trainer.time_steps(steps))
+  peak = max(max(v) for v in peaks.values() if v)
+  results = {"shape": SHAPE, "steps_per_round": steps, "rounds": rounds,
+             "matmul_peak_flops": {k: max(v) for k, v in peaks.items() if v}, "peak_flops": peak,
+             "threads": os.cpu_count(), "families": {}}
+  for family in families:
+    flops_per_token = trainers[(family, "pancake (jax)")].flops_per_token
+    rows = {}
+    for (fam, framework), trainer in trainers.items():
+      if fam != family:
+        continue
+      seconds = _best_round_median(timings[(fam, framework)])
+      tokens_per_sec = tokens_per_step / seconds
+      rows[framework] = dict(step_seconds=round(seconds, 4), tokens_per_sec=round(tokens_per_sec, 1),
+                             mfu=round(flops_per_token * tokens_per_sec / peak, 4),
+                             params=int(trainer.params))
+    entry = {"flops_per_token": flops_per_token, "frameworks": rows}
+    if with_torch:
+      entry["jax_over_torch_speed"] = round(
+          rows["pancake (jax)"]["tokens_per_sec"] / rows["hf (torch)"]["tokens_per_sec"], 3)
+    results["families"][family] = entry
+  return results
+
+
+def format_table(results):
+  lines = [f"matmul peak (float32 2048^3, best of run): {results['peak_flops'] / 1e9:.1f} GFLOP/s "
+           f"({', '.join(f'{k} {v / 1e9:.1f}' for k, v in results['matmul_peak_flops'].items())})",
+           "",
+           "| family | framework | params | step s | tokens/s | MFU | jax/torch |",
+           "|---|---|---:|---:|---:|---:|---:|"]
+  for family, entry in results["families"].items():
+    for framework, row in entry["frameworks"].items():
+      ratio = entry.get("jax_over_torch_speed") if framework.startswith("pancake") else None
+      lines.append(f"| {family} | {framework} | {row['params'] / 1e6:.1f}M | "
+                   f"{row['step_seconds']:.3f} | {row['tokens_per_sec']:.0f} | "
+                   f"{100 * row['mfu']:.1f}% | {'' if ratio is None else f'{ratio:.2f}x'} |")
+  return "\n".join(lines)
+
+
+def main(argv):
+  del argv
+  results = run(_FAMILIES.value, _STEPS.value, _ROUNDS.value, _TORCH.value)
+  print(format_table(results))
+  if _JSON.value:
+    os.makedirs(os.path.dirname(os.path.abspath(_JSON.value)), exist_ok=True)
+    with open(_JSON.value, "w") as f:
+      json.dump(results, f, indent=2)
+    print(f"wrote {_JSON.value}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+  app.run(main)

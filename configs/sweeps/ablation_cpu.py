@@ -1,0 +1,29 @@
+"""CPU objective ablation: MLM+NSP, MLM only, RoBERTa full-sentences MLM and LTR causal, 2 seeds.
+
+The four configs of configs/ablations/ at their "cpu" size (2 layers, d_model 128, embedded
+corpus, 400 steps of 16 x 128 tokens), each evaluated on the suites every objective can be scored
+on: heldout (its own loss), cloze (one task for all objectives) and finetune (a classifier on
+the backbone). About 2-5 minutes per run on 2 CPU cores (estimated), 8 runs.
+
+    python -m launch.sweep --sweep configs/sweeps/ablation_cpu.py --root runs/ablation_cpu
+    python -m figures.make --root runs/ablation_cpu --out results/ablation_cpu
+"""
+
+SIZE = "cpu"
+
+# (run name = config file, table label, the paper row it mirrors)
+ROWS = (
+    ("bert_mlm_nsp", "MLM + NSP (BERT)", "BERT Table 5: BERT_BASE"),
+    ("mlm_only", "MLM, no NSP", "BERT Table 5: No NSP"),
+    ("roberta_full_sentences", "MLM, full sentences (RoBERTa)",
+     "RoBERTa Table 2: FULL-SENTENCES"),
+    ("ltr_causal", "LTR causal LM, no NSP", "BERT Table 5: LTR & No NSP"),
+)
+
+
+def get_sweep(size=SIZE):
+  runs = [{"name": name, "config": f"configs/ablations/{name}.py:{size}", "overrides": {},
+           "meta": {"label": label, "paper_row": row}} for name, label, row in ROWS]
+  return {"name": f"ablation_{size}", "kind": "ablation", "budget": "tokens",
+          "description": __doc__.splitlines()[0], "seeds": [0, 1],
+          "eval_suites": "heldout,cloze,finetune", "runs": runs}

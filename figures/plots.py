@@ -1,0 +1,302 @@
+"""Paper-style figures (PNG + PDF) from loaded sweeps and their scaling analysis.
+
+Incomplete runs are drawn, never hidden: dashed learning curves and hollow grey markers labelled
+"incomplete (not fitted)".
+"""
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib import ticker  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+
+from figures.tables import human_count  # noqa: E402
+
+STYLE = {
+    "font.size": 9, "axes.titlesize": 9.5, "axes.labelsize": 9, "legend.fontsize": 7.5,
+    "xtick.labelsize": 8, "ytick.labelsize": 8, "lines.linewidth": 1.2,
+    "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True,
+    "grid.alpha": 0.25, "grid.linewidth": 0.5, "savefig.bbox": "tight", "pdf.fonttype": 42,
+}
+INCOMPLETE = dict(marker="o", facecolors="none", edgecolors="0.45", linewidths=1.0, s=30)
+
+
+def save(fig, base, formats=("png", "pdf")):
+  """Writes base.png (200 dpi) and/or base.pdf (TrueType fonts, as venues ask); returns paths."""
+  paths = []
+  with plt.rc_context(STYLE):
+    for fmt in formats:
+      paths.append(f"{base}.{fmt}")
+      fig.savefig(paths[-1], dpi=200 if fmt == "png" else None)
+  plt.close(fig)
+  return paths
+
+
+def _compact(value, kind):
+  if kind == "flops":
+    mantissa, exponent = f"{value:.0e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+  return human_count(value)
+
+
+def _log_axes(ax, x_kind="count", loss_axis_log=True):
+  """Log x labelled compactly (200k, 5e11) and at 2x and 5x when it spans under 2.5 decades;
+  log y (losses, under a decade) labelled 2, 3, 4 rather than 2x10^0. Call after plotting."""
+  ax.set_xscale("log")
+  lo, hi = ax.get_xlim()
+  fmt = ticker.FuncFormatter(lambda v, _: _compact(v, x_kind))
+  ax.xaxis.set_major_formatter(fmt)
+  if np.log10(hi / lo) < 2.5:
+    ax.xaxis.set_minor_locator(ticker.LogLocator(subs=(2.0, 5.0)))
+    ax.xaxis.set_minor_formatter(fmt)
+  else:
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+  if loss_axis_log:
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+
+
+def _fit_ylim(ax, values, margin=0.04):
+  """Y range of the data (a wide bootstrap band must not squash the points)."""
+  values = np.asarray([v for v in values if v is not None and np.isfinite(v)], np.float64)
+  if len(values):
+    lo, hi = values.min(), values.max()
+    ax.set_ylim(lo * (1 - margin), hi * (1 + margin))
+
+
+def _sci_tex(value):
+  """3e12 -> '$3\\times10^{12}$', 1e20 -> '$10^{20}$'."""
+  mantissa, exponent = f"{value:.0e}".split("e")
+  power = f"10^{{{int(exponent)}}}"
+  return f"${power}$" if mantissa == "1" else f"${mantissa}\\times{power}$"
+
+
+def _size_colorbar(fig, ax, points):
+  """Colour bar for the log-N colours of _run_colors (viridis up to 0.9, like the lines)."""
+  sizes = [p.params for p in points or () if p.params]
+  if not sizes or min(sizes) == max(sizes):
+    return
+  cmap = matplotlib.colors.ListedColormap(plt.get_cmap("viridis")(np.linspace(0, 0.9, 256)))
+  mappable = plt.cm.ScalarMappable(norm=matplotlib.colors.LogNorm(min(sizes), max(sizes)),
+                                   cmap=cmap)
+  fig.colorbar(mappable, ax=ax, label="non-embedding parameters N", pad=0.02, fraction=0.04,
+               aspect=30)
+
+
+def _curve(run, split, x_key):
+  """(x, loss) of one run's rows; eval rows get tokens/FLOPs from the train rows by step."""
+  rows = run.train_rows if split == "train" else run.eval_rows
+  rows = [r for r in rows if r.get("loss") is not None]
+  if not rows:
+    return None, None
+  steps = np.array([r["step"] for r in rows], np.float64)
+  loss = np.array([r["loss"] for r in rows], np.float64)
+  known = [(r["step"], r[x_key]) for r in run.train_rows if r.get(x_key) is not None]
+  if split == "train" and len(known) == len(rows):
+    x = np.array([k[1] for k in known], np.float64)
+  elif known:
+    ks, kx = np.array(known, np.float64).T
+    # Per-step rate from the last train row: tokens and FLOPs grow linearly with steps.
+    x = np.interp(steps, np.concatenate([[0.0], ks]), np.concatenate([[0.0], kx]),
+                  right=np.nan)
+    late = np.isnan(x)
+    x[late] = steps[late] * kx[-1] / ks[-1]
+  elif x_key == "tokens_seen" and run.tokens_per_step():
+    x = steps * run.tokens_per_step()
+  else:
+    return None, None
+  keep = x > 0
+  return x[keep], loss[keep]
+
+
+def _run_colors(sweep, points=None):
+  """One colour per run name: categorical for ablations, by log N for scaling sweeps."""
+  names = list(dict.fromkeys(r.name for r in sweep.runs))
+  if sweep.kind == "scaling" and points:
+    sizes = {p.run.name: p.params for p in points if p.params}
+    if sizes:
+      lo, hi = np.log(min(sizes.values())), np.log(max(sizes.values()))
+      cmap = plt.get_cmap("viridis")
+      norm = lambda n: 0.0 if hi == lo else (np.log(n) - lo) / (hi - lo)  # noqa: E731
+      return {n: cmap(0.9 * norm(sizes[n])) if n in sizes else "0.5" for n in names}
+  cmap = plt.get_cmap("tab10")
+  return {n: cmap(i % 10) for i, n in enumerate(names)}
+
+
+def learning_curves(sweep, points=None):
+  """2 x 2: train and held-out loss against tokens and against training FLOPs."""
+  colors = _run_colors(sweep, points)
+  scaling = sweep.kind == "scaling"
+  with plt.rc_context(STYLE):
+    fig, axes = plt.subplots(2, 2, figsize=(7.0, 5.0), sharex="col")
+    handles = {}
+    for row, split in enumerate(("train", "eval")):
+      for col, x_key in enumerate(("tokens_seen", "flops_seen")):
+        ax = axes[row, col]
+        for run in sweep.runs:
+          x, y = _curve(run, split, x_key)
+          if x is None:
+            continue
+          style = dict(color=colors[run.name], alpha=0.9 if run.complete else 0.7,
+                       linestyle="-" if run.complete else "--",
+                       linewidth=0.9 if split == "train" else 1.3,
+                       marker="o" if split == "eval" and len(x) <= 12 else None, markersize=2.5)
+          line, = ax.plot(x, y, **style)
+          if run.complete and not scaling:
+            handles.setdefault(run.label, line)
+        ax.set_ylabel(f"{'train' if split == 'train' else 'held-out'} loss")
+        if scaling:
+          _log_axes(ax, "flops" if x_key == "flops_seen" else "count")
+        elif x_key == "tokens_seen":
+          ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: human_count(v)))
+        if row == 1:
+          ax.set_xlabel("tokens seen" if x_key == "tokens_seen" else "training FLOPs")
+    if any(not r.complete for r in sweep.runs):
+      handles["incomplete run"] = Line2D([], [], color="0.4", linestyle="--")
+    kind = "objective" if not scaling else "run"
+    fig.suptitle(f"Learning curves: {sweep.name} (loss is each {kind}'s own training loss)",
+                 fontsize=9.5)
+    fig.tight_layout()
+    if scaling:
+      _size_colorbar(fig, axes, points)
+    if handles:
+      fig.legend(list(handles.values()), list(handles), loc="lower center",
+                 ncol=min(4, len(handles)), frameon=False, bbox_to_anchor=(0.5, -0.06))
+    return fig
+
+
+def _fit_band(ax, result, color, label):
+  fit = result["fit"]
+  grid = result["grid"]
+  ax.plot(grid, fit.predict(grid), color=color, linewidth=1.4, label=label, zorder=2)
+  if result.get("band") is not None and result["intervals"]:
+    ax.fill_between(grid, result["band"][0], result["band"][1], color=color, alpha=0.15,
+                    linewidth=0, label=f"{int(100 * result['ci'])}% bootstrap band", zorder=1)
+
+
+def _tex_number(value):
+  """4.63 -> '4.63', 6.75e8 -> '6.75\\times10^{8}' (for mathtext)."""
+  if 1e-2 <= abs(value) < 1e4:
+    return f"{value:.3g}"
+  mantissa, exponent = f"{value:.2e}".split("e")
+  return f"{float(mantissa):g}\\times10^{{{int(exponent)}}}"
+
+
+def _fit_label(result, symbol):
+  fit = result["fit"]
+  offset = f"{fit.E:.2f} + " if result["fit_offset"] else ""
+  return f"fit: $L = {offset}{_tex_number(fit.A)}\\,/\\,{symbol}^{{{fit.alpha:.3f}}}$"
+
+
+def _incomplete_points(ax, points, x_attr):
+  pts = [p for p in points if not p.usable and getattr(p, x_attr) and p.loss]
+  if pts:
+    ax.scatter([getattr(p, x_attr) for p in pts], [p.loss for p in pts], zorder=3,
+               label="incomplete (not fitted)", **INCOMPLETE)
+    for p in pts:
+      ax.annotate(p.run.state_text, (getattr(p, x_attr), p.loss), fontsize=6, color="0.35",
+                  xytext=(-5, -9), textcoords="offset points", ha="right")
+
+
+def loss_vs_params(sweep, points, fit):
+  """Final held-out loss against N, coloured by depth, with the fit and its bootstrap band."""
+  with plt.rc_context(STYLE):
+    fig, ax = plt.subplots(figsize=(4.2, 3.2))
+    depths = sorted({p.run.config.get("model", {}).get("num_layers") or
+                     p.run.meta.get("num_layers") or 0 for p in points if p.usable})
+    markers = "osD^v<>p*h"
+    for i, depth in enumerate(depths):
+      pts = [p for p in points if p.usable and (p.run.config.get("model", {}).get(
+          "num_layers") or p.run.meta.get("num_layers") or 0) == depth]
+      ax.scatter([p.params for p in pts], [p.loss for p in pts], zorder=3, s=22,
+                 marker=markers[i % len(markers)], color=plt.get_cmap("tab10")(i),
+                 label=f"{depth} layers" if depth else "runs")
+    _incomplete_points(ax, points, "params")
+    if fit and "skipped" not in fit:
+      _fit_band(ax, fit, "black", _fit_label(fit, "N"))
+    elif fit:
+      ax.text(0.03, 0.04, f"no fit: {fit['skipped']}", transform=ax.transAxes, fontsize=7)
+    _log_axes(ax)
+    _fit_ylim(ax, [p.loss for p in points])
+    ax.set_xlabel("non-embedding parameters N")
+    ax.set_ylabel("final held-out loss")
+    ax.set_title(f"{sweep.name}: loss vs model size"
+                 + (" (fixed tokens)" if sweep.budget == "tokens" else ""))
+    ax.legend(loc="upper right", frameon=False)
+    return fig
+
+
+def loss_vs_compute(sweep, points, fit, optima=None):
+  """Held-out loss curves against FLOPs (colour = N), final points and the fitted L(C)."""
+  colors = _run_colors(sweep, points)
+  with plt.rc_context(STYLE):
+    fig, ax = plt.subplots(figsize=(4.6, 3.2))
+    for p in points:
+      x, y = _curve(p.run, "eval", "flops_seen")
+      if x is not None:
+        ax.plot(x, y, color=colors[p.run.name], linewidth=0.8, alpha=0.6,
+                linestyle="-" if p.run.complete else "--")
+    usable = [p for p in points if p.usable]
+    ax.scatter([p.flops for p in usable], [p.loss for p in usable], s=14, zorder=3,
+               color=[colors[p.run.name] for p in usable], edgecolors="black", linewidths=0.4,
+               label="final loss of a run")
+    if optima:
+      ax.scatter([o["budget_flops"] for o in optima], [o["loss_opt"] for o in optima], s=60,
+                 marker="*", color="crimson", zorder=4, label="isoFLOP minimum")
+    _incomplete_points(ax, points, "flops")
+    if fit and "skipped" not in fit:
+      _fit_band(ax, fit, "black", _fit_label(fit, "C"))
+    _log_axes(ax, "flops")
+    curves = [_curve(p.run, "eval", "flops_seen")[1] for p in points]
+    _fit_ylim(ax, [p.loss for p in points] + [v for c in curves if c is not None for v in c])
+    ax.set_xlabel("training FLOPs C")
+    ax.set_ylabel("held-out loss")
+    ax.set_title(f"{sweep.name}: loss vs compute")
+    if sweep.kind == "scaling":
+      _size_colorbar(fig, ax, points)
+    ax.legend(loc="best", frameon=False)
+    return fig
+
+
+def isoflop_profiles(sweep, points, optima, size_fit):
+  """Chinchilla Figure 3 style: loss vs N per budget with parabolas; N_opt vs C."""
+  with plt.rc_context(STYLE):
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(7.0, 3.0))
+    budgets = sorted({p.budget for p in points if p.budget is not None})
+    cmap = plt.get_cmap("plasma")
+    for i, budget in enumerate(budgets):
+      color = cmap(0.85 * i / max(1, len(budgets) - 1))
+      pts = sorted((p for p in points if p.usable and p.budget == budget), key=lambda p: p.params)
+      if not pts:
+        continue
+      n, loss = np.array([p.params for p in pts]), np.array([p.loss for p in pts])
+      ax.scatter(n, loss, color=color, s=18, zorder=3, label=f"C = {_sci_tex(budget)} FLOPs")
+      if len(np.unique(n)) >= 3:
+        grid = np.geomspace(n.min(), n.max(), 100)
+        coeffs = np.polyfit(np.log(n), loss, 2)
+        ax.plot(grid, np.polyval(coeffs, np.log(grid)), color=color, linewidth=1.0)
+    for o in optima:
+      ax.scatter([o["params_opt"]], [o["loss_opt"]], marker="*", s=70, color="black", zorder=4)
+    _incomplete_points(ax, points, "params")
+    _log_axes(ax, loss_axis_log=False)
+    ax.set_xlabel("non-embedding parameters N")
+    ax.set_ylabel("final held-out loss")
+    ax.set_title("isoFLOP profiles (star: parabola minimum)")
+    ax.legend(frameon=False)
+    ax2.scatter([o["budget_flops"] for o in optima], [o["params_opt"] for o in optima],
+                marker="*", s=70, color="black", zorder=3, label="N_opt per budget")
+    if size_fit:
+      grid = np.geomspace(min(budgets), max(budgets), 50)
+      ax2.plot(grid, size_fit["k"] * grid ** size_fit["a"], color="black", linewidth=1.2,
+               label=f"fit: N_opt = {size_fit['k']:.2g} C$^{{{size_fit['a']:.2f}}}$")
+    _log_axes(ax2, "flops", loss_axis_log=False)
+    ax2.set_yscale("log")
+    ax2.set_xlabel("training FLOPs C")
+    ax2.set_ylabel("compute-optimal N")
+    ax2.set_title("optimal model size vs compute")
+    ax2.legend(frameon=False)
+    fig.tight_layout()
+    return fig

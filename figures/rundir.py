@@ -1,0 +1,175 @@
+"""Readers for run directories and RUNS_DIR/sweep.json (formats: docs/ARCHITECTURE.md).
+
+Everything here tolerates a run that is half-written, crashed or never started: such a run loads
+with `complete=False` and a `state_text` saying why, so tables and figures can show it as
+incomplete instead of dropping it or averaging it in.
+"""
+
+import dataclasses
+import json
+import os
+
+SWEEP_FILE = "sweep.json"
+
+
+def read_json(path):
+  """The JSON object in `path`, or None if it is missing or unreadable (half-written)."""
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (OSError, ValueError):
+    return None
+
+
+def read_metrics(path):
+  """(train_rows, eval_rows) of a metrics.jsonl, each sorted by step, one row per step.
+
+  A resumed run logs again the steps after its last checkpoint: the later row wins. A line cut
+  short by a crash is skipped.
+  """
+  by_split = {"train": {}, "eval": {}}
+  try:
+    with open(path) as f:
+      lines = f.readlines()
+  except OSError:
+    lines = []
+  for line in lines:
+    try:
+      row = json.loads(line)
+    except ValueError:
+      continue
+    if isinstance(row, dict) and row.get("split") in by_split and "step" in row:
+      by_split[row["split"]][int(row["step"])] = row
+  return tuple([rows[s] for s in sorted(rows)] for rows in (by_split["train"], by_split["eval"]))
+
+
+def training_status(workdir, num_steps=None):
+  """(complete, state_text, step, num_steps) from DIR/status.json.
+
+  Complete means state "finished" with step >= num_steps. A run that died without writing
+  "failed" stays "running" (with an old `updated` time) and is reported as incomplete.
+  """
+  status = read_json(os.path.join(workdir, "status.json"))
+  if not isinstance(status, dict):
+    if os.path.isdir(workdir):
+      return False, "incomplete (no status.json)", None, num_steps
+    return False, "not started", None, num_steps
+  step = status.get("step")
+  total = status.get("num_steps") or num_steps
+  progress = f"step {step}/{total}" if total else f"step {step}"
+  state = status.get("state")
+  if state == "failed":
+    return False, f"failed ({progress})", step, total
+  if state == "finished" and step is not None and (total is None or step >= total):
+    return True, "finished", step, total
+  return False, f"incomplete ({progress})", step, total
+
+
+@dataclasses.dataclass
+class Run:
+  """One run directory, loaded."""
+  path: str
+  name: str                    # run name (sweep entry, else config.json "name", else dir name)
+  seed: object                 # int, or None if unknown
+  meta: dict                   # the sweep entry's meta (labels, planned sizes, isoFLOP budget)
+  config: dict                 # config.json ({} if missing)
+  provenance: dict             # provenance.json ({} if missing)
+  complete: bool
+  state_text: str              # "finished", "incomplete (step 300/1000)", "failed (...)", ...
+  step: object                 # last step status.json reports (None if unknown)
+  num_steps: object
+  train_rows: list
+  eval_rows: list
+  evals: dict                  # suite -> eval/<suite>.json
+
+  @property
+  def label(self):
+    return self.meta.get("label", self.name)
+
+  def final(self, key, split="train"):
+    """`key` from the last row of that split that has it, else None."""
+    rows = self.train_rows if split == "train" else self.eval_rows
+    for row in reversed(rows):
+      if row.get(key) is not None:
+        return row[key]
+    return None
+
+  def tokens_per_step(self):
+    train, data = self.config.get("train", {}), self.config.get("data", {})
+    if "global_batch_size" in train and "seq_len" in data:
+      return train["global_batch_size"] * data["seq_len"]
+    return None
+
+  def suite_metrics(self, suite):
+    """(metrics dict, None) for an eval of the final checkpoint, else (None, why not)."""
+    result = self.evals.get(suite)
+    if result is None:
+      return None, "missing"
+    at = result.get("checkpoint_step")
+    if self.step is not None and at is not None and at != self.step:
+      return None, f"eval at step {at}, run at step {self.step}"
+    return {k: v for k, v in result.get("metrics", {}).items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)}, None
+
+
+def load_run(workdir, name=None, seed=None, meta=None):
+  """Loads one run directory; a missing file leaves its part empty, never raises."""
+  config = read_json(os.path.join(workdir, "config.json")) or {}
+  provenance = read_json(os.path.join(workdir, "provenance.json")) or {}
+  complete, state_text, step, num_steps = training_status(
+      workdir, config.get("train", {}).get("num_steps"))
+  train_rows, eval_rows = read_metrics(os.path.join(workdir, "metrics.jsonl"))
+  evals = {}
+  eval_dir = os.path.join(workdir, "eval")
+  if os.path.isdir(eval_dir):
+    for fname in sorted(os.listdir(eval_dir)):
+      result = read_json(os.path.join(eval_dir, fname)) if fname.endswith(".json") else None
+      if isinstance(result, dict):
+        evals[result.get("suite", fname[:-len(".json")])] = result
+  if seed is None:
+    seed = config.get("seed")
+  name = name or config.get("name") or os.path.basename(os.path.normpath(workdir))
+  return Run(workdir, name, seed, dict(meta or {}), config, provenance, complete, state_text,
+             step, num_steps, train_rows, eval_rows, evals)
+
+
+@dataclasses.dataclass
+class Sweep:
+  name: str
+  kind: str                    # "ablation" | "scaling"
+  budget: object               # "tokens" | "compute" | None
+  description: str
+  eval_suites: list
+  runs: list                   # of Run, in the sweep's order (seeds of a run adjacent)
+
+
+def _discover(root):
+  """Run directories under root (those holding config.json or status.json), sorted."""
+  found = []
+  for dirpath, dirnames, filenames in os.walk(root):
+    dirnames.sort()
+    if "config.json" in filenames or "status.json" in filenames:
+      found.append(dirpath)
+      dirnames[:] = []  # a run directory's subfolders (checkpoints, eval) hold no runs
+  return found
+
+
+def load_sweeps(root):
+  """Every sweep recorded in ROOT/sweep.json; without one, all run directories as one sweep."""
+  record = read_json(os.path.join(root, SWEEP_FILE))
+  if not isinstance(record, dict) or not record.get("sweeps"):
+    paths = _discover(root)
+    if not paths:
+      return []
+    runs = [load_run(p) for p in paths]
+    suites = sorted({s for r in runs for s in r.evals})
+    name = os.path.basename(os.path.normpath(root)) or "runs"
+    return [Sweep(name, "ablation", None, f"run directories under {root}", suites, runs)]
+  sweeps = []
+  for name, entry in record["sweeps"].items():
+    runs = [load_run(os.path.join(root, r["workdir"]), name=r["name"], seed=r.get("seed"),
+                     meta=r.get("meta")) for r in entry.get("runs", [])]
+    suites = [s for s in entry.get("eval_suites", "").split(",") if s]
+    sweeps.append(Sweep(name, entry.get("kind", "ablation"), entry.get("budget"),
+                        entry.get("description", ""), suites, runs))
+  return sweeps

@@ -1,0 +1,184 @@
+"""Tables from loaded sweeps, as markdown and LaTeX (booktabs).
+
+Ablation table: one row per objective (a sweep run name), mean ± sample standard deviation over
+its complete seeds for every eval-suite metric, the budget actually used (tokens and training
+FLOPs), and one extra row per incomplete run saying what state it is in. Incomplete runs are
+never averaged in. Scaling table: one row per run with its size, budget, final loss and state.
+"""
+
+import dataclasses
+
+import numpy as np
+
+DASH = "—"
+
+
+@dataclasses.dataclass
+class Table:
+  columns: list
+  rows: list            # lists of str cells
+  caption: str
+  notes: list = dataclasses.field(default_factory=list)
+  text_columns: int = 1  # leading columns of text (left-aligned); the rest are numbers
+
+  def _aligns(self):
+    return ["l" if i < self.text_columns else "r" for i in range(len(self.columns))]
+
+  def to_markdown(self):
+    lines = [f"**{self.caption}**", "", "| " + " | ".join(self.columns) + " |",
+             "|" + "|".join("---" if a == "l" else "---:" for a in self._aligns()) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in self.rows]
+    lines += [""] + [f"- {note}" for note in self.notes]
+    return "\n".join(lines).rstrip() + "\n"
+
+  def to_latex(self):
+    align = "".join(self._aligns())
+    body = [r"\begin{table}[t]", r"\centering", r"\small",
+            rf"\begin{{tabular}}{{{align}}}", r"\toprule",
+            " & ".join(_latex(c) for c in self.columns) + r" \\", r"\midrule"]
+    body += [" & ".join(_latex(c) for c in row) + r" \\" for row in self.rows]
+    body += [r"\bottomrule", r"\end{tabular}"]
+    caption = " ".join([self.caption] + self.notes)
+    body += [rf"\caption{{{_latex(caption)}}}", r"\end{table}"]
+    return "\n".join(body) + "\n"
+
+
+def _latex(text):
+  out = []
+  for ch in str(text):
+    if ch in "&%$#_{}":
+      out.append("\\" + ch)
+    elif ch == "\\":
+      out.append(r"\textbackslash{}")
+    elif ch in "~^":
+      out.append(r"\textasciitilde{}" if ch == "~" else r"\textasciicircum{}")
+    else:
+      out.append({"±": r"$\pm$", DASH: "--", "≥": r"$\geq$", "→": r"$\to$"}.get(ch, ch))
+  return "".join(out)
+
+
+def human_count(value):
+  """819200 -> "819k", 1.31e11 -> "131B", 2.5e6 -> "2.5M"."""
+  if value is None:
+    return DASH
+  for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
+    if abs(value) >= scale:
+      return f"{value / scale:.3g}{suffix}"
+  return f"{value:g}"
+
+
+def sci(value):
+  return DASH if value is None else f"{value:.2e}"
+
+
+def _is_fraction_metric(name, values):
+  """Accuracies in [0, 1] print as percentages, as papers do."""
+  return "acc" in name.lower() and all(0.0 <= v <= 1.0 for v in values)
+
+
+def _mean_spread(values, percent):
+  scale = 100.0 if percent else 1.0
+  digits = 1 if percent else 3
+  vals = np.asarray(values, np.float64) * scale
+  if len(vals) == 1:
+    return f"{vals[0]:.{digits}f}"
+  return f"{vals.mean():.{digits}f} ± {vals.std(ddof=1):.{digits}f}"
+
+
+def _groups(runs):
+  """Runs grouped by name, in first-appearance order."""
+  groups = {}
+  for run in runs:
+    groups.setdefault(run.name, []).append(run)
+  return groups
+
+
+def metric_columns(sweep):
+  """[(suite, metric)] over every run's eval results, suites in the sweep's order."""
+  suites = list(sweep.eval_suites) + sorted(
+      {s for r in sweep.runs for s in r.evals} - set(sweep.eval_suites))
+  columns = []
+  for suite in suites:
+    for run in sweep.runs:
+      for metric in run.evals.get(suite, {}).get("metrics", {}):
+        if (suite, metric) not in columns:
+          columns.append((suite, metric))
+  return columns
+
+
+def ablation_table(sweep):
+  """(Table, data): the objectives x eval-suites table and the numbers behind it."""
+  columns = metric_columns(sweep)
+  percent = {}
+  for suite, metric in columns:
+    vals = [m[metric] for r in sweep.runs if r.complete
+            for m in [r.suite_metrics(suite)[0]] if m and metric in m]
+    percent[(suite, metric)] = _is_fraction_metric(metric, vals)
+  header = ["Objective", "Paper row", "Runs", "Tokens", "Train FLOPs"] + [
+      f"{suite}: {metric}" + (" (%)" if percent[(suite, metric)] else "")
+      for suite, metric in columns]
+  rows, notes, data = [], [], {}
+  for name, runs in _groups(sweep.runs).items():
+    done = [r for r in runs if r.complete]
+    label, paper = runs[0].label, runs[0].meta.get("paper_row", DASH)
+    count = f"{len(done)} seed{'s' if len(done) != 1 else ''}" if len(done) == len(runs) else \
+        f"{len(done)} of {len(runs)} complete"
+    tokens = [r.final("tokens_seen") for r in done if r.final("tokens_seen") is not None]
+    flops = [r.final("flops_seen") for r in done if r.final("flops_seen") is not None]
+    row = [label, paper, count, human_count(np.mean(tokens)) if tokens else DASH,
+           sci(float(np.mean(flops))) if flops else DASH]
+    entry = {"label": label, "runs": len(runs), "complete_seeds": [r.seed for r in done],
+             "tokens": tokens, "flops": flops, "metrics": {}}
+    for suite, metric in columns:
+      vals, problems = [], []
+      for r in done:
+        metrics, why = r.suite_metrics(suite)
+        if metrics is None:
+          problems.append(why)
+        elif metric in metrics:
+          vals.append(metrics[metric])
+      if vals:
+        cell = _mean_spread(vals, percent[(suite, metric)])
+        if len(vals) < len(done):
+          cell += f" (n={len(vals)})"
+      elif problems:
+        cell = "stale" if all(p.startswith("eval at") for p in problems) else "missing"
+      else:
+        cell = DASH
+      for r, why in ((r, r.suite_metrics(suite)[1]) for r in done):
+        if why and why != "missing":
+          notes.append(f"{label}, seed {r.seed}, {suite}: {why} (not used).")
+      row.append(cell)
+      entry["metrics"][f"{suite}/{metric}"] = vals
+    rows.append(row)
+    for r in runs:
+      if not r.complete:
+        rows.append([f"{label} (seed {r.seed})", paper, r.state_text] +
+                    [DASH] * (len(header) - 3))
+    data[name] = entry
+  caption = (f"Objective ablation ({sweep.name}): mean ± sample standard deviation over "
+             f"complete seeds; incomplete runs are listed on their own rows and not averaged.")
+  notes = sorted(set(notes))
+  if any(p for p in percent.values()):
+    notes.append("Accuracies in %.")
+  notes.append("Budgets are matched in tokens processed (same steps x batch x length); training "
+               "FLOPs differ by the output head (MLM predicts ~15% of tokens, causal LM all).")
+  return Table(header, rows, caption, notes, text_columns=3), data
+
+
+def scaling_table(sweep, points):
+  """One row per run: size, budget, final held-out loss and state (points: analysis.Point)."""
+  header = ["Run", "State", "Seed", "Layers", "d_model", "Params N (non-emb.)", "Tokens D",
+            "FLOPs C", "Eval loss"]
+  rows = []
+  for p in points:
+    model = p.run.config.get("model", {})
+    rows.append([
+        p.run.name, p.run.state_text, str(p.run.seed), str(model.get("num_layers", p.run.meta.get("num_layers"))),
+        str(model.get("d_model", p.run.meta.get("d_model"))),
+        (human_count(p.params) + ("" if p.exact_params else " (planned)")) if p.params else DASH,
+        human_count(p.tokens), sci(p.flops),
+        f"{p.loss:.4f}" if p.loss is not None else DASH])
+  caption = (f"Scaling sweep ({sweep.name}, {sweep.budget or 'fixed'} budget): final held-out "
+             f"loss per run; only finished runs enter the fits.")
+  return Table(header, rows, caption, text_columns=2)

@@ -1,0 +1,316 @@
+"""Runs a sweep or an ablation set: locally one run after another, or one job per run.
+
+    python -m launch.sweep --sweep configs/sweeps/ablation_cpu.py --root runs/ablation_cpu \
+        [--seeds 0,1] [--backend local|tpu|slurm] [--dry_run] [--override train.num_steps=50]
+
+Each run (a sweep entry x a seed) lives in ROOT/<run>/seed<k>/ and is trained with
+`train.py --config <file>[:arg] --workdir DIR --config.name=<run> --config.seed=<k> ...`, then
+evaluated with `eval.py ... --suite <the sweep's suites>`; train.py writes the run's provenance
+(git commit, config hash, data fingerprint, mesh). ROOT/sweep.json records which runs belong to
+which sweep and what the launcher last saw of each; figures/ reads it.
+
+Backends:
+- local: one run after another in this process's environment. A run already finished (status.json
+  "finished" at num_steps, and every eval suite written for that step) is skipped; an unfinished
+  one is resumed by train.py; a failure is recorded and the sweep goes on. Logs:
+  ROOT/sweep_logs/<run>.seed<k>.{train,eval}.log. Exit code 1 if any run failed.
+- tpu: writes ROOT/sweep_jobs/<sweep>/<run>.seed<k>.sh, which runs train then eval on every
+  worker of a TPU VM (`gcloud compute tpus tpu-vm ssh NAME --worker=all`), and runs these jobs
+  one after another (each takes the whole slice). ROOT must be a path every worker shares
+  (NFS or a gcsfuse mount) so runs resume and figures/ can read them.
+- slurm: writes ROOT/sweep_jobs/<sweep>/<run>.seed<k>.sbatch (one process per node; JAX's
+  jax.distributed.initialize() reads the SLURM environment) and submits each with sbatch.
+--dry_run prints every command (and job script) and writes nothing.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+
+from configs.errors import ConfigError
+from figures.rundir import SWEEP_FILE, read_json, training_status
+from launch import sweep_plan
+from launch.sweep_plan import EVAL_COMMAND, TRAIN_COMMAND, REPO_DIR
+
+BACKENDS = ("local", "tpu", "slurm")
+# Backend options not given: a single 8-GPU node for a day; the TPU workers' checkout in ~/pancake.
+BACKEND_DEFAULTS = {"nodes": 1, "gpus_per_node": 8, "time": "24:00:00"}
+LOG_DIR, JOB_DIR = "sweep_logs", "sweep_jobs"
+
+
+def _now():
+  return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _key(entry):
+  return entry["name"], entry["seed"]
+
+
+class Record:
+  """ROOT/sweep.json: every sweep launched into ROOT and the launcher's view of each run.
+
+  Rewritten atomically after every stage, so a launcher killed mid-sweep leaves it valid.
+  Launching the same sweep again (e.g. with more seeds) merges into its entry.
+  """
+
+  def __init__(self, root, sweep, backend, planned):
+    self.path = os.path.join(root, SWEEP_FILE)
+    self.data = read_json(self.path) or {"sweeps": {}}
+    claimed = {r["workdir"]: name for name, s in self.data["sweeps"].items()
+               if name != sweep["name"] for r in s.get("runs", [])}
+    for run in planned:
+      if run["rel_workdir"] in claimed:
+        raise ConfigError(f"run directory {run['workdir']} already belongs to sweep "
+                          f"{claimed[run['rel_workdir']]!r} in {self.path}: use another --root")
+    entry = self.data["sweeps"].setdefault(sweep["name"], {"runs": []})
+    entry.update({k: sweep.get(k) for k in ("kind", "budget", "description", "source")})
+    entry.update(eval_suites=planned[0]["eval_suites"], backend=backend)
+    old = {_key(r): r for r in entry["runs"]}
+    for run in planned:
+      old.setdefault(_key(run), {}).update(
+          name=run["name"], seed=run["seed"], workdir=run["rel_workdir"], config=run["config"],
+          overrides=run["overrides"], meta=run["meta"])
+    order = [_key(r) for r in entry["runs"]] + [_key(r) for r in planned]
+    entry["runs"] = [old[k] for k in dict.fromkeys(order)]
+    self.runs = {_key(r): r for r in entry["runs"]}
+    self.save()
+
+  def update(self, run, **fields):
+    self.runs[_key(run)].update(fields, updated=_now())
+    self.save()
+
+  def save(self):
+    os.makedirs(os.path.dirname(self.path), exist_ok=True)
+    tmp = self.path + ".tmp"
+    with open(tmp, "w") as f:
+      json.dump(self.data, f, indent=2)
+    os.replace(tmp, self.path)
+
+
+def evals_done(run):
+  """True if every eval suite of the run has a result for the run's final step."""
+  _, _, step, _ = training_status(run["workdir"])
+  for suite in filter(None, run["eval_suites"].split(",")):
+    result = read_json(os.path.join(run["workdir"], "eval", f"{suite}.json"))
+    if not isinstance(result, dict) or result.get("checkpoint_step") != step:
+      return False
+  return True
+
+
+def _execute(argv, log_path, cwd, timeout):
+  """Runs argv with output to log_path; returns (returncode, seconds)."""
+  os.makedirs(os.path.dirname(log_path), exist_ok=True)
+  start = time.time()
+  with open(log_path, "a") as log_file:
+    log_file.write(f"\n# {_now()} $ {shlex.join(argv)}\n")
+    log_file.flush()
+    try:
+      code = subprocess.run(argv, cwd=cwd, stdout=log_file, stderr=subprocess.STDOUT,
+                            timeout=timeout).returncode
+    except subprocess.TimeoutExpired:
+      log_file.write(f"\n# killed after {timeout} s (--timeout_minutes)\n")
+      code = "timeout"
+  return code, time.time() - start
+
+
+def _tail(path, lines=15):
+  try:
+    with open(path) as f:
+      return "".join(f.readlines()[-lines:])
+  except OSError:
+    return ""
+
+
+def _stages(run, root, backend, opts):
+  """[(stage, argv)] still needed for this run under the backend."""
+  complete = training_status(run["workdir"])[0]
+  if complete and evals_done(run):
+    return []
+  if backend == "local":
+    stages = [] if complete else [("train", sweep_plan.command(opts["train_command"], run,
+                                                               opts["python"]))]
+    if run["eval_suites"]:
+      stages.append(("eval", sweep_plan.command(opts["eval_command"], run, opts["python"])))
+    return stages
+  script = os.path.join(root, JOB_DIR, opts["sweep_name"], f"{run['name']}.seed{run['seed']}")
+  if backend == "tpu":
+    return [("job", ["bash", script + ".sh"])]
+  return [("submit", ["sbatch", script + ".sbatch"])]
+
+
+def job_script(run, backend, opts):
+  """(path suffix, text) of the TPU or SLURM job script of one run."""
+  py = opts["remote_python"]
+  train = shlex.join(sweep_plan.command(opts["train_command"], run, py))
+  evaluate = shlex.join(sweep_plan.command(opts["eval_command"], run, py))
+  title = f"# pancake sweep {opts['sweep_name']}: run {run['name']}, seed {run['seed']}."
+  if backend == "tpu":
+    remote = f"cd {opts['remote_repo']} && {train}" + (f" && {evaluate}"
+                                                        if run["eval_suites"] else "")
+    gcloud = ["gcloud", "compute", "tpus", "tpu-vm", "ssh", opts["tpu"],
+              f"--zone={opts['zone']}", "--worker=all", f"--command={remote}"]
+    if opts.get("project"):
+      gcloud.insert(7, f"--project={opts['project']}")
+    return ".sh", "\n".join(["#!/usr/bin/env bash", title,
+                             "# Train, then evaluate, on every worker of the TPU VM.",
+                             "set -euo pipefail", shlex.join(gcloud), ""])
+  name = f"{opts['sweep_name']}.{run['name']}.s{run['seed']}"
+  log = os.path.join(opts["root"], LOG_DIR, f"{run['name']}.seed{run['seed']}.slurm-%j.log")
+  lines = ["#!/bin/bash", f"#SBATCH --job-name={name}", f"#SBATCH --nodes={opts['nodes']}",
+           "#SBATCH --ntasks-per-node=1", f"#SBATCH --gpus-per-node={opts['gpus_per_node']}",
+           f"#SBATCH --time={opts['time']}", f"#SBATCH --output={log}"]
+  lines += [f"#SBATCH --{k}={opts[k]}" for k in ("partition", "account") if opts.get(k)]
+  lines += [title, "# One process per node: jax.distributed.initialize() reads SLURM's "
+            "environment.", "set -euo pipefail", f"cd {shlex.quote(opts['remote_repo'])}",
+            f"srun {train}"] + ([f"srun {evaluate}"] if run["eval_suites"] else []) + [""]
+  return ".sbatch", "\n".join(lines)
+
+
+def run_sweep(sweep_path, root, *, seeds=None, backend="local", dry_run=False, overrides=None,
+              eval_suites=None, train_command=TRAIN_COMMAND, eval_command=EVAL_COMMAND,
+              python=None, timeout=None, log=print, **backend_opts):
+  """Plans and runs (or submits, or prints) a sweep; returns one result dict per (run, seed).
+
+  `overrides` ({"train.num_steps": 5} or strings from the command line) apply to every run
+  after the sweep's own. `train_command`/`eval_command` are templates (see sweep_plan).
+  Result dicts: name, seed, workdir, state ("finished" | "skipped" | "failed" | "submitted" |
+  "planned"), stage, returncode, seconds, log.
+  """
+  if backend not in BACKENDS:
+    raise ConfigError(f"--backend={backend!r} is not one of {BACKENDS}")
+  sweep = sweep_plan.load_sweep(sweep_path)
+  planned = sweep_plan.plan(sweep, root, seeds, overrides, eval_suites)
+  root = os.path.abspath(root)
+  opts = {"train_command": train_command, "eval_command": eval_command,
+          "python": python or sys.executable, "sweep_name": sweep["name"], "root": root,
+          **backend_opts}
+  if backend != "local":
+    missing = [k for k in (("tpu", "zone") if backend == "tpu" else ()) if not opts.get(k)]
+    if missing:
+      raise ConfigError(f"--backend=tpu needs --{' and --'.join(missing)}")
+    for key, value in BACKEND_DEFAULTS.items():
+      opts.setdefault(key, value)
+    if backend == "tpu":
+      opts.setdefault("remote_python", ".venv/bin/python")
+      opts.setdefault("remote_repo", "~/pancake")
+    else:  # SLURM nodes share this filesystem: the same checkout and python
+      opts.setdefault("remote_python", opts["python"])
+      opts.setdefault("remote_repo", REPO_DIR)
+  log(f"# sweep {sweep['name']} ({sweep['kind']}, {len(sweep['runs'])} runs x "
+      f"{len(planned) // len(sweep['runs'])} seeds) -> {root}, backend {backend}")
+  if dry_run:
+    for run in planned:
+      log(f"\n# {run['name']} seed {run['seed']} -> {run['workdir']}")
+      if backend == "local":
+        log(shlex.join(sweep_plan.command(train_command, run, opts["python"])))
+        if run["eval_suites"]:
+          log(shlex.join(sweep_plan.command(eval_command, run, opts["python"])))
+      else:
+        suffix, text = job_script(run, backend, opts)
+        path = os.path.join(root, JOB_DIR, sweep["name"], f"{run['name']}.seed{run['seed']}")
+        log(f"# {path}{suffix}:\n{text}")
+        log(("sbatch " if backend == "slurm" else "bash ") + path + suffix)
+    return [{"name": r["name"], "seed": r["seed"], "workdir": r["workdir"], "state": "planned"}
+            for r in planned]
+  record = Record(root, sweep, backend, planned)
+  results = []
+  for i, run in enumerate(planned, 1):
+    head = f"[{i}/{len(planned)}] {run['name']} seed {run['seed']}"
+    result = {"name": run["name"], "seed": run["seed"], "workdir": run["workdir"]}
+    if backend != "local":
+      suffix, text = job_script(run, backend, opts)
+      path = os.path.join(root, JOB_DIR, sweep["name"], f"{run['name']}.seed{run['seed']}")
+      os.makedirs(os.path.dirname(path), exist_ok=True)
+      with open(path + suffix, "w") as f:
+        f.write(text)
+    stages = _stages(run, root, backend, opts)
+    if not stages:
+      log(f"{head}: already finished, skipped")
+      record.update(run, state="skipped")
+      results.append({**result, "state": "skipped"})
+      continue
+    result["state"] = "finished"
+    for stage, argv in stages:
+      log_path = os.path.join(root, LOG_DIR, f"{run['name']}.seed{run['seed']}.{stage}.log")
+      record.update(run, state="running", stage=stage, log=log_path)
+      code, seconds = _execute(argv, log_path, REPO_DIR, timeout)
+      result.update(stage=stage, returncode=code, seconds=round(seconds, 1), log=log_path)
+      if code != 0:
+        result["state"] = "failed"
+        log(f"{head}: {stage} FAILED (exit {code}, {seconds:.0f} s), log {log_path}:\n"
+            + _tail(log_path))
+        break
+      if stage == "submit":
+        result["state"] = "submitted"
+        result["job_id"] = _tail(log_path, 1).strip().split()[-1] if _tail(log_path, 1) else ""
+      log(f"{head}: {stage} ok ({seconds:.0f} s)")
+    if result["state"] == "finished" and not training_status(run["workdir"])[0]:
+      result["state"] = "failed"
+      log(f"{head}: exited 0 but status.json says {training_status(run['workdir'])[1]}")
+    record.update(run, **{k: v for k, v in result.items() if k not in ("name", "seed",
+                                                                      "workdir")})
+    results.append(result)
+  failed = [f"{r['name']}/seed{r['seed']}" for r in results if r["state"] == "failed"]
+  log(f"# sweep {sweep['name']}: {len(results) - len(failed)} of {len(results)} ok"
+      + (f"; failed: {', '.join(failed)}" if failed else ""))
+  return results
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--sweep", required=True, help="configs/sweeps/<name>.py")
+  parser.add_argument("--root", required=True, help="runs directory (ROOT/<run>/seed<k>)")
+  parser.add_argument("--seeds", help="comma-separated seeds (default: the sweep's)")
+  parser.add_argument("--backend", default="local", choices=BACKENDS)
+  parser.add_argument("--dry_run", action="store_true", help="print the commands, run nothing")
+  parser.add_argument("--override", action="append", default=[], metavar="FIELD=VALUE",
+                      help="set a config field for every run, e.g. train.num_steps=50")
+  parser.add_argument("--eval_suites", help="replace the sweep's eval suites ('' = no eval)")
+  parser.add_argument("--train_command", default=TRAIN_COMMAND, help="command template")
+  parser.add_argument("--eval_command", default=EVAL_COMMAND, help="command template")
+  parser.add_argument("--python", help="python for local runs (default: this one)")
+  parser.add_argument("--timeout_minutes", type=float, help="local: kill a stage after this")
+  tpu = parser.add_argument_group("tpu backend")
+  tpu.add_argument("--tpu", help="TPU VM name")
+  tpu.add_argument("--zone")
+  tpu.add_argument("--project")
+  tpu.add_argument("--remote_repo",
+                   help="checkout on the workers (tpu default ~/pancake; slurm: this one)")
+  tpu.add_argument("--remote_python", help="python on the workers (default .venv/bin/python)")
+  slurm = parser.add_argument_group("slurm backend")
+  slurm.add_argument("--nodes", type=int, help="nodes per run (default 1)")
+  slurm.add_argument("--gpus_per_node", type=int, help="default 8")
+  slurm.add_argument("--time", help="wall-clock limit per run (default 24:00:00)")
+  slurm.add_argument("--partition")
+  slurm.add_argument("--account")
+  args = parser.parse_args(argv)
+  backend_opts = {k: getattr(args, k) for k in ("tpu", "zone", "project", "remote_repo",
+                                                "remote_python", "nodes", "gpus_per_node",
+                                                "time", "partition", "account")
+                  if getattr(args, k) is not None}
+  try:
+    seeds = None if args.seeds is None else [int(s) for s in args.seeds.split(",") if s.strip()]
+  except ValueError:
+    print(f"error: --seeds={args.seeds!r} must be comma-separated integers", file=sys.stderr)
+    return 2
+  try:
+    results = run_sweep(args.sweep, args.root, seeds=seeds, backend=args.backend,
+                        dry_run=args.dry_run,
+                        overrides=sweep_plan.parse_assignments(args.override),
+                        eval_suites=args.eval_suites, train_command=args.train_command,
+                        eval_command=args.eval_command, python=args.python,
+                        timeout=args.timeout_minutes and 60 * args.timeout_minutes,
+                        **backend_opts)
+  except ConfigError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  return 1 if any(r["state"] == "failed" for r in results) else 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,194 @@
+"""Multi-head self-attention: masks, the einsum reference, fused kernels, and the KV cache.
+
+Masking is described by per-token segment ids rather than an [L, L] array, so fused kernels never
+need one: a query attends to a key iff both carry the same segment id (and, for decoders, the key is
+not later than the query). Segment ids come from `doc_ids` (packed documents) with padding
+(`input_mask == 0`) given id 0. Padding queries therefore attend only to padding keys: their outputs
+are meaningless but finite, and no real token ever sees padding or another document.
+
+attention_impl:
+  "xla":   einsum + float32 softmax (the reference; materialises [B, H, L, L]).
+  "flash": when lowering for TPU, the Pallas flash-attention kernel from jax
+           (jax.experimental.pallas.ops.tpu.flash_attention), which never materialises [L, L];
+           inside a multi-device mesh it runs under shard_map with specs derived from the logical
+           axis rules in context. Elsewhere (CPU/GPU) jax.nn.dot_product_attention (cuDNN on GPU
+           when available). Lengths the kernel cannot tile (not a multiple of 128) also use it.
+Decoding with a cache and capture_attention always use the reference path (they need the
+probabilities or a query block of one token).
+"""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax.ad_checkpoint import checkpoint_name
+
+from models.layers import BLD, DenseGeneral, constrain, residual_scale
+from models.spec import ModelSpec
+
+# Logical names of per-head activations [B, L, H, Dh].
+BLHD = ("activation_batch", "activation_length", "activation_heads", "activation_kv")
+_MASKED = -0.7 * float(jnp.finfo(jnp.float32).max)  # finite: a masked logit never makes NaN
+_FLASH_TILE = 128  # the TPU kernel tiles keys in multiples of 128 lanes
+
+
+def segment_ids_from(batch_shape, doc_ids=None, input_mask=None):
+  """[B, L] int32 segment ids: doc_ids (or all ones), with padding positions set to 0."""
+  segments = jnp.ones(batch_shape, jnp.int32) if doc_ids is None else doc_ids.astype(jnp.int32)
+  if input_mask is not None:
+    segments = jnp.where(input_mask > 0, segments, 0)
+  return segments
+
+
+def attention_mask(q_segments, k_segments, causal, q_index=None, k_index=None):
+  """[B, 1, Lq, Lk] bool: True where query i may attend to key j.
+
+  q_index / k_index are absolute sequence indices (default 0..L-1); they differ when decoding
+  new tokens against a cache of earlier ones.
+  """
+  mask = q_segments[:, :, None] == k_segments[:, None, :]
+  if causal:
+    q_index = jnp.arange(q_segments.shape[1]) if q_index is None else q_index
+    k_index = jnp.arange(k_segments.shape[1]) if k_index is None else k_index
+    mask = mask & (k_index[None, None, :] <= q_index[None, :, None])
+  return mask[:, None, :, :]
+
+
+def reference_attention(q, k, v, mask, dropout_fn=None):
+  """Softmax(q k^T / sqrt(Dh)) v, masked. q: [B, Lq, H, Dh], k/v: [B, Lk, H, Dh].
+
+  Returns (out [B, Lq, H, Dh], probs [B, H, Lq, Lk] float32).
+  """
+  q = q * jnp.asarray(q.shape[-1] ** -0.5, q.dtype)
+  logits = jnp.einsum("bqhd,bkhd->bhqk", q, k).astype(jnp.float32)
+  logits = jnp.where(mask, logits, _MASKED)
+  probs = jax.nn.softmax(logits, axis=-1)
+  weights = probs.astype(v.dtype)
+  if dropout_fn is not None:
+    weights = dropout_fn(weights)
+  return jnp.einsum("bhqk,bkhd->bqhd", weights, v), probs
+
+
+def _target_platform():
+  """Platform being lowered for: the context mesh's devices (AOT for a TPU topology on a CPU
+  host sets a TPU mesh), else the default backend."""
+  mesh = jax.sharding.get_abstract_mesh()
+  device = None if mesh.empty else mesh.abstract_device
+  return device.platform if device is not None else jax.default_backend()
+
+
+def _tile(length):
+  return next(b for b in (512, 256, 128) if length % b == 0)
+
+
+def _tpu_flash(q, k, v, segments, causal):
+  """Pallas TPU flash attention on [B, L, H, Dh] inputs, sharded by the logical rules in context."""
+  from jax.experimental.pallas.ops.tpu import flash_attention as pallas_flash  # TPU-only module
+
+  length, head_dim = q.shape[1], q.shape[-1]
+  block = _tile(length)
+  sizes = pallas_flash.BlockSizes(
+      block_q=block, block_k_major=block, block_k=block, block_b=1,
+      block_q_major_dkv=block, block_k_major_dkv=block, block_k_dkv=block, block_q_dkv=block,
+      block_k_major_dq=block, block_k_dq=block, block_q_dq=block)
+
+  def kernel(q, k, v, segments):  # per-shard: [b, l, h, d] -> [b, h, l, d] for the kernel
+    q, k, v = (jnp.swapaxes(t, 1, 2) for t in (q, k, v))
+    out = pallas_flash.flash_attention(
+        q, k, v, segment_ids=pallas_flash.SegmentIds(q=segments, kv=segments),
+        causal=causal, sm_scale=head_dim ** -0.5, block_sizes=sizes)
+    return jnp.swapaxes(out, 1, 2)
+
+  mesh = jax.sharding.get_abstract_mesh()
+  if mesh.empty or mesh.size == 1:
+    return kernel(q, k, v, segments)
+  # Mosaic kernels cannot be partitioned by GSPMD: run one kernel per shard. Batch and heads may be
+  # sharded; length and head_dim must be whole on every shard for attention to be exact.
+  qkv_spec = nn.logical_to_mesh_axes(
+      ("activation_batch", "activation_heads", "activation_length", "activation_kv"))
+  batch_axes, head_axes, length_axes, kv_axes = tuple(qkv_spec) + (None,) * (4 - len(qkv_spec))
+  for name, axes in (("activation_length", length_axes), ("activation_kv", kv_axes)):
+    if axes is not None and any(mesh.shape[a] > 1 for a in jax.tree.leaves(axes)):
+      raise ValueError(f"attention_impl='flash' needs {name} unsharded, but the rules map it to "
+                       f"{axes!r}")
+  spec = jax.sharding.PartitionSpec(batch_axes, None, head_axes, None)  # [B, L, H, Dh]
+  seg_spec = jax.sharding.PartitionSpec(batch_axes, None)
+  return jax.shard_map(kernel, mesh=mesh, in_specs=(spec, spec, spec, seg_spec),
+                       out_specs=spec, check_vma=False)(q, k, v, segments)
+
+
+def fused_attention(q, k, v, segments, causal):
+  """Attention without returning probabilities; q/k/v [B, L, H, Dh], segments [B, L]."""
+  length, head_dim = q.shape[1], q.shape[-1]
+  tileable = length % _FLASH_TILE == 0 and (head_dim <= 128 or head_dim % 128 == 0)
+  if _target_platform() == "tpu" and tileable:
+    return _tpu_flash(q, k, v, segments, causal)
+  mask = attention_mask(segments, segments, causal)
+  return jax.nn.dot_product_attention(q, k, v, mask=mask)
+
+
+class SelfAttention(nn.Module):
+  """Multi-head self-attention with q/k/v/out projections named for remat policies.
+
+  With decode=True, keys/values of every call are appended to the `cache` collection
+  (cached_key/cached_value [B, max_len, H, Dh], cached_segments [B, max_len], cache_index);
+  the first call (model.init with decode=True on a [B, max_len] input) only allocates it.
+  """
+  spec: ModelSpec
+  deterministic: bool = True
+  decode: bool = False
+
+  @nn.compact
+  def __call__(self, x, segments):
+    # x: [B, L, D], segments: [B, L] int32 -> [B, L, D]
+    spec = self.spec
+    project = lambda name: DenseGeneral(
+        spec, (spec.num_heads, spec.d_head), ("embed", "heads", "kv"), name=name)
+    q = constrain(checkpoint_name(project("query")(x), "query_proj"), BLHD)  # [B, L, H, Dh]
+    k = constrain(checkpoint_name(project("key")(x), "key_proj"), BLHD)
+    v = constrain(checkpoint_name(project("value")(x), "value_proj"), BLHD)
+
+    q_index = k_index = None
+    k_segments = segments
+    if self.decode:
+      k, v, k_segments, q_index, k_index = self._use_cache(k, v, segments)
+
+    if spec.attention_impl == "xla" or spec.capture_attention or self.decode:
+      dropout = None
+      if spec.attention_dropout_rate > 0 and not self.deterministic:
+        dropout = lambda w: nn.Dropout(spec.attention_dropout_rate)(w, deterministic=False)
+      mask = attention_mask(segments, k_segments, spec.causal, q_index, k_index)
+      out, probs = reference_attention(q, k, v, mask, dropout)
+      if spec.capture_attention:
+        self.sow("intermediates", "attention_probs", probs)               # [B, H, Lq, Lk]
+        self.sow("intermediates", "queries", jnp.swapaxes(q, 1, 2))       # [B, H, Lq, Dh]
+        self.sow("intermediates", "keys", jnp.swapaxes(k, 1, 2))          # [B, H, Lk, Dh]
+    else:
+      out = fused_attention(q, k, v, segments, spec.causal)
+    out = constrain(out, BLHD)
+
+    out = DenseGeneral(spec, (spec.d_model,), ("heads", "kv", "embed"), num_in=2,
+                       scale=residual_scale(spec), name="out")(out)  # [B, L, D]
+    return constrain(checkpoint_name(out, "out_proj"), BLD)
+
+  def _use_cache(self, k, v, segments):
+    """Append k/v [B, Lq, H, Dh] to the cache; return the full cached keys/values to attend to."""
+    allocated = self.has_variable("cache", "cached_key")
+    cached_key = self.variable("cache", "cached_key", jnp.zeros, k.shape, k.dtype)
+    cached_value = self.variable("cache", "cached_value", jnp.zeros, v.shape, v.dtype)
+    cached_segments = self.variable("cache", "cached_segments", jnp.zeros, segments.shape,
+                                    jnp.int32)
+    cache_index = self.variable("cache", "cache_index", lambda: jnp.zeros((), jnp.int32))
+    if not allocated:  # init: the input only sized the cache; attend as in a full forward pass
+      return k, v, segments, None, None
+    start = cache_index.value
+    num_new = k.shape[1]
+    cached_key.value = jax.lax.dynamic_update_slice(
+        cached_key.value, k.astype(cached_key.value.dtype), (0, start, 0, 0))
+    cached_value.value = jax.lax.dynamic_update_slice(
+        cached_value.value, v.astype(cached_value.value.dtype), (0, start, 0, 0))
+    cached_segments.value = jax.lax.dynamic_update_slice(
+        cached_segments.value, segments.astype(jnp.int32), (0, start))
+    cache_index.value = start + num_new
+    q_index = start + jnp.arange(num_new)
+    k_index = jnp.arange(cached_key.value.shape[1])
+    return cached_key.value, cached_value.value, cached_segments.value, q_index, k_index

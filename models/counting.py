@@ -1,0 +1,110 @@
+"""Parameter counts and training FLOPs per token, from shapes only (`jax.eval_shape`: no memory).
+
+Parameter groups are the top-level entries of the parameter tree: embeddings, stack (all blocks),
+final_ln, lm_head (untied decoders), mlm_head (BERT's transform), mlm_decoder (untied encoders),
+mlm_output_bias, pooler, nsp_classifier.
+
+`params_non_embedding` (Kaplan et al. 2020's N) leaves out every parameter with a "vocab",
+"positions" or "token_types" logical axis: the lookup tables, an untied vocabulary projection and
+the MLM output bias.
+"""
+
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from configs.errors import ConfigError
+from models import build_model
+from models.spec import resolve
+
+EMBEDDING_AXES = ("vocab", "positions", "token_types")
+OBJECTIVE_FAMILIES = {"mlm_nsp": "encoder", "mlm": "encoder", "mlm_full_sentences": "encoder",
+                      "causal": "decoder"}
+# Fraction of positions that reach the MLM head when the caller does not say (BERT's mask_prob).
+DEFAULT_MLM_PREDICTED_FRACTION = 0.15
+
+
+def abstract_params(model_cfg):
+  """The boxed (nn.Partitioned) parameter tree as ShapeDtypeStructs; nothing is allocated."""
+  model = build_model(model_cfg)
+  ids = jax.ShapeDtypeStruct((1, 2), jnp.int32)  # parameter shapes do not depend on B or L
+  variables = jax.eval_shape(model.init, jax.random.key(0), ids)
+  return variables["params"]
+
+
+def _leaves_with_names(params):
+  is_box = lambda x: isinstance(x, nn.Partitioned)
+  for path, leaf in jax.tree_util.tree_flatten_with_path(params, is_leaf=is_box)[0]:
+    names = leaf.names if is_box(leaf) else ()
+    shape = leaf.value.shape if is_box(leaf) else leaf.shape
+    yield path[0].key, names, math.prod(shape)
+
+
+def param_counts(model_cfg):
+  """dict(params_total, params_non_embedding, params_by_group={group: count}) of the model."""
+  total = non_embedding = 0
+  by_group = {}
+  for group, names, size in _leaves_with_names(abstract_params(model_cfg)):
+    total += size
+    by_group[group] = by_group.get(group, 0) + size
+    if not any(axis in EMBEDDING_AXES for axis in names):
+      non_embedding += size
+  return {"params_total": total, "params_non_embedding": non_embedding,
+          "params_by_group": by_group}
+
+
+def train_flops_per_token(model_cfg, seq_len, objective_name, predictions_per_seq=None):
+  """Training FLOPs (forward + backward) per input token, analytically.
+
+      flops = 6 * N_eff + attention
+      N_eff = N_stack                                   (all blocks + final LN: every token)
+            + f * (N_vocab_projection + N_mlm_head)      (the vocabulary head)
+            + N_pooler_nsp / seq_len                     (mlm_nsp only: once per sequence)
+      attention = 12 * num_layers * seq_len * d_attn     bidirectional (encoders)
+                =  6 * num_layers * seq_len * d_attn     causal (decoders: half the score matrix)
+
+  6 = 2 FLOPs per multiply-add in the forward pass + 4 in the backward pass (gradients with respect
+  to activations and to weights). N_vocab_projection = d_model * vocab_size whether tied or not
+  (a tied table is still a matmul in the head), plus the MLM output bias; embedding lookups cost no
+  FLOPs. The attention term is q.k^T and probs.v: 2 * 2 * seq_len * d_attn per token per layer
+  forward, times 3 for training.
+
+  f is the fraction of positions that reach the vocabulary head: 1 for causal LM; for MLM
+  objectives the model gathers `predictions_per_seq` positions per sequence before the head (the
+  objective's max_predictions_per_seq, padding slots included, since they are computed), so
+  f = predictions_per_seq / seq_len; when it is not given, f = 0.15 (BERT's mask_prob).
+  XLA's cost analysis cannot replace this: it counts a scanned layer once.
+  """
+  if objective_name not in OBJECTIVE_FAMILIES:
+    raise ConfigError(f"objective.name={objective_name!r} is not one of "
+                      + ", ".join(repr(n) for n in OBJECTIVE_FAMILIES))
+  spec = resolve(model_cfg)
+  if OBJECTIVE_FAMILIES[objective_name] != spec.family:
+    raise ConfigError(f"objective.name={objective_name!r} needs model.family="
+                      f"{OBJECTIVE_FAMILIES[objective_name]!r}, got {spec.family!r}")
+  if not isinstance(seq_len, int) or not 0 < seq_len <= spec.max_len:
+    raise ConfigError(f"data.seq_len={seq_len!r} must be in [1, model.max_len={spec.max_len}]")
+
+  groups = param_counts(model_cfg)["params_by_group"]
+  per_token = groups["stack"] + groups.get("final_ln", 0)
+  vocab_head = spec.d_model * spec.vocab_size
+  if spec.family == "decoder":
+    fraction = 1.0
+  else:
+    vocab_head += groups["mlm_head"] + groups["mlm_output_bias"]
+    if predictions_per_seq is None:
+      fraction = DEFAULT_MLM_PREDICTED_FRACTION
+    else:
+      fraction = predictions_per_seq / seq_len
+  per_sequence = 0
+  if objective_name == "mlm_nsp":
+    if "nsp_classifier" not in groups:
+      raise ConfigError("objective.name='mlm_nsp' needs model.nsp_head=True")
+    per_sequence = groups["pooler"] + groups["nsp_classifier"]
+  n_eff = per_token + fraction * vocab_head + per_sequence / seq_len
+  attention = 12 * spec.num_layers * seq_len * spec.d_attn
+  if spec.causal:
+    attention /= 2
+  return 6 * n_eff + attention

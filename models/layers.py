@@ -1,0 +1,153 @@
+"""Building blocks shared by both families: dense layers, LayerNorm, embeddings, the MLP.
+
+Every parameter is created through `nn.with_logical_partitioning` with logical axis names
+(vocab, embed, mlp, heads, kv, positions, token_types, classes); the mesh mapping lives in config
+(configs/base.py DEFAULT_RULES). Activations are pinned with `constrain` (activation_* names).
+Parameters are stored in spec.param_dtype; compute runs in spec.dtype.
+"""
+
+import functools
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from models.spec import ModelSpec
+
+# Logical names of the residual stream [B, L, D].
+BLD = ("activation_batch", "activation_length", "activation_embed")
+
+
+def constrain(x, names):
+  """Sharding constraint by logical names; a no-op without a mesh and rules in context."""
+  return nn.with_logical_constraint(x, names)
+
+
+def weight_init(spec: ModelSpec, scale=1.0):
+  """N(0, (init_range*scale)^2); encoders truncate at 2 std like google-research/bert's
+  truncated_normal_initializer, decoders use a plain normal like GPT-2."""
+  std = spec.init_range * scale
+  if spec.family == "encoder":
+    return nn.initializers.truncated_normal(stddev=std)
+  return nn.initializers.normal(stddev=std)
+
+
+def residual_scale(spec: ModelSpec):
+  """GPT-2: projections that write into the residual stream start 1/sqrt(2*num_layers) smaller."""
+  return (2 * spec.num_layers) ** -0.5 if spec.scale_residual_init else 1.0
+
+
+def activation_fn(name):
+  return {
+      "gelu_exact": functools.partial(jax.nn.gelu, approximate=False),
+      "gelu_tanh": functools.partial(jax.nn.gelu, approximate=True),
+      "relu": jax.nn.relu,
+  }[name]
+
+
+def dense(spec: ModelSpec, features, kernel_axes, name, scale=1.0, use_bias=None):
+  """nn.Dense whose kernel [in, out] and bias [out] carry logical names."""
+  return nn.Dense(
+      features,
+      use_bias=spec.use_bias if use_bias is None else use_bias,
+      dtype=spec.dtype,
+      param_dtype=spec.param_dtype,
+      kernel_init=nn.with_logical_partitioning(weight_init(spec, scale), kernel_axes),
+      bias_init=nn.with_logical_partitioning(nn.initializers.zeros, kernel_axes[-1:]),
+      name=name)
+
+
+class DenseGeneral(nn.Module):
+  """Contracts the last `num_in` axes of x with a kernel [*in, *features]; adds bias [*features].
+
+  Written here rather than nn.DenseGeneral because that one initialises a flattened kernel and
+  then unboxes it with the full-rank logical names, which fails under a mesh context.
+  """
+  spec: ModelSpec
+  features: tuple
+  kernel_axes: tuple
+  num_in: int = 1
+  scale: float = 1.0
+
+  @nn.compact
+  def __call__(self, x):
+    spec = self.spec
+    kernel_shape = x.shape[x.ndim - self.num_in:] + tuple(self.features)
+    kernel = self.param(
+        "kernel", nn.with_logical_partitioning(weight_init(spec, self.scale), self.kernel_axes),
+        kernel_shape, spec.param_dtype)
+    y = jnp.tensordot(x.astype(spec.dtype), kernel.astype(spec.dtype), axes=self.num_in)
+    if spec.use_bias:
+      bias = self.param(
+          "bias", nn.with_logical_partitioning(nn.initializers.zeros,
+                                               self.kernel_axes[self.num_in:]),
+          tuple(self.features), spec.param_dtype)
+      y = y + bias.astype(spec.dtype)
+    return y
+
+
+def layer_norm(spec: ModelSpec, name):
+  """LayerNorm over the last (embed) axis; statistics in float32 whatever the compute dtype."""
+  return nn.LayerNorm(
+      epsilon=spec.ln_epsilon,
+      use_bias=spec.use_bias,
+      dtype=spec.dtype,
+      param_dtype=spec.param_dtype,
+      scale_init=nn.with_logical_partitioning(nn.initializers.ones, ("embed",)),
+      bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("embed",)),
+      name=name)
+
+
+def embed_table(spec: ModelSpec, rows, row_axis, name):
+  return nn.Embed(
+      rows, spec.d_model,
+      dtype=spec.dtype,
+      param_dtype=spec.param_dtype,
+      embedding_init=nn.with_logical_partitioning(weight_init(spec), (row_axis, "embed")),
+      name=name)
+
+
+class Embeddings(nn.Module):
+  """Token + learned position (+ segment for encoders) embeddings.
+
+  Encoders (BERT) follow the sum with LayerNorm, then dropout; decoders (GPT-2) only dropout.
+  `attend` reuses the token table as the output projection (tied LM/MLM head).
+  """
+  spec: ModelSpec
+
+  def setup(self):
+    spec = self.spec
+    self.token = embed_table(spec, spec.vocab_size, "vocab", "token")
+    self.position = embed_table(spec, spec.max_len, "positions", "position")
+    if spec.family == "encoder":
+      self.token_type = embed_table(spec, spec.type_vocab_size, "token_types", "token_type")
+      self.ln = layer_norm(spec, "ln")
+    self.dropout = nn.Dropout(spec.dropout_rate)
+
+  def __call__(self, input_ids, positions, token_type_ids=None, deterministic=True):
+    # input_ids, positions, token_type_ids: [B, L] int -> [B, L, D]
+    x = self.token(input_ids) + self.position(positions)
+    if self.spec.family == "encoder":
+      if token_type_ids is None:
+        token_type_ids = jnp.zeros_like(input_ids)
+      x = self.ln(x + self.token_type(token_type_ids))
+    x = self.dropout(x, deterministic=deterministic)
+    return constrain(x, BLD)
+
+  def attend(self, x):
+    """[..., D] -> [..., V] logits against the token table, in float32 for the loss."""
+    return self.token.attend(x).astype(jnp.float32)
+
+
+class Mlp(nn.Module):
+  """Position-wise feed-forward: D -> d_ff (activation) -> D."""
+  spec: ModelSpec
+
+  @nn.compact
+  def __call__(self, x):
+    spec = self.spec
+    h = dense(spec, spec.d_ff, ("embed", "mlp"), "wi")(x)  # [B, L, F]
+    h = constrain(h, ("activation_batch", "activation_length", "activation_mlp"))
+    h = activation_fn(spec.activation)(h)
+    out = dense(spec, spec.d_model, ("mlp", "embed"), "wo", scale=residual_scale(spec))(h)
+    return constrain(out, BLD)

@@ -1,0 +1,90 @@
+r"""Print one JSON line describing a model config: parameter counts and training FLOPs per token.
+
+  python -m models.summary --config configs/gpt3_175b.py [--config.model.num_layers=48 ...]
+
+Shapes come from jax.eval_shape, so even the 175B preset allocates nothing. Keys:
+params_total, params_non_embedding, params_by_group, train_flops_per_token (models/counting.py
+documents the formula), train_flops_per_step (x global_batch_size x seq_len), param_bytes, and the
+resolved architecture (d_head, d_ff filled in). A bad config prints `error: <reason>` on stderr
+and exits with code 2 before anything is built.
+"""
+
+import json
+import sys
+
+import numpy as np
+
+from absl import app
+from absl import flags
+from ml_collections import config_flags
+
+from configs.errors import ConfigError
+from models import counting
+from models.spec import resolve
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Run or preset config file.",
+                                          lock_config=True)
+
+
+def summarize(config):
+  """The summary dict for a full run config (model, data.seq_len, objective, train batch)."""
+  spec = resolve(config.model)
+  seq_len = config.data.seq_len
+  predictions = (config.objective.max_predictions_per_seq if spec.family == "encoder" else None)
+  counts = counting.param_counts(config.model)
+  flops = counting.train_flops_per_token(config.model, seq_len, config.objective.name,
+                                         predictions)
+  param_bytes = counts["params_total"] * np.dtype(spec.param_dtype).itemsize
+  return {
+      "name": config.name,
+      "family": spec.family,
+      "num_layers": spec.num_layers,
+      "d_model": spec.d_model,
+      "num_heads": spec.num_heads,
+      "d_head": spec.d_head,
+      "d_ff": spec.d_ff,
+      "vocab_size": spec.vocab_size,
+      "max_len": spec.max_len,
+      "seq_len": seq_len,
+      "objective": config.objective.name,
+      "params_total": counts["params_total"],
+      "params_non_embedding": counts["params_non_embedding"],
+      "params_by_group": counts["params_by_group"],
+      "param_bytes": param_bytes,
+      "train_flops_per_token": flops,
+      "train_flops_per_step": flops * seq_len * config.train.global_batch_size,
+  }
+
+
+def _fail(message):
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(2)
+
+
+def _parse_flags(argv):
+  """absl flag parsing, with a bad flag or config file reported as one line and exit code 2."""
+  try:
+    return flags.FLAGS(argv)
+  except (KeyError, AttributeError) as e:  # config_flags: override of a field base.py lacks
+    bad = [a for a in argv[1:] if a.startswith("--config.")]
+    _fail(f"unknown config field among {bad}: {e} (every field is defined in configs/base.py)")
+  except (flags.Error, ValueError, TypeError, OSError) as e:
+    _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+
+
+def main(argv):
+  if len(argv) > 1:
+    _fail(f"unexpected arguments {argv[1:]}")
+  if _CONFIG.value is None:
+    _fail("--config is required, e.g. --config configs/gpt2_small.py")
+  try:
+    summary = summarize(_CONFIG.value)
+  except ConfigError as e:
+    _fail(str(e))
+  except OSError as e:  # config_flags defers a config file that failed to load until first use
+    _fail(" ".join(str(e).split()))
+  print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+  app.run(main, flags_parser=_parse_flags)

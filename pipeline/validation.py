@@ -1,0 +1,88 @@
+"""pipeline.validate: every data.* and objective.* value checked before anything is built."""
+import os
+
+from configs.errors import ConfigError
+
+CORPORA = ("embedded", "local_text", "tfds")
+TOKENIZERS = ("wordpiece", "bpe", "byte")
+OBJECTIVES = ("mlm_nsp", "mlm", "mlm_full_sentences", "causal")
+DECODE_ERRORS = ("error", "skip")
+# Shortest sequence that holds each objective's layout with one text token per segment.
+MIN_SEQ_LEN = {"mlm_nsp": 5, "mlm": 3, "mlm_full_sentences": 3, "causal": 1}
+LAYOUTS = {"mlm_nsp": "[CLS] A [SEP] B [SEP]", "mlm": "[CLS] X [SEP]",
+           "mlm_full_sentences": "[CLS] X [SEP]", "causal": "one token"}
+
+
+def _one_of(field: str, value, valid) -> None:
+  if value not in valid:
+    raise ConfigError(f"{field}={value!r} is not one of {', '.join(repr(v) for v in valid)}")
+
+
+def _in_range(field: str, value, lo, hi, lo_open=False, hi_open=False) -> None:
+  ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+  ok = ok and (value > lo if lo_open else value >= lo) and (value < hi if hi_open else value <= hi)
+  if not ok:
+    lo_s, hi_s = ("(" if lo_open else "["), (")" if hi_open else "]")
+    raise ConfigError(f"{field}={value!r} must be a number in {lo_s}{lo}, {hi}{hi_s}")
+
+
+def _int_at_least(field: str, value, lo: int, why: str = "") -> None:
+  if not isinstance(value, int) or isinstance(value, bool) or value < lo:
+    raise ConfigError(f"{field}={value!r} must be an integer >= {lo}{why}")
+
+
+def validate(config, process_count: int = 1) -> None:
+  """Raises ConfigError for a bad data.*, objective.* or batch-sharding value."""
+  d, o = config.data, config.objective
+  _one_of("objective.name", o.name, OBJECTIVES)
+  _one_of("data.corpus", d.corpus, CORPORA)
+  _one_of("data.tokenizer", d.tokenizer, TOKENIZERS)
+  _one_of("data.on_decode_error", d.on_decode_error, DECODE_ERRORS)
+  if d.corpus == "tfds" and not d.tfds_name:
+    raise ConfigError("data.tfds_name='' but data.corpus='tfds' needs a catalog name with "
+                      "version, e.g. 'wiki40b/en:1.3.0'")
+  if d.corpus == "local_text" and not d.text_files.strip():
+    raise ConfigError("data.text_files='' but data.corpus='local_text' needs a comma-separated "
+                      "list of text files or globs")
+  if d.corpus != "tfds":
+    for field in ("train_split", "eval_split"):
+      base = getattr(d, field).split("[")[0]
+      _one_of(f"data.{field}", base, ("train", "validation"))
+  _in_range("data.validation_fraction", d.validation_fraction, 0, 1, lo_open=True, hi_open=True)
+  min_len = MIN_SEQ_LEN[o.name]
+  _int_at_least("data.seq_len", d.seq_len, min_len,
+                f" for objective.name={o.name!r} (layout {LAYOUTS[o.name]})")
+  _int_at_least("data.seed", d.seed, 0)
+  if d.vocab_file:
+    if d.tokenizer == "byte":
+      raise ConfigError(f"data.vocab_file={d.vocab_file!r} is set but data.tokenizer='byte' has "
+                        "a fixed vocabulary; clear vocab_file or use 'wordpiece' / 'bpe'")
+    if not os.path.isfile(d.vocab_file):
+      raise ConfigError(f"data.vocab_file={d.vocab_file!r} does not exist")
+    if d.tokenizer == "bpe" and not d.merges_file:
+      raise ConfigError("data.merges_file='' but data.tokenizer='bpe' with data.vocab_file "
+                        "needs the GPT-2 merges.txt beside vocab.json")
+    if d.merges_file and not os.path.isfile(d.merges_file):
+      raise ConfigError(f"data.merges_file={d.merges_file!r} does not exist")
+  elif d.tokenizer in ("wordpiece", "bpe"):
+    least = 300 if d.tokenizer == "bpe" else 100
+    _int_at_least("data.train_vocab_size", d.train_vocab_size, least,
+                  f" for a trained {d.tokenizer} tokenizer (its alphabet alone needs ~"
+                  f"{256 if d.tokenizer == 'bpe' else 100})")
+  if o.name != "causal":
+    _in_range("objective.mask_prob", o.mask_prob, 0, 1, lo_open=True)
+    _in_range("objective.mask_token_frac", o.mask_token_frac, 0, 1)
+    _in_range("objective.random_token_frac", o.random_token_frac, 0, 1)
+    if o.mask_token_frac + o.random_token_frac > 1:
+      raise ConfigError(f"objective.mask_token_frac + objective.random_token_frac = "
+                        f"{o.mask_token_frac + o.random_token_frac!r} must be <= 1")
+    _int_at_least("objective.max_predictions_per_seq", o.max_predictions_per_seq, 1)
+    _int_at_least("objective.static_masking_dupes", o.static_masking_dupes, 1)
+    _in_range("objective.short_seq_prob", o.short_seq_prob, 0, 1)
+    _in_range("objective.nsp_random_prob", o.nsp_random_prob, 0, 1)
+  gbs = config.train.global_batch_size
+  _int_at_least("train.global_batch_size", gbs, 1)
+  _int_at_least("process_count", process_count, 1)
+  if gbs % process_count:
+    raise ConfigError(f"train.global_batch_size={gbs} is not divisible by the process count "
+                      f"{process_count}; every host must get the same number of rows")

@@ -1,0 +1,160 @@
+"""launch/sweep.py with a fake train/eval entry point (tests/fake_entry.py): dry runs, local runs
+that skip finished work and record failures, job scripts for TPU pods and SLURM."""
+
+import json
+import os
+import stat
+import sys
+
+import pytest
+
+from configs.errors import ConfigError
+from figures import make
+from launch import sweep
+
+SMOKE = "configs/sweeps/smoke.py"
+FAKE = {"train_command": "{python} tests/fake_entry.py train --config {config} --workdir {workdir}",
+        "eval_command": "{python} tests/fake_entry.py eval --config {config} --workdir {workdir} "
+                        "--suite {suites}"}
+FAKE_FLAGS = [f"--{k}={v}" for k, v in FAKE.items()]
+
+
+def _calls(root, name, seed):
+  with open(os.path.join(root, name, f"seed{seed}", "fake_calls.txt")) as f:
+    return [line.split()[0] for line in f]
+
+
+def _record(root):
+  with open(os.path.join(root, "sweep.json")) as f:
+    return json.load(f)["sweeps"]
+
+
+def test_dry_run_prints_every_command_and_writes_nothing(tmp_path, capsys):
+  root = tmp_path / "runs"
+  assert sweep.main(["--sweep", SMOKE, "--root", str(root), "--seeds", "0,1", "--dry_run",
+                     "--override", "train.num_steps=7"]) == 0
+  out = capsys.readouterr().out
+  trains = [l for l in out.splitlines() if " train.py " in l]
+  evals = [l for l in out.splitlines() if " eval.py " in l]
+  assert len(trains) == len(evals) == 4
+  assert all("--config.train.num_steps=7" in l for l in trains + evals)
+  assert sum("--config.seed=1 --config.data.seed=1" in l for l in trains) == 2
+  assert f"--workdir {root}/L1_d32/seed1" in out and "--suite heldout" in evals[0]
+  assert not root.exists()
+
+
+def test_local_sweep_runs_each_run_once_and_skips_finished_ones(tmp_path):
+  root = str(tmp_path / "runs")
+  results = sweep.run_sweep(SMOKE, root, seeds=[0, 1], log=lambda *_: None, **FAKE)
+  assert [(r["name"], r["seed"], r["state"]) for r in results] == [
+      ("L1_d16", 0, "finished"), ("L1_d16", 1, "finished"),
+      ("L1_d32", 0, "finished"), ("L1_d32", 1, "finished")]
+  assert _calls(root, "L1_d32", 1) == ["train", "eval"]
+  with open(os.path.join(root, "L1_d32", "seed1", "config.json")) as f:
+    assert json.load(f)["seed"] == 1
+  entry = _record(root)["smoke"]
+  assert entry["kind"] == "scaling" and entry["eval_suites"] == "heldout"
+  assert [r["state"] for r in entry["runs"]] == ["finished"] * 4
+  assert entry["runs"][0]["overrides"]["model.d_model"] == 16
+
+  again = sweep.run_sweep(SMOKE, root, seeds=[0, 1], log=lambda *_: None, **FAKE)
+  assert [r["state"] for r in again] == ["skipped"] * 4
+  assert _calls(root, "L1_d32", 1) == ["train", "eval"]
+
+  # A lost eval result is redone without retraining.
+  os.remove(os.path.join(root, "L1_d16", "seed0", "eval", "heldout.json"))
+  sweep.run_sweep(SMOKE, root, seeds=[0, 1], log=lambda *_: None, **FAKE)
+  assert _calls(root, "L1_d16", 0) == ["train", "eval", "eval"]
+
+  # The figures read what the sweep wrote.
+  written = make.make_all(root, str(tmp_path / "results"), num_samples=10, log=lambda *_: None,
+                          formats=("png",))
+  assert "loss_vs_params.png" in [os.path.basename(f) for f in written["smoke"]]
+
+
+def test_a_failed_run_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch, capsys):
+  root = str(tmp_path / "runs")
+  monkeypatch.setenv("FAKE_FAIL", "L1_d16:0")
+  assert sweep.main(["--sweep", SMOKE, "--root", root] + FAKE_FLAGS) == 1
+  out = capsys.readouterr().out
+  assert "L1_d16 seed 0: train FAILED (exit 1" in out and "synthetic crash" in out
+  assert "1 of 2 ok; failed: L1_d16/seed0" in out
+  runs = {r["name"]: r for r in _record(root)["smoke"]["runs"]}
+  assert (runs["L1_d16"]["state"], runs["L1_d16"]["returncode"]) == ("failed", 1)
+  assert runs["L1_d32"]["state"] == "finished"
+  assert _calls(root, "L1_d16", 0) == ["train"]  # no eval of a failed run
+  table = make.make_all(root, str(tmp_path / "results"), num_samples=10, log=lambda *_: None,
+                        formats=())
+  md = open(os.path.join(tmp_path, "results", "smoke", "scaling_table.md")).read()
+  assert "| L1_d16 | failed (step 1/4) |" in md and table
+
+  monkeypatch.delenv("FAKE_FAIL")
+  assert sweep.main(["--sweep", SMOKE, "--root", root] + FAKE_FLAGS) == 0
+  assert _calls(root, "L1_d16", 0) == ["train", "train", "eval"]
+  assert _calls(root, "L1_d32", 0) == ["train", "eval"]
+
+
+def test_bad_overrides_stop_the_sweep_before_anything_runs(tmp_path, capsys):
+  root = tmp_path / "runs"
+  assert sweep.main(["--sweep", SMOKE, "--root", str(root), "--override",
+                     "train.num_step=5"] + FAKE_FLAGS) == 2
+  err = capsys.readouterr().err
+  assert err.startswith("error: sweep 'smoke', run 'L1_d16': override train.num_step='5'")
+  assert "num_steps" in err  # lists the fields that do exist
+  assert sweep.main(["--sweep", SMOKE, "--root", str(root), "--override",
+                     "train.num_steps=many"] + FAKE_FLAGS) == 2
+  assert "has type str, but the field holds int" in capsys.readouterr().err
+  assert sweep.main(["--sweep", SMOKE, "--root", str(root), "--seeds", "0,x"]) == 2
+  assert not root.exists()
+
+
+def test_tpu_backend_emits_gcloud_ssh_on_every_worker(tmp_path, capsys):
+  args = ["--sweep", "configs/sweeps/ablation_pod.py", "--root", str(tmp_path), "--dry_run",
+          "--backend", "tpu", "--tpu", "my-v5p", "--zone", "us-east5-a", "--project", "proj"]
+  assert sweep.main(args) == 0
+  out = capsys.readouterr().out
+  assert out.count("gcloud compute tpus tpu-vm ssh my-v5p --zone=us-east5-a --project=proj "
+                   "--worker=all") == 4
+  assert ".venv/bin/python train.py --config configs/ablations/ltr_causal.py:pod" in out
+  assert "--suite heldout,cloze,finetune" in out
+  assert sweep.main(args[:-4]) == 2
+  assert "error: --backend=tpu needs --zone" in capsys.readouterr().err
+
+
+def test_slurm_backend_writes_and_submits_one_job_per_run(tmp_path, monkeypatch):
+  bin_dir = tmp_path / "bin"
+  bin_dir.mkdir()
+  fake_sbatch = bin_dir / "sbatch"
+  fake_sbatch.write_text("#!/bin/sh\necho \"$1\" >> \"$(dirname \"$0\")/submitted\"\n"
+                         "echo 'Submitted batch job 4242'\n")
+  fake_sbatch.chmod(fake_sbatch.stat().st_mode | stat.S_IEXEC)
+  monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+  root = str(tmp_path / "runs")
+  results = sweep.run_sweep(SMOKE, root, backend="slurm", nodes=2, gpus_per_node=4,
+                            partition="gpu", python=sys.executable, log=lambda *_: None)
+  assert [(r["state"], r["job_id"]) for r in results] == [("submitted", "4242")] * 2
+  scripts = (bin_dir / "submitted").read_text().split()
+  assert [os.path.basename(s) for s in scripts] == ["L1_d16.seed0.sbatch", "L1_d32.seed0.sbatch"]
+  text = open(scripts[0]).read()
+  for line in ("#SBATCH --nodes=2", "#SBATCH --gpus-per-node=4", "#SBATCH --partition=gpu",
+               f"srun {sys.executable} train.py --config configs/sweeps/scaling_base.py:cpu",
+               f"srun {sys.executable} eval.py"):
+    assert line in text
+  assert [r["state"] for r in _record(root)["smoke"]["runs"]] == ["submitted"] * 2
+
+
+def test_seeds_launched_later_join_the_same_sweep_and_roots_are_not_shared(tmp_path):
+  root = str(tmp_path / "runs")
+  sweep.run_sweep(SMOKE, root, seeds=[0], log=lambda *_: None, **FAKE)
+  sweep.run_sweep(SMOKE, root, seeds=[1], log=lambda *_: None, **FAKE)
+  runs = _record(root)["smoke"]["runs"]
+  assert sorted((r["name"], r["seed"]) for r in runs) == [
+      ("L1_d16", 0), ("L1_d16", 1), ("L1_d32", 0), ("L1_d32", 1)]
+  with open(os.path.join(root, "sweep.json")) as f:
+    record = json.load(f)
+  record["sweeps"]["other"] = {"runs": [{"name": "L1_d16", "seed": 2,
+                                         "workdir": os.path.join("L1_d16", "seed2")}]}
+  with open(os.path.join(root, "sweep.json"), "w") as f:
+    json.dump(record, f)
+  with pytest.raises(ConfigError, match="already belongs to sweep 'other'"):
+    sweep.run_sweep(SMOKE, root, seeds=[2], log=lambda *_: None, **FAKE)

@@ -1,0 +1,133 @@
+"""Metrics out of the loop: metrics.jsonl, TensorBoard, the progress line, and MFU.
+
+Only process 0 writes files. MFU = analytic training FLOPs per token (models.counting, via the
+objective) x tokens/s / peak FLOP/s of all devices. XLA's cost analysis is not used: it counts a
+scanned layer body once.
+
+The peak comes from, in order: `train.peak_tflops_per_device` if set; a table of dense bf16 peaks
+for TPU/GPU device kinds; on CPU (or an unknown device) a float32 matmul timed at start-up on this
+host. `peak_flops(...)` returns which one it used, and provenance.json records it.
+"""
+
+import json
+import math
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+
+# Dense bf16 peak FLOP/s per JAX device, by device_kind prefix (longest prefix wins).
+PEAK_FLOPS = {
+    "TPU v2": 45e12 / 2,   # per core (each v2/v3 core is one device)
+    "TPU v3": 123e12 / 2,
+    "TPU v4": 275e12,      # megacore: one device per chip
+    "TPU v5 lite": 197e12,  # v5e
+    "TPU v5e": 197e12,
+    "TPU v5p": 459e12,
+    "TPU v5": 459e12,       # v5p reports "TPU v5"
+    "TPU v6 lite": 918e12,  # v6e (Trillium)
+    "TPU v6e": 918e12,
+    "NVIDIA H100": 989e12,
+    "NVIDIA H200": 989e12,
+    "NVIDIA A100": 312e12,
+    "NVIDIA L4": 121e12,
+    "NVIDIA A10G": 70e12,
+}
+
+
+def measure_matmul_flops(n=1024, repeats=5, device=None):
+  """Best observed float32 matmul FLOP/s of one device (on CPU: all of this host's cores)."""
+  device = device or jax.local_devices()[0]
+  a = jax.device_put(jnp.ones((n, n), jnp.float32), device)
+  f = jax.jit(lambda x: x @ x)
+  f(a).block_until_ready()
+  best = math.inf
+  for _ in range(repeats):
+    t = time.perf_counter()
+    f(a).block_until_ready()
+    best = min(best, time.perf_counter() - t)
+  return 2 * n ** 3 / best
+
+
+def peak_flops(config, devices=None):
+  """-> (peak FLOP/s of the whole run, "where the number came from")."""
+  devices = list(devices or jax.devices())
+  configured = float(config.train.peak_tflops_per_device)
+  if configured > 0:
+    return configured * 1e12 * len(devices), f"train.peak_tflops_per_device={configured:g}"
+  kind = devices[0].device_kind
+  matches = [k for k in PEAK_FLOPS if kind.startswith(k)]
+  if matches:
+    per_device = PEAK_FLOPS[max(matches, key=len)]
+    return per_device * len(devices), f"table: {kind} {per_device / 1e12:g} TFLOP/s bf16 per device"
+  # CPU: fake devices share the host's cores, so the host (one process) is the unit.
+  per_host = measure_matmul_flops()
+  return (per_host * jax.process_count(),
+          f"measured: {devices[0].platform} float32 matmul {per_host / 1e9:.1f} GFLOP/s per host")
+
+
+class MetricsWriter:
+  """Appends rows to <workdir>/metrics.jsonl and TensorBoard (<workdir>/tb) on process 0."""
+
+  def __init__(self, workdir, enabled=None):
+    self.enabled = jax.process_index() == 0 if enabled is None else enabled
+    self.path = os.path.join(workdir, "metrics.jsonl")
+    self._tb = None
+    if self.enabled:
+      from tensorboardX import SummaryWriter  # imported lazily: only process 0 needs it
+      self._tb = SummaryWriter(os.path.join(workdir, "tb"))
+
+  def drop_after(self, step):
+    """On resume: forget rows past the restored step (they will be produced again)."""
+    if not self.enabled or not os.path.exists(self.path):
+      return
+    with open(self.path) as f:
+      rows = [line for line in f if line.strip() and json.loads(line)["step"] <= step]
+    with open(self.path + ".tmp", "w") as f:
+      f.writelines(rows)
+    os.replace(self.path + ".tmp", self.path)
+
+  def write(self, row):
+    if not self.enabled:
+      return
+    with open(self.path, "a") as f:
+      f.write(json.dumps(_plain(row), sort_keys=True) + "\n")
+    split = row.get("split", "train")
+    for key, value in row.items():
+      if key not in ("split", "step", "time") and isinstance(value, (int, float)):
+        self._tb.add_scalar(f"{split}/{key}", value, row["step"])
+    self._tb.flush()
+
+  def close(self):
+    if self._tb is not None:
+      self._tb.close()
+
+
+def _plain(row):
+  """numpy scalars -> Python numbers (NaN stays NaN, which Python's json reads back)."""
+  return {k: v.item() if isinstance(v, np.generic) else v for k, v in row.items()}
+
+
+def format_duration(seconds):
+  if not math.isfinite(seconds):
+    return "?"
+  seconds = int(seconds)
+  h, rem = divmod(seconds, 3600)
+  m, s = divmod(rem, 60)
+  return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+
+
+def progress_line(row, num_steps, steps_per_sec):
+  eta = (num_steps - row["step"]) / steps_per_sec if steps_per_sec > 0 else math.inf
+  return (f"step {row['step']}/{num_steps} | loss {row['loss']:.4f} | "
+          f"{steps_per_sec:.2f} steps/s | {row['tokens_per_sec']:,.0f} tok/s | "
+          f"MFU {100 * row['mfu']:.2f}% | lr {row['learning_rate']:.3g} | "
+          f"ETA {format_duration(eta)}")
+
+
+def log_progress(row, num_steps, steps_per_sec):
+  if jax.process_index() == 0:
+    logging.info(progress_line(row, num_steps, steps_per_sec))
