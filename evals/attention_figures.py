@@ -144,5 +144,7 @@ def save_attention_grid(data, path, layers=None, heads=None, max_tick_tokens=24,
         ax.set_xticks(range(length), [_label(t, 12) for t in data.tokens], fontsize=5,
                       rotation=90)
     fig.colorbar(image, ax=axes, shrink=min(0.8, 2.5 / nrows + 0.3), label="attention weight")
+    fig.supxlabel("key (attended to)", fontsize=7)
+    fig.supylabel("query (attending)", fontsize=7)
     return _save(fig, path)
 

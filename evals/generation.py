@@ -17,10 +17,12 @@ token, the others write a generated one. The prompt is therefore fed one token p
 keeps the step contract minimal; a cache must hold P + max_new_tokens - 1 positions.
 """
 import functools
+import math
 from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from configs.errors import ConfigError
 from evals import sampling
@@ -51,7 +53,7 @@ def length_penalty(lengths, alpha: float):
 def validate_beam(beam_size: int, alpha: float):
   if int(beam_size) != beam_size or beam_size < 1:
     raise ConfigError(f"eval.beam_size={beam_size!r} must be an integer >= 1")
-  if not jnp.isfinite(alpha) or alpha < 0:
+  if not isinstance(alpha, (int, float)) or not math.isfinite(alpha) or alpha < 0:
     raise ConfigError(f"eval.length_penalty={alpha!r} must be a finite number >= 0 "
                       "(0 = rank by log-likelihood, larger favours longer outputs)")
 
@@ -61,6 +63,10 @@ def _check_prompts(prompts, prompt_lengths, max_new_tokens):
     raise ValueError(f"prompts must be [B, P] token ids, got shape {prompts.shape}")
   if prompt_lengths.shape != prompts.shape[:1]:
     raise ValueError(f"prompt_lengths must be [B]={prompts.shape[:1]}, got {prompt_lengths.shape}")
+  lengths = np.asarray(prompt_lengths)
+  if lengths.size and (lengths.min() < 1 or lengths.max() > prompts.shape[1]):
+    raise ValueError(f"prompt_lengths must be in [1, {prompts.shape[1]}] (every prompt needs a "
+                     f"token to start from), got {lengths.tolist()}")
   if int(max_new_tokens) != max_new_tokens or max_new_tokens < 1:
     raise ConfigError(f"eval.generate_max_new_tokens={max_new_tokens!r} must be an integer >= 1")
 
@@ -194,8 +200,8 @@ def _beam_loop(logits_fn, model_state, reorder, prompts, prompt_lengths, *, beam
   alive_logp = jnp.where(jnp.arange(k) == 0, 0.0, neg_inf) * jnp.ones([batch, 1])  # [B, K]
   fin = (alive_buf, jnp.full([batch, k], neg_inf), jnp.zeros([batch, k], jnp.float32),
          jnp.zeros([batch, k], jnp.int32))                              # buf, score, logp, len
-  max_penalty = jnp.maximum(length_penalty(jnp.ones([]), alpha),
-                            length_penalty(jnp.full([], max_new_tokens), alpha))
+  # alpha >= 0, so the penalty grows with length and is largest at max_new_tokens.
+  max_penalty = length_penalty(jnp.full([], max_new_tokens), alpha)
 
   def row_finished(t, alive_logp, fin_score):
     # A row is settled when its last position is written, or when its finished pool is full and
@@ -269,22 +275,23 @@ def _thaw_axes(frozen):
   return frozen if isinstance(frozen, int) else jax.tree.unflatten(frozen[0], frozen[1])
 
 
-_BEAM_STATIC = ("fn", "batch_axes", "beam_size", "max_new_tokens", "alpha", "eos_id", "pad_id")
+# alpha is traced (a new length penalty reuses the compiled loop); the rest shapes the program.
+_BEAM_STATIC = ("fn", "batch_axes", "beam_size", "max_new_tokens", "eos_id", "pad_id")
 
 
 @functools.partial(jax.jit, static_argnames=_BEAM_STATIC)
-def _beam_cached(fn, params, cache, prompts, prompt_lengths, *, batch_axes, **static):
+def _beam_cached(fn, params, cache, prompts, prompt_lengths, *, batch_axes, **options):
   axes = _thaw_axes(batch_axes)
   reorder = lambda c, rows: gather_cache_rows(c, rows, axes)
   return _beam_loop(_cached_logits_fn(fn, params), cache, reorder, prompts, prompt_lengths,
-                    **static)
+                    **options)
 
 
 @functools.partial(jax.jit, static_argnames=_BEAM_STATIC)
-def _beam_uncached(fn, params, prompts, prompt_lengths, *, batch_axes, **static):
+def _beam_uncached(fn, params, prompts, prompt_lengths, *, batch_axes, **options):
   del batch_axes  # no cache to reorder: the prefix is recomputed from the reordered buffer
   return _beam_loop(_uncached_logits_fn(fn, params), jnp.zeros([]), lambda s, rows: s, prompts,
-                    prompt_lengths, **static)
+                    prompt_lengths, **options)
 
 
 def beam_search(step_fn: StepFn, params, cache, prompts, prompt_lengths, max_new_tokens: int, *,
@@ -302,7 +309,7 @@ def beam_search(step_fn: StepFn, params, cache, prompts, prompt_lengths, max_new
   validate_beam(beam_size, length_penalty_alpha)
   return _beam_cached(step_fn, params, cache, prompts, prompt_lengths,
                       batch_axes=_freeze_axes(cache_batch_axes), beam_size=int(beam_size),
-                      max_new_tokens=int(max_new_tokens), alpha=float(length_penalty_alpha),
+                      max_new_tokens=int(max_new_tokens), alpha=jnp.float32(length_penalty_alpha),
                       eos_id=eos_id, pad_id=pad_id)
 
 
@@ -315,9 +322,10 @@ def beam_search_uncached(full_fn: FullFn, params, prompts, prompt_lengths, max_n
   validate_beam(beam_size, length_penalty_alpha)
   return _beam_uncached(full_fn, params, prompts, prompt_lengths, batch_axes=0,
                         beam_size=int(beam_size), max_new_tokens=int(max_new_tokens),
-                        alpha=float(length_penalty_alpha), eos_id=eos_id, pad_id=pad_id)
+                        alpha=jnp.float32(length_penalty_alpha), eos_id=eos_id, pad_id=pad_id)
 
 
+@functools.partial(jax.jit, static_argnums=0)
 def sequence_logprob(full_fn: FullFn, params, ids, start, length):
   """Sum of log p(ids[b, t] | ids[b, :t]) for t in [start[b], start[b] + length[b]), [B]."""
   ids = jnp.asarray(ids, jnp.int32)

@@ -24,6 +24,7 @@ class Point:
   tokens: object          # D
   flops: object           # C
   loss: object            # final held-out loss
+  loss_step: object       # the step that loss was measured at
   budget: object          # isoFLOP budget from the sweep meta (None for fixed-token sweeps)
 
   @property
@@ -42,11 +43,13 @@ def scaling_points(sweep):
     flops = run.final("flops_seen")
     if flops is None and tokens is not None and run.provenance.get("train_flops_per_token"):
       flops = tokens * run.provenance["train_flops_per_token"]
-    loss = run.final("loss", split="eval")
+    evals = [r for r in run.eval_rows if r.get("loss") is not None]
+    loss, loss_step = (evals[-1]["loss"], evals[-1]["step"]) if evals else (None, None)
     if loss is None and run.complete:
       metrics, _ = run.suite_metrics("heldout")
-      loss = (metrics or {}).get("loss")
-    points.append(Point(run, params, exact, tokens, flops, loss, run.meta.get("budget_flops")))
+      loss, loss_step = (metrics or {}).get("loss"), run.step
+    points.append(Point(run, params, exact, tokens, flops, loss, loss_step,
+                        run.meta.get("budget_flops")))
   return points
 
 
@@ -122,6 +125,8 @@ def describe_fit(name, result, x_symbol):
     how = f"{int(100 * result['ci'])}% bootstrap intervals"
   else:
     how = "2 distinct points fix A and alpha exactly: no interval"
+  if fit.alpha < 1e-6:
+    how += f"; alpha at its bound 0: the loss does not fall with {x_symbol} here"
   if not result["fit_offset"]:
     how += f"; E fixed at 0 with fewer than {MIN_POINTS_FOR_OFFSET_FIT} distinct points"
   return (f"{name}: L({x_symbol}) = {offset}{fit.A:.4g}{interval('A', '{:.3g}')} / "

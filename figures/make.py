@@ -124,8 +124,9 @@ def make_all(roots, out, num_samples=1000, seed=0, log=print, formats=("png", "p
     index += [f"## {name}", "", sweep.description, ""]
     if sweep.kind == "scaling":
       files, _, lines = _scaling(sweep, out_dir, num_samples, seed, log, formats)
-      index += [open(os.path.join(out_dir, "scaling_table.md")).read(), "Fits (printed by "
-                "the command, also in `fits.json`):", "", "```"] + lines + ["```", ""]
+      with open(os.path.join(out_dir, "scaling_table.md")) as f:
+        index += [f.read(), "Fits (printed by the command, also in `fits.json`):", "", "```"]
+      index += lines + ["```", ""]
     else:
       files, table = _ablation(sweep, out_dir, formats)
       index += [table.to_markdown()]

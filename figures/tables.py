@@ -106,6 +106,25 @@ def metric_columns(sweep):
   return columns
 
 
+def _metric_cell(done, label, suite, metric, percent, notes):
+  """(cell text, values) of one metric over a group's complete runs; stale evals go to notes."""
+  vals, problems = [], []
+  for r in done:
+    metrics, why = r.suite_metrics(suite)
+    if metrics is None:
+      problems.append(why)
+      if why != "missing":
+        notes.append(f"{label}, seed {r.seed}, {suite}: {why} (not used).")
+    elif metric in metrics:
+      vals.append(metrics[metric])
+  if vals:
+    cell = _mean_spread(vals, percent)
+    return cell + (f" (n={len(vals)})" if len(vals) < len(done) else ""), vals
+  if problems:
+    return ("stale" if all(p.startswith("eval at") for p in problems) else "missing"), vals
+  return DASH, vals  # the suite ran but has no such metric for this objective
+
+
 def ablation_table(sweep):
   """(Table, data): the objectives x eval-suites table and the numbers behind it."""
   columns = metric_columns(sweep)
@@ -130,24 +149,7 @@ def ablation_table(sweep):
     entry = {"label": label, "runs": len(runs), "complete_seeds": [r.seed for r in done],
              "tokens": tokens, "flops": flops, "metrics": {}}
     for suite, metric in columns:
-      vals, problems = [], []
-      for r in done:
-        metrics, why = r.suite_metrics(suite)
-        if metrics is None:
-          problems.append(why)
-        elif metric in metrics:
-          vals.append(metrics[metric])
-      if vals:
-        cell = _mean_spread(vals, percent[(suite, metric)])
-        if len(vals) < len(done):
-          cell += f" (n={len(vals)})"
-      elif problems:
-        cell = "stale" if all(p.startswith("eval at") for p in problems) else "missing"
-      else:
-        cell = DASH
-      for r, why in ((r, r.suite_metrics(suite)[1]) for r in done):
-        if why and why != "missing":
-          notes.append(f"{label}, seed {r.seed}, {suite}: {why} (not used).")
+      cell, vals = _metric_cell(done, label, suite, metric, percent[(suite, metric)], notes)
       row.append(cell)
       entry["metrics"][f"{suite}/{metric}"] = vals
     rows.append(row)
@@ -161,9 +163,19 @@ def ablation_table(sweep):
   notes = sorted(set(notes))
   if any(p for p in percent.values()):
     notes.append("Accuracies in %.")
-  notes.append("Budgets are matched in tokens processed (same steps x batch x length); training "
-               "FLOPs differ by the output head (MLM predicts ~15% of tokens, causal LM all).")
+  notes.append("Tokens and train FLOPs as the runs report them (mean over complete seeds). "
+               "Ablations match tokens processed; FLOPs then differ by the output head (MLM "
+               "predicts ~15% of tokens, the causal LM all of them).")
   return Table(header, rows, caption, notes, text_columns=3), data
+
+
+def _loss_cell(point):
+  if point.loss is None:
+    return DASH
+  text = f"{point.loss:.4f}"
+  if point.run.step is not None and point.loss_step not in (None, point.run.step):
+    text += f" (step {point.loss_step})"  # the last held-out eval came before the last step
+  return text
 
 
 def scaling_table(sweep, points):
@@ -178,7 +190,7 @@ def scaling_table(sweep, points):
         str(model.get("d_model", p.run.meta.get("d_model"))),
         (human_count(p.params) + ("" if p.exact_params else " (planned)")) if p.params else DASH,
         human_count(p.tokens), sci(p.flops),
-        f"{p.loss:.4f}" if p.loss is not None else DASH])
+        _loss_cell(p)])
   caption = (f"Scaling sweep ({sweep.name}, {sweep.budget or 'fixed'} budget): final held-out "
              f"loss per run; only finished runs enter the fits.")
   return Table(header, rows, caption, text_columns=2)

@@ -48,11 +48,11 @@ def check(config, topology_name):
   Validation runs before any compile: the topology name, the model and objective, the mesh
   degrees against the chip count and the batch against the data-parallel degree.
   """
+  slice_ = topology.parse_topology(topology_name)  # before importing jax: a bad name fails fast
   from trainlib import mesh as mesh_lib
   from trainlib import state as state_lib
   from trainlib import step as step_lib
 
-  slice_ = topology.parse_topology(topology_name)
   counts, flops_per_token = _model_summary(config)
   devices = topology.compile_only_devices(slice_)
   mesh = mesh_lib.make_mesh(config, devices)

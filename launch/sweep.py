@@ -126,7 +126,7 @@ def _tail(path, lines=15):
     return ""
 
 
-def _stages(run, root, backend, opts):
+def _stages(run, backend, opts):
   """[(stage, argv)] still needed for this run under the backend."""
   complete = training_status(run["workdir"])[0]
   if complete and evals_done(run):
@@ -137,10 +137,9 @@ def _stages(run, root, backend, opts):
     if run["eval_suites"]:
       stages.append(("eval", sweep_plan.command(opts["eval_command"], run, opts["python"])))
     return stages
-  script = os.path.join(root, JOB_DIR, opts["sweep_name"], f"{run['name']}.seed{run['seed']}")
   if backend == "tpu":
-    return [("job", ["bash", script + ".sh"])]
-  return [("submit", ["sbatch", script + ".sbatch"])]
+    return [("job", ["bash", _job_path(run, opts) + ".sh"])]
+  return [("submit", ["sbatch", _job_path(run, opts) + ".sbatch"])]
 
 
 def job_script(run, backend, opts):
@@ -171,6 +170,64 @@ def job_script(run, backend, opts):
   return ".sbatch", "\n".join(lines)
 
 
+def _job_path(run, opts):
+  return os.path.join(opts["root"], JOB_DIR, opts["sweep_name"],
+                      f"{run['name']}.seed{run['seed']}")
+
+
+def _print_plan(planned, backend, opts, log):
+  for run in planned:
+    log(f"\n# {run['name']} seed {run['seed']} -> {run['workdir']}")
+    if backend == "local":
+      log(shlex.join(sweep_plan.command(opts["train_command"], run, opts["python"])))
+      if run["eval_suites"]:
+        log(shlex.join(sweep_plan.command(opts["eval_command"], run, opts["python"])))
+    else:
+      suffix, text = job_script(run, backend, opts)
+      log(f"# {_job_path(run, opts)}{suffix}:\n{text}")
+      log(("sbatch " if backend == "slurm" else "bash ") + _job_path(run, opts) + suffix)
+
+
+def _run_one(run, backend, opts, record, timeout, log, head):
+  """Runs (or submits) the stages one run still needs; returns its result dict."""
+  result = {"name": run["name"], "seed": run["seed"], "workdir": run["workdir"]}
+  previous = record.runs[_key(run)]
+  if backend != "local":
+    suffix, text = job_script(run, backend, opts)
+    os.makedirs(os.path.dirname(_job_path(run, opts)), exist_ok=True)
+    with open(_job_path(run, opts) + suffix, "w") as f:
+      f.write(text)
+  stages = _stages(run, backend, opts)
+  if not stages:
+    log(f"{head}: already finished, skipped")
+    record.update(run, state="skipped")
+    return {**result, "state": "skipped"}
+  if backend == "slurm" and previous.get("state") == "submitted" and not opts.get("resubmit"):
+    log(f"{head}: already submitted as job {previous.get('job_id')} and not finished; "
+        f"--resubmit submits it again")
+    return {**result, "state": "submitted", "job_id": previous.get("job_id")}
+  result["state"] = "finished"
+  for stage, argv in stages:
+    log_path = os.path.join(opts["root"], LOG_DIR,
+                            f"{run['name']}.seed{run['seed']}.{stage}.log")
+    record.update(run, state="running", stage=stage, log=log_path)
+    code, seconds = _execute(argv, log_path, REPO_DIR, timeout)
+    result.update(stage=stage, returncode=code, seconds=round(seconds, 1), log=log_path)
+    if code != 0:
+      result["state"] = "failed"
+      log(f"{head}: {stage} FAILED (exit {code}, {seconds:.0f} s), log {log_path}:\n"
+          + _tail(log_path))
+      break
+    if stage == "submit":  # sbatch prints "Submitted batch job <id>"
+      result.update(state="submitted", job_id=(_tail(log_path, 1).split() or [""])[-1])
+    log(f"{head}: {stage} ok ({seconds:.0f} s)")
+  if result["state"] == "finished" and not training_status(run["workdir"])[0]:
+    result["state"] = "failed"
+    log(f"{head}: exited 0 but status.json says {training_status(run['workdir'])[1]}")
+  record.update(run, **{k: v for k, v in result.items() if k not in ("name", "seed", "workdir")})
+  return result
+
+
 def run_sweep(sweep_path, root, *, seeds=None, backend="local", dry_run=False, overrides=None,
               eval_suites=None, train_command=TRAIN_COMMAND, eval_command=EVAL_COMMAND,
               python=None, timeout=None, log=print, **backend_opts):
@@ -178,17 +235,17 @@ def run_sweep(sweep_path, root, *, seeds=None, backend="local", dry_run=False, o
 
   `overrides` ({"train.num_steps": 5} or strings from the command line) apply to every run
   after the sweep's own. `train_command`/`eval_command` are templates (see sweep_plan).
-  Result dicts: name, seed, workdir, state ("finished" | "skipped" | "failed" | "submitted" |
-  "planned"), stage, returncode, seconds, log.
+  `backend_opts`: tpu, zone, project, remote_repo, remote_python (tpu); nodes, gpus_per_node,
+  time, partition, account, resubmit (slurm). Result dicts: name, seed, workdir, state
+  ("finished" | "skipped" | "failed" | "submitted" | "planned"), stage, returncode, seconds, log.
   """
   if backend not in BACKENDS:
     raise ConfigError(f"--backend={backend!r} is not one of {BACKENDS}")
   sweep = sweep_plan.load_sweep(sweep_path)
   planned = sweep_plan.plan(sweep, root, seeds, overrides, eval_suites)
-  root = os.path.abspath(root)
   opts = {"train_command": train_command, "eval_command": eval_command,
-          "python": python or sys.executable, "sweep_name": sweep["name"], "root": root,
-          **backend_opts}
+          "python": python or sys.executable, "sweep_name": sweep["name"],
+          "root": os.path.abspath(root), **backend_opts}
   if backend != "local":
     missing = [k for k in (("tpu", "zone") if backend == "tpu" else ()) if not opts.get(k)]
     if missing:
@@ -202,59 +259,15 @@ def run_sweep(sweep_path, root, *, seeds=None, backend="local", dry_run=False, o
       opts.setdefault("remote_python", opts["python"])
       opts.setdefault("remote_repo", REPO_DIR)
   log(f"# sweep {sweep['name']} ({sweep['kind']}, {len(sweep['runs'])} runs x "
-      f"{len(planned) // len(sweep['runs'])} seeds) -> {root}, backend {backend}")
+      f"{len(planned) // len(sweep['runs'])} seeds) -> {opts['root']}, backend {backend}")
   if dry_run:
-    for run in planned:
-      log(f"\n# {run['name']} seed {run['seed']} -> {run['workdir']}")
-      if backend == "local":
-        log(shlex.join(sweep_plan.command(train_command, run, opts["python"])))
-        if run["eval_suites"]:
-          log(shlex.join(sweep_plan.command(eval_command, run, opts["python"])))
-      else:
-        suffix, text = job_script(run, backend, opts)
-        path = os.path.join(root, JOB_DIR, sweep["name"], f"{run['name']}.seed{run['seed']}")
-        log(f"# {path}{suffix}:\n{text}")
-        log(("sbatch " if backend == "slurm" else "bash ") + path + suffix)
+    _print_plan(planned, backend, opts, log)
     return [{"name": r["name"], "seed": r["seed"], "workdir": r["workdir"], "state": "planned"}
             for r in planned]
-  record = Record(root, sweep, backend, planned)
-  results = []
-  for i, run in enumerate(planned, 1):
-    head = f"[{i}/{len(planned)}] {run['name']} seed {run['seed']}"
-    result = {"name": run["name"], "seed": run["seed"], "workdir": run["workdir"]}
-    if backend != "local":
-      suffix, text = job_script(run, backend, opts)
-      path = os.path.join(root, JOB_DIR, sweep["name"], f"{run['name']}.seed{run['seed']}")
-      os.makedirs(os.path.dirname(path), exist_ok=True)
-      with open(path + suffix, "w") as f:
-        f.write(text)
-    stages = _stages(run, root, backend, opts)
-    if not stages:
-      log(f"{head}: already finished, skipped")
-      record.update(run, state="skipped")
-      results.append({**result, "state": "skipped"})
-      continue
-    result["state"] = "finished"
-    for stage, argv in stages:
-      log_path = os.path.join(root, LOG_DIR, f"{run['name']}.seed{run['seed']}.{stage}.log")
-      record.update(run, state="running", stage=stage, log=log_path)
-      code, seconds = _execute(argv, log_path, REPO_DIR, timeout)
-      result.update(stage=stage, returncode=code, seconds=round(seconds, 1), log=log_path)
-      if code != 0:
-        result["state"] = "failed"
-        log(f"{head}: {stage} FAILED (exit {code}, {seconds:.0f} s), log {log_path}:\n"
-            + _tail(log_path))
-        break
-      if stage == "submit":
-        result["state"] = "submitted"
-        result["job_id"] = _tail(log_path, 1).strip().split()[-1] if _tail(log_path, 1) else ""
-      log(f"{head}: {stage} ok ({seconds:.0f} s)")
-    if result["state"] == "finished" and not training_status(run["workdir"])[0]:
-      result["state"] = "failed"
-      log(f"{head}: exited 0 but status.json says {training_status(run['workdir'])[1]}")
-    record.update(run, **{k: v for k, v in result.items() if k not in ("name", "seed",
-                                                                      "workdir")})
-    results.append(result)
+  record = Record(opts["root"], sweep, backend, planned)
+  results = [_run_one(run, backend, opts, record, timeout, log,
+                      f"[{i}/{len(planned)}] {run['name']} seed {run['seed']}")
+             for i, run in enumerate(planned, 1)]
   failed = [f"{r['name']}/seed{r['seed']}" for r in results if r["state"] == "failed"]
   log(f"# sweep {sweep['name']}: {len(results) - len(failed)} of {len(results)} ok"
       + (f"; failed: {', '.join(failed)}" if failed else ""))
@@ -288,11 +301,13 @@ def main(argv=None):
   slurm.add_argument("--time", help="wall-clock limit per run (default 24:00:00)")
   slurm.add_argument("--partition")
   slurm.add_argument("--account")
+  slurm.add_argument("--resubmit", action="store_true",
+                     help="submit runs already submitted (and not finished) again")
   args = parser.parse_args(argv)
   backend_opts = {k: getattr(args, k) for k in ("tpu", "zone", "project", "remote_repo",
                                                 "remote_python", "nodes", "gpus_per_node",
-                                                "time", "partition", "account")
-                  if getattr(args, k) is not None}
+                                                "time", "partition", "account", "resubmit")
+                  if getattr(args, k) not in (None, False)}
   try:
     seeds = None if args.seeds is None else [int(s) for s in args.seeds.split(",") if s.strip()]
   except ValueError:

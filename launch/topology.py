@@ -12,6 +12,7 @@ not try to open one.
 
 import dataclasses
 import math
+import os
 import re
 
 from configs.errors import ConfigError
@@ -118,6 +119,11 @@ def compile_only_devices(topology):
   """libtpu's compile-only devices for the slice(s): a list of num_chips devices."""
   # Imported here so that parsing a name (and its errors) never starts a JAX backend.
   from jax.experimental import topologies
+
+  # libtpu takes a machine-wide lock (/tmp/libtpu_lockfile) meant for processes that drive real
+  # chips; compile-only devices drive none, so several fit checks (or one beside a TPU run) may
+  # share the library.
+  os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
 
   grid3 = tuple(topology.grid) + (1,) * (3 - len(topology.grid))
   host_bounds = tuple(min(g, h) for g, h in zip(grid3, _CHIPS_PER_HOST))

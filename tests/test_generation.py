@@ -13,7 +13,7 @@ import pytest
 
 from configs.errors import ConfigError
 from evals import generation
-from evals.sampling import filter_logits
+from evals.sampling import filter_logits, sample_next
 
 NO_PREV = -1  # history value before position 0
 
@@ -66,61 +66,61 @@ def python_greedy(params, prompt, n, eos_id=None):
 
 PROMPTS = np.array([[3, 1, 4, 1], [5, 9, 0, 0], [2, 0, 0, 0]])  # right-padded
 LENGTHS = np.array([4, 2, 1])
+VOCAB, NEW, EOS = 13, 6, 12
+# One toy LM for most tests, so they share compiled loops. With EOS=12 its greedy rows end after
+# 6 (no EOS), 6 (EOS as the last token) and 3 tokens: stopping is exercised on every path.
+PARAMS = toy_params(VOCAB, seed=3, scale=1.0)
 
 
 def test_greedy_matches_python_loop_per_row():
-  params = toy_params(vocab=11, seed=0)
-  out = generation.generate(toy_step_fn, params, toy_cache(3), PROMPTS, LENGTHS, 6)
-  for row in range(3):
-    expected = python_greedy(params, PROMPTS[row, :LENGTHS[row]], 6)
-    np.testing.assert_array_equal(np.asarray(out.tokens[row]), expected)
-  np.testing.assert_array_equal(out.lengths, [6, 6, 6])
+  for eos_id in (None, EOS):
+    out = generation.generate(toy_step_fn, PARAMS, toy_cache(3), PROMPTS, LENGTHS, NEW,
+                              eos_id=eos_id)
+    for row in range(3):
+      expected = python_greedy(PARAMS, PROMPTS[row, :LENGTHS[row]], NEW, eos_id)
+      np.testing.assert_array_equal(out.tokens[row, :len(expected)], expected)
+      assert int(out.lengths[row]) == len(expected)
+      assert np.all(np.asarray(out.tokens[row, len(expected):]) == 0)  # pad after EOS
+  np.testing.assert_array_equal(out.lengths, [6, 6, 3])
   # The reported logprob is the sequence's log-likelihood under the model.
   full = np.concatenate([PROMPTS[1, :2], np.asarray(out.tokens[1])])[None]
-  ll = generation.sequence_logprob(toy_full_fn, params, full, [2], [6])
+  ll = generation.sequence_logprob(toy_full_fn, PARAMS, full, np.array([2]), np.array([NEW]))
   np.testing.assert_allclose(out.logprobs[1], ll[0], rtol=1e-5)
 
 
 def test_cached_equals_uncached_greedy_sampling_and_beam():
-  params = toy_params(vocab=13, seed=1, scale=1.0)
-  kw = dict(max_new_tokens=7, eos_id=12)
   for sampling in [dict(), dict(temperature=1.0, top_k=5, top_p=0.9)]:
     rng = jax.random.key(3)
-    cached = generation.generate(toy_step_fn, params, toy_cache(3), PROMPTS, LENGTHS, rng=rng,
-                                 **kw, **sampling)
-    uncached = generation.generate_uncached(toy_full_fn, params, PROMPTS, LENGTHS, rng=rng, **kw,
-                                            **sampling)
+    cached = generation.generate(toy_step_fn, PARAMS, toy_cache(3), PROMPTS, LENGTHS, NEW,
+                                 rng=rng, eos_id=EOS, **sampling)
+    uncached = generation.generate_uncached(toy_full_fn, PARAMS, PROMPTS, LENGTHS, NEW, rng=rng,
+                                            eos_id=EOS, **sampling)
     np.testing.assert_array_equal(cached.tokens, uncached.tokens)
     np.testing.assert_allclose(cached.logprobs, uncached.logprobs, rtol=1e-5)
-  beam_c = generation.beam_search(toy_step_fn, params, toy_cache(3 * 4), PROMPTS, LENGTHS,
-                                  beam_size=4, cache_batch_axes=TOY_AXES, **kw)
-  beam_u = generation.beam_search_uncached(toy_full_fn, params, PROMPTS, LENGTHS, beam_size=4,
-                                           **kw)
+  beam_c = generation.beam_search(toy_step_fn, PARAMS, toy_cache(3 * 4), PROMPTS, LENGTHS, NEW,
+                                  beam_size=4, cache_batch_axes=TOY_AXES, eos_id=EOS)
+  beam_u = generation.beam_search_uncached(toy_full_fn, PARAMS, PROMPTS, LENGTHS, NEW,
+                                           beam_size=4, eos_id=EOS)
   np.testing.assert_array_equal(beam_c.tokens, beam_u.tokens)
   np.testing.assert_allclose(beam_c.scores, beam_u.scores, rtol=1e-5)
+  assert np.all(np.diff(np.asarray(beam_c.scores), axis=1) <= 0)  # best first
+
+  # Guard: declaring no batch axis for the history (so beams keep the wrong rows) is caught.
+  wrong = generation.beam_search(toy_step_fn, PARAMS, toy_cache(3 * 4), PROMPTS, LENGTHS, NEW,
+                                 beam_size=4, eos_id=EOS,
+                                 cache_batch_axes={"history": None, "steps": None})
+  assert not np.array_equal(wrong.tokens, beam_u.tokens)
 
 
-def test_wrong_cache_reordering_is_detected():
-  # Guard for the test above: declaring the wrong batch axis breaks cached beam search.
-  params = toy_params(vocab=13, seed=1, scale=1.0)
-  right = generation.beam_search_uncached(toy_full_fn, params, PROMPTS, LENGTHS, 7, beam_size=4)
-  wrong = generation.beam_search(toy_step_fn, params, toy_cache(12), PROMPTS, LENGTHS, 7,
-                                 beam_size=4, cache_batch_axes={"history": None, "steps": None})
-  assert not np.array_equal(right.tokens, wrong.tokens)
-
-
-@pytest.mark.parametrize("eos_id", [None, 5])
+@pytest.mark.parametrize("eos_id", [None, EOS])
 def test_beam_one_equals_greedy(eos_id):
-  params = toy_params(vocab=7, seed=4, scale=2.0)
-  greedy = generation.generate(toy_step_fn, params, toy_cache(3), PROMPTS % 7, LENGTHS, 8,
+  greedy = generation.generate(toy_step_fn, PARAMS, toy_cache(3), PROMPTS, LENGTHS, NEW,
                                eos_id=eos_id)
-  beam = generation.beam_search(toy_step_fn, params, toy_cache(3), PROMPTS % 7, LENGTHS, 8,
+  beam = generation.beam_search(toy_step_fn, PARAMS, toy_cache(3), PROMPTS, LENGTHS, NEW,
                                 beam_size=1, eos_id=eos_id, cache_batch_axes=TOY_AXES)
   np.testing.assert_array_equal(beam.tokens[:, 0], greedy.tokens)
   np.testing.assert_array_equal(beam.lengths[:, 0], greedy.lengths)
   np.testing.assert_allclose(beam.logprobs[:, 0], greedy.logprobs, rtol=1e-5)
-  if eos_id is not None:  # this table does emit EOS early in some row: the test covers stopping
-    assert int(np.min(greedy.lengths)) < 8
 
 
 def test_eos_stops_a_row_and_pads_after_it():
@@ -185,34 +185,30 @@ def test_length_penalty_prefers_longer_hypothesis():
 
 
 def test_top_k_one_and_tiny_top_p_equal_greedy():
-  params = toy_params(vocab=17, seed=2, scale=1.0)
-  greedy = generation.generate(toy_step_fn, params, toy_cache(3), PROMPTS, LENGTHS, 6)
+  greedy = generation.generate(toy_step_fn, PARAMS, toy_cache(3), PROMPTS, LENGTHS, NEW)
   for opts in [dict(top_k=1), dict(top_p=1e-6)]:
-    sampled = generation.generate(toy_step_fn, params, toy_cache(3), PROMPTS, LENGTHS, 6,
+    sampled = generation.generate(toy_step_fn, PARAMS, toy_cache(3), PROMPTS, LENGTHS, NEW,
                                   rng=jax.random.key(9), temperature=1.5, **opts)
     np.testing.assert_array_equal(sampled.tokens, greedy.tokens)
 
 
 def test_sampling_is_reproducible_and_seed_dependent():
-  params = toy_params(vocab=31, seed=5, scale=0.5)
-  run = lambda seed: generation.generate(toy_step_fn, params, toy_cache(3), PROMPTS, LENGTHS, 10,
+  run = lambda seed: generation.generate(toy_step_fn, PARAMS, toy_cache(3), PROMPTS, LENGTHS, NEW,
                                          rng=jax.random.key(seed), temperature=1.0).tokens
   np.testing.assert_array_equal(run(0), run(0))
   assert not np.array_equal(run(0), run(1))
 
 
 def test_sample_frequencies_follow_filtered_distribution():
-  # One step from prompt [0] for 4000 rows: frequencies match softmax(logits / T) after filtering.
+  # 4000 draws from one distribution: frequencies match softmax(logits / T) after filtering.
   probs = np.array([0.40, 0.25, 0.15, 0.10, 0.06, 0.04])
-  table = np.tile(probs, (6, 1))
-  params = bigram_params(table)
   rows = 4000
+  logits = jnp.log(jnp.tile(jnp.asarray(probs, jnp.float32), (rows, 1)))
   cases = [(1.0, 0, 1.0), (0.5, 0, 1.0), (1.0, 3, 1.0), (1.0, 0, 0.7)]
   for temperature, top_k, top_p in cases:
-    out = generation.generate(toy_step_fn, params, toy_cache(rows, 2), np.zeros([rows, 1]),
-                              np.ones([rows]), 1, rng=jax.random.key(0), temperature=temperature,
-                              top_k=top_k, top_p=top_p)
-    freq = np.bincount(np.asarray(out.tokens[:, 0]), minlength=6) / rows
+    tokens = jax.jit(sample_next, static_argnums=(2, 3, 4))(jax.random.key(0), logits,
+                                                            temperature, top_k, top_p)
+    freq = np.bincount(np.asarray(tokens), minlength=6) / rows
     expected = probs ** (1 / temperature)
     if top_k:
       expected[top_k:] = 0
@@ -253,5 +249,7 @@ def test_bad_beam_settings_and_missing_rng():
                            length_penalty_alpha=-1.0)
   with pytest.raises(ConfigError, match="eval.generate_max_new_tokens"):
     generation.generate(toy_step_fn, params, toy_cache(1), [[1]], [1], 0)
+  with pytest.raises(ValueError, match="prompt_lengths"):
+    generation.generate(toy_step_fn, params, toy_cache(1), [[1, 2]], [0], 2)
   with pytest.raises(ValueError, match="rng"):
     generation.generate(toy_step_fn, params, toy_cache(1), [[1]], [1], 2, temperature=1.0)

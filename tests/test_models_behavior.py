@@ -235,15 +235,19 @@ def test_flash_impl_matches_xla_on_cpu(family):
     kwargs["input_mask"] = jnp.array([[1] * 10 + [0] * 2, [1] * 12])
   xla, variables = init(tiny(family), ids)
   flash = models.build_model(tiny(family, attention_impl="flash"))
+  with_grads = family == "encoder"  # one family's gradients suffice: the backward is jax's own
 
-  def hidden_and_grads(model):
+  def run(model):
     def loss(params):
       hidden = model.apply({"params": params}, ids, **kwargs)["hidden"]
       return jnp.sum(jnp.sin(hidden)), hidden
-    return jit(jax.value_and_grad(loss, has_aux=True))(variables["params"])
+    if with_grads:
+      (_, hidden), grads = jit(jax.value_and_grad(loss, has_aux=True))(variables["params"])
+      return hidden, grads
+    return jit(loss)(variables["params"])[1], {}
 
-  (_, h_xla), g_xla = hidden_and_grads(xla)
-  (_, h_flash), g_flash = hidden_and_grads(flash)
+  h_xla, g_xla = run(xla)
+  h_flash, g_flash = run(flash)
   np.testing.assert_allclose(h_flash, h_xla, rtol=1e-5, atol=1e-5)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
                g_flash, g_xla)

@@ -141,6 +141,12 @@ def test_slurm_backend_writes_and_submits_one_job_per_run(tmp_path, monkeypatch)
                f"srun {sys.executable} eval.py"):
     assert line in text
   assert [r["state"] for r in _record(root)["smoke"]["runs"]] == ["submitted"] * 2
+  # Launching again does not queue the same runs twice (unless asked to).
+  again = sweep.run_sweep(SMOKE, root, backend="slurm", log=lambda *_: None)
+  assert [(r["state"], r["job_id"]) for r in again] == [("submitted", "4242")] * 2
+  assert len((bin_dir / "submitted").read_text().split()) == 2
+  sweep.run_sweep(SMOKE, root, backend="slurm", resubmit=True, log=lambda *_: None)
+  assert len((bin_dir / "submitted").read_text().split()) == 4
 
 
 def test_seeds_launched_later_join_the_same_sweep_and_roots_are_not_shared(tmp_path):

@@ -1,0 +1,116 @@
+r"""Run the AOT fit check on every pod recipe and write the README's table.
+
+  JAX_PLATFORMS=cpu .venv/bin/python -m launch.recipes_table [--only gpt3_175b,gpt2_xl]
+
+For each recipe in configs/pod_recipes.py: `python -m launch.aot --config configs/<preset>.py
+--topology <slice> <recipe flags>` in its own process (a pod-sized compile holds gigabytes of
+host memory; a fresh process returns them), then results/pod_recipes.json (every report, merged
+with earlier runs for recipes not re-run) and results/pod_recipes.md (the markdown table).
+Compiles run one after another; the 96-layer ones take minutes each on a 2-core machine.
+"""
+
+import importlib
+import json
+import os
+import subprocess
+import sys
+import time
+
+from absl import app, flags
+
+from configs import pod_recipes
+
+_ONLY = flags.DEFINE_list("only", [], "Recipes to (re)check; default all.")
+_OUT = flags.DEFINE_string("out", "results/pod_recipes", "Output path without extension.")
+_TIMEOUT = flags.DEFINE_integer("timeout", 7200, "Seconds allowed per compile.")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GIB = 2**30
+
+
+def check_recipe(name, timeout):
+  """-> the AOT report of one recipe (with `recipe` and, on failure, `error`)."""
+  recipe = pod_recipes.RECIPES[name]
+  command = [sys.executable, "-m", "launch.aot", "--config", f"configs/{name}.py",
+             "--topology", recipe["topology"], *pod_recipes.flags(name)]
+  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+  env.pop("XLA_FLAGS", None)
+  start = time.time()
+  try:
+    out = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=timeout)
+  except subprocess.TimeoutExpired:
+    return dict(recipe=name, fits=None, error=f"compile did not finish in {timeout} s")
+  lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
+  if out.returncode != 0 or len(lines) != 1:
+    errors = [l for l in out.stderr.splitlines() if l.strip()]
+    return dict(recipe=name, fits=None,
+                error=f"exit {out.returncode}: {errors[-1] if errors else 'no output'}")
+  report = json.loads(lines[0])
+  report.update(recipe=name, wall_seconds=round(time.time() - start, 1),
+                command=" ".join(command[1:]))
+  return report
+
+
+def _gib(value):
+  return "—" if value is None else f"{value / GIB:.1f}"
+
+
+def _layers(name):
+  return importlib.import_module(f"configs.{name}").get_config().model.num_layers
+
+
+def markdown(reports):
+  rows = ["| preset | layers | params | slice (chips) | mesh data/fsdp/tensor | batch x len | "
+          "remat | attention | args GiB | temps GiB | total GiB / HBM | fits | compile s |",
+          "|---|---:|---:|---|---|---|---|---|---:|---:|---:|---|---:|"]
+  for name, recipe in pod_recipes.RECIPES.items():
+    r = reports.get(name)
+    if r is None or r.get("fits") is None:
+      why = "not run" if r is None else r["error"]
+      rows.append(f"| {name} | {_layers(name)} | | {recipe['topology']} | | | {recipe['remat']} | "
+                  f"{recipe['attention']} | | | | ({why}) | |")
+      continue
+    mesh = r["mesh"]
+    total = _gib(r["total_bytes"] if r["fits"] else r.get("required_bytes"))
+    fits = "yes" if r["fits"] else "**no**"
+    micro = f" ({r['microbatches']} micro)" if r["microbatches"] > 1 else ""
+    rows.append(
+        f"| {name} | {_layers(name)} | {r['params_total'] / 1e9:.2f}B | {r['topology']} "
+        f"({r['num_chips']}) | {mesh['data']}/{mesh['fsdp']}/{mesh['tensor']} | "
+        f"{r['global_batch_size']} x {r['seq_len']}{micro} | {r['remat_policy']} | "
+        f"{r['attention_impl']} | {_gib(r['arguments_bytes'])} | {_gib(r['temporaries_bytes'])} | "
+        f"{total} / {r['hbm_bytes'] / GIB:.0f} | {fits} | {r['compile_seconds']:.0f} |")
+  return "\n".join(rows) + "\n"
+
+
+def main(argv):
+  del argv
+  names = _ONLY.value or list(pod_recipes.RECIPES)
+  unknown = [n for n in names if n not in pod_recipes.RECIPES]
+  if unknown:
+    print(f"error: --only names unknown recipes {unknown}; recipes: "
+          f"{', '.join(pod_recipes.RECIPES)}", file=sys.stderr)
+    sys.exit(2)
+  json_path, md_path = _OUT.value + ".json", _OUT.value + ".md"
+  reports = {}
+  if os.path.exists(json_path):
+    with open(json_path) as f:
+      reports = json.load(f)
+  os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
+  for name in names:
+    print(f"{name}: compiling for {pod_recipes.RECIPES[name]['topology']} ...", flush=True)
+    reports[name] = check_recipe(name, _TIMEOUT.value)
+    r = reports[name]
+    print(f"{name}: fits={r.get('fits')} total={_gib(r.get('total_bytes'))} GiB "
+          f"compile={r.get('compile_seconds')} s {r.get('error') or ''}", flush=True)
+    with open(json_path, "w") as f:  # after every recipe: a long run keeps what it finished
+      json.dump(reports, f, indent=1, sort_keys=True)
+    with open(md_path, "w") as f:
+      f.write(markdown(reports))
+  print(markdown(reports))
+  print(f"wrote {md_path} and {json_path}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+  app.run(main)
