@@ -143,11 +143,16 @@ def get_config():
   # ---------------------------------------------------------------- evaluation (eval.py)
   e = c.eval = ml_collections.ConfigDict()
   e.suites = "heldout"            # default suites for eval.py
+  e.seed = 0                      # eval randomness (cloze items, fine-tuning, sampling), same for every run of a sweep
   e.num_batches = 16              # held-out batches per suite
-  e.finetune_task = "doc_order"   # "doc_order" (offline, derived from the corpus) | "glue/sst2" | ...
+  e.cloze_examples = 256          # cloze: held-out sentences with one blanked word
+  e.cloze_candidates = 5          # cloze: choices per blank (the answer + distractors); chance = 1 / this
+  e.finetune_task = "doc_order"   # "doc_order" (offline, derived from the corpus) | "glue/sst2" | "glue/mrpc" | "glue/qnli" | "glue/mnli" | ...
   e.finetune_steps = 200          # fine-tuning steps
+  e.finetune_batch_size = 32      # fine-tuning examples per step
   e.finetune_learning_rate = 1e-4  # fine-tuning peak LR
   e.freeze_backbone = False       # probe (frozen backbone) vs full fine-tuning
+  e.finetune_pooling = "auto"     # classifier input: "auto" (encoder: pooler, decoder: last) | "pooler" | "first" | "last" | "mean"
   e.generate_prompts = "The,In the beginning"  # comma-separated prompts for the generate suite
   e.generate_max_new_tokens = 32  # tokens generated per prompt
   e.temperature = 1.0             # sampling temperature
@@ -155,6 +160,7 @@ def get_config():
   e.top_p = 1.0                   # nucleus sampling (1.0 = off)
   e.beam_size = 4                 # beam search width
   e.length_penalty = 0.0          # beam score = logprob / ((5 + len) / 6) ** this (0 = off)
-  e.attention_text = "The quick brown fox jumps over the lazy dog."  # sentence for the attention suite
+  e.attention_text = "The quick brown fox jumps over the lazy dog."  # sentence for the attention suite; "A ||| B" = a sentence pair
+  e.attention_layer = -1          # layer of the head view (-1 = last)
 
   return c

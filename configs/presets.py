@@ -179,9 +179,9 @@ def tiny_encoder():
   c.data.tokenizer = "wordpiece"
   c.data.train_vocab_size = 8192
   c.train.global_batch_size = 32
-  c.train.num_steps = 1000
+  c.train.num_steps = 600
   c.optim.learning_rate = 1e-3
-  c.optim.warmup_steps = 100
+  c.optim.warmup_steps = 60
   c.optim.schedule = "linear"
   c.optim.end_lr_frac = 0.0
   return c
@@ -196,8 +196,8 @@ def tiny_decoder():
   c.model.dtype = "float32"
   c.data.seq_len = 128
   c.data.train_vocab_size = 8192
-  c.train.global_batch_size = 32
-  c.train.num_steps = 1000
-  c.optim.learning_rate = 1e-3
-  c.optim.warmup_steps = 100
+  c.train.global_batch_size = 16
+  c.train.num_steps = 500
+  c.optim.learning_rate = 2e-3
+  c.optim.warmup_steps = 50
   return c

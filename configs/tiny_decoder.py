@@ -1,9 +1,11 @@
 r"""Tiny GPT-shaped decoder: 4 layers, d_model 128, 4 heads, vocabulary 8192, context 256.
 
-For tests, the quickstart and generation on a laptop: pre-LN, tanh GELU, tied LM head, causal LM
-on 128-token packed sequences, batch 32, AdamW (GPT-3's betas) lr 1e-3, 100 warmup steps, cosine
-decay to 10%, no dropout, float32. Trains in minutes on 2 CPU cores on the embedded corpus with a
-byte-level BPE vocabulary trained to 8192 entries.
+For tests, objective ablations and generation on a laptop: pre-LN, tanh GELU, tied LM head,
+causal LM on 128-token packed sequences, batch 16, 500 AdamW steps (GPT-3's betas, lr 2e-3, 50
+warmup steps, cosine decay to 10%), no dropout, float32, byte-level BPE vocabulary trained to 8192
+entries on the embedded corpus. A training step costs about 0.9 CPU-seconds (measured, forward +
+backward + AdamW; the 8192-way head is half the FLOPs), so the run takes several minutes on 2 CPU
+cores.
 
 Command:
   python -m models.summary --config configs/tiny_decoder.py

@@ -20,6 +20,8 @@ STYLE = {
     "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True,
     "grid.alpha": 0.25, "grid.linewidth": 0.5, "savefig.bbox": "tight", "pdf.fonttype": 42,
 }
+# Model size colours: viridis without its palest yellow end, which vanishes on white.
+SIZE_CMAP = matplotlib.colors.ListedColormap(plt.get_cmap("viridis")(np.linspace(0, 0.9, 256)))
 INCOMPLETE = dict(marker="o", facecolors="none", edgecolors="0.45", linewidths=1.0, s=30)
 
 
@@ -74,16 +76,19 @@ def _sci_tex(value):
   return f"${power}$" if mantissa == "1" else f"${mantissa}\\times{power}$"
 
 
-def _size_colorbar(fig, ax, points):
-  """Colour bar for the log-N colours of _run_colors (viridis up to 0.9, like the lines)."""
+def _size_norm(points):
+  """Log colour scale over the runs' N, or None with fewer than two sizes."""
   sizes = [p.params for p in points or () if p.params]
   if not sizes or min(sizes) == max(sizes):
-    return
-  cmap = matplotlib.colors.ListedColormap(plt.get_cmap("viridis")(np.linspace(0, 0.9, 256)))
-  mappable = plt.cm.ScalarMappable(norm=matplotlib.colors.LogNorm(min(sizes), max(sizes)),
-                                   cmap=cmap)
-  fig.colorbar(mappable, ax=ax, label="non-embedding parameters N", pad=0.02, fraction=0.04,
-               aspect=30)
+    return None
+  return matplotlib.colors.LogNorm(min(sizes), max(sizes))
+
+
+def _size_colorbar(fig, ax, points):
+  norm = _size_norm(points)
+  if norm is not None:
+    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=SIZE_CMAP), ax=ax, pad=0.02,
+                 label="non-embedding parameters N", fraction=0.04, aspect=30)
 
 
 def _curve(run, split, x_key):
@@ -95,11 +100,10 @@ def _curve(run, split, x_key):
   steps = np.array([r["step"] for r in rows], np.float64)
   loss = np.array([r["loss"] for r in rows], np.float64)
   known = [(r["step"], r[x_key]) for r in run.train_rows if r.get(x_key) is not None]
-  if split == "train" and len(known) == len(rows):
-    x = np.array([k[1] for k in known], np.float64)
-  elif known:
+  if known:
     ks, kx = np.array(known, np.float64).T
-    # Per-step rate from the last train row: tokens and FLOPs grow linearly with steps.
+    # Exact at logged train steps, linear between; after the last train row (a final eval),
+    # the last row's per-step rate: tokens and FLOPs grow linearly with steps.
     x = np.interp(steps, np.concatenate([[0.0], ks]), np.concatenate([[0.0], kx]),
                   right=np.nan)
     late = np.isnan(x)
@@ -115,13 +119,10 @@ def _curve(run, split, x_key):
 def _run_colors(sweep, points=None):
   """One colour per run name: categorical for ablations, by log N for scaling sweeps."""
   names = list(dict.fromkeys(r.name for r in sweep.runs))
-  if sweep.kind == "scaling" and points:
+  norm = _size_norm(points) if sweep.kind == "scaling" else None
+  if norm is not None:
     sizes = {p.run.name: p.params for p in points if p.params}
-    if sizes:
-      lo, hi = np.log(min(sizes.values())), np.log(max(sizes.values()))
-      cmap = plt.get_cmap("viridis")
-      norm = lambda n: 0.0 if hi == lo else (np.log(n) - lo) / (hi - lo)  # noqa: E731
-      return {n: cmap(0.9 * norm(sizes[n])) if n in sizes else "0.5" for n in names}
+    return {n: SIZE_CMAP(norm(sizes[n])) if n in sizes else "0.5" for n in names}
   cmap = plt.get_cmap("tab10")
   return {n: cmap(i % 10) for i, n in enumerate(names)}
 
@@ -234,8 +235,8 @@ def loss_vs_compute(sweep, points, fit, optima=None):
   colors = _run_colors(sweep, points)
   with plt.rc_context(STYLE):
     fig, ax = plt.subplots(figsize=(4.6, 3.2))
-    for p in points:
-      x, y = _curve(p.run, "eval", "flops_seen")
+    curves = [(p, *_curve(p.run, "eval", "flops_seen")) for p in points]
+    for p, x, y in curves:
       if x is not None:
         ax.plot(x, y, color=colors[p.run.name], linewidth=0.8, alpha=0.6,
                 linestyle="-" if p.run.complete else "--")
@@ -250,8 +251,8 @@ def loss_vs_compute(sweep, points, fit, optima=None):
     if fit and "skipped" not in fit:
       _fit_band(ax, fit, "black", _fit_label(fit, "C"))
     _log_axes(ax, "flops")
-    curves = [_curve(p.run, "eval", "flops_seen")[1] for p in points]
-    _fit_ylim(ax, [p.loss for p in points] + [v for c in curves if c is not None for v in c])
+    _fit_ylim(ax, [p.loss for p in points] + [v for _, _, y in curves if y is not None
+                                              for v in y])
     ax.set_xlabel("training FLOPs C")
     ax.set_ylabel("held-out loss")
     ax.set_title(f"{sweep.name}: loss vs compute")
@@ -287,11 +288,11 @@ def isoflop_profiles(sweep, points, optima, size_fit):
     ax.set_title("isoFLOP profiles (star: parabola minimum)")
     ax.legend(frameon=False)
     ax2.scatter([o["budget_flops"] for o in optima], [o["params_opt"] for o in optima],
-                marker="*", s=70, color="black", zorder=3, label="N_opt per budget")
+                marker="*", s=70, color="black", zorder=3, label=r"$N_{\rm opt}$ per budget")
     if size_fit:
       grid = np.geomspace(min(budgets), max(budgets), 50)
       ax2.plot(grid, size_fit["k"] * grid ** size_fit["a"], color="black", linewidth=1.2,
-               label=f"fit: N_opt = {size_fit['k']:.2g} C$^{{{size_fit['a']:.2f}}}$")
+               label=f"fit: $N_{{\\rm opt}} = {size_fit['k']:.2g}\\,C^{{{size_fit['a']:.2f}}}$")
     _log_axes(ax2, "flops", loss_axis_log=False)
     ax2.set_yscale("log")
     ax2.set_xlabel("training FLOPs C")

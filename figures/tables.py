@@ -186,7 +186,8 @@ def scaling_table(sweep, points):
   for p in points:
     model = p.run.config.get("model", {})
     rows.append([
-        p.run.name, p.run.state_text, str(p.run.seed), str(model.get("num_layers", p.run.meta.get("num_layers"))),
+        p.run.name, p.run.state_text, str(p.run.seed),
+        str(model.get("num_layers", p.run.meta.get("num_layers"))),
         str(model.get("d_model", p.run.meta.get("d_model"))),
         (human_count(p.params) + ("" if p.exact_params else " (planned)")) if p.params else DASH,
         human_count(p.tokens), sci(p.flops),

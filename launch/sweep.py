@@ -14,12 +14,15 @@ Backends:
   "finished" at num_steps, and every eval suite written for that step) is skipped; an unfinished
   one is resumed by train.py; a failure is recorded and the sweep goes on. Logs:
   ROOT/sweep_logs/<run>.seed<k>.{train,eval}.log. Exit code 1 if any run failed.
-- tpu: writes ROOT/sweep_jobs/<sweep>/<run>.seed<k>.sh, which runs train then eval on every
-  worker of a TPU VM (`gcloud compute tpus tpu-vm ssh NAME --worker=all`), and runs these jobs
-  one after another (each takes the whole slice). ROOT must be a path every worker shares
-  (NFS or a gcsfuse mount) so runs resume and figures/ can read them.
-- slurm: writes ROOT/sweep_jobs/<sweep>/<run>.seed<k>.sbatch (one process per node; JAX's
-  jax.distributed.initialize() reads the SLURM environment) and submits each with sbatch.
+- tpu: writes ROOT/sweep_jobs/<sweep>/<run>.seed<k>.sh and runs these one after another (each
+  run takes the whole slice): training through launch/tpu_pod.sh (setup, then `train.py
+  --multihost` on every worker), then eval.py on every worker (`gcloud compute tpus tpu-vm ssh
+  --worker=all`). ROOT must be a path this machine and every worker share (e.g. the same
+  gcsfuse mount), so finished runs are seen and figures/ can read them.
+- slurm: writes the same kind of script, which submits training through launch/slurm.sbatch
+  (one train.py per node) and evaluation as a one-node job that runs only if training succeeded
+  (`--dependency=afterok`). A run submitted before and not finished is not submitted twice
+  unless --resubmit is given.
 --dry_run prints every command (and job script) and writes nothing.
 """
 
@@ -27,6 +30,7 @@ import argparse
 import datetime
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -38,7 +42,7 @@ from launch import sweep_plan
 from launch.sweep_plan import EVAL_COMMAND, TRAIN_COMMAND, REPO_DIR
 
 BACKENDS = ("local", "tpu", "slurm")
-# Backend options not given: a single 8-GPU node for a day; the TPU workers' checkout in ~/pancake.
+# SLURM options not given: one 8-GPU node per run, for at most a day.
 BACKEND_DEFAULTS = {"nodes": 1, "gpus_per_node": 8, "time": "24:00:00"}
 LOG_DIR, JOB_DIR = "sweep_logs", "sweep_jobs"
 
@@ -137,42 +141,64 @@ def _stages(run, backend, opts):
     if run["eval_suites"]:
       stages.append(("eval", sweep_plan.command(opts["eval_command"], run, opts["python"])))
     return stages
-  if backend == "tpu":
-    return [("job", ["bash", _job_path(run, opts) + ".sh"])]
-  return [("submit", ["sbatch", _job_path(run, opts) + ".sbatch"])]
+  return [("job" if backend == "tpu" else "submit", ["bash", _job_path(run, opts)])]
+
+
+def _env(**pairs):
+  return " ".join(f"{k}={shlex.quote(str(v))}" for k, v in pairs.items() if v)
 
 
 def job_script(run, backend, opts):
-  """(path suffix, text) of the TPU or SLURM job script of one run."""
-  py = opts["remote_python"]
-  train = shlex.join(sweep_plan.command(opts["train_command"], run, py))
-  evaluate = shlex.join(sweep_plan.command(opts["eval_command"], run, py))
-  title = f"# pancake sweep {opts['sweep_name']}: run {run['name']}, seed {run['seed']}."
+  """Text of the bash script that runs (tpu) or submits (slurm) one run.
+
+  Training goes through the project's launchers, launch/tpu_pod.sh (setup + `train.py
+  --multihost` on every worker) and launch/slurm.sbatch (one train.py per node, coordinator
+  from SLURM); evaluation follows on the same workers, or as a one-node SLURM job that starts
+  only if training succeeded.
+  """
+  flags = " ".join(shlex.quote(f) for f in sweep_plan.override_flags(run))
+  # The launchers' own default python: the checkout's venv (tpu_pod.sh makes it on each worker).
+  python = opts.get("remote_python") or ".venv/bin/python"
+  evaluate = shlex.join(sweep_plan.command(opts["eval_command"], run, python))
+  lines = ["#!/usr/bin/env bash",
+           f"# pancake sweep {opts['sweep_name']}: run {run['name']}, seed {run['seed']}.",
+           "set -euo pipefail", f"cd {shlex.quote(REPO_DIR)}"]
   if backend == "tpu":
-    remote = f"cd {opts['remote_repo']} && {train}" + (f" && {evaluate}"
-                                                        if run["eval_suites"] else "")
-    gcloud = ["gcloud", "compute", "tpus", "tpu-vm", "ssh", opts["tpu"],
-              f"--zone={opts['zone']}", "--worker=all", f"--command={remote}"]
-    if opts.get("project"):
-      gcloud.insert(7, f"--project={opts['project']}")
-    return ".sh", "\n".join(["#!/usr/bin/env bash", title,
-                             "# Train, then evaluate, on every worker of the TPU VM.",
-                             "set -euo pipefail", shlex.join(gcloud), ""])
+    ssh = ["gcloud", "compute", "tpus", "tpu-vm", "ssh", opts["tpu"], "--zone", opts["zone"],
+           "--worker=all"] + (["--project", opts["project"]] if opts.get("project") else [])
+    lines.append(_env(TPU=opts["tpu"], ZONE=opts["zone"], PROJECT=opts.get("project"),
+                      REMOTE_DIR=opts.get("remote_repo"), CONFIG=run["config"],
+                      WORKDIR=run["workdir"]) + f" bash launch/tpu_pod.sh -- {flags}")
+    if run["eval_suites"]:
+      remote = f"cd {opts.get('remote_repo') or 'pancake'} && {evaluate}"
+      lines.append(shlex.join(ssh + ["--command", remote]))
+    return "\n".join(lines + [""])
   name = f"{opts['sweep_name']}.{run['name']}.s{run['seed']}"
-  log = os.path.join(opts["root"], LOG_DIR, f"{run['name']}.seed{run['seed']}.slurm-%j.log")
-  lines = ["#!/bin/bash", f"#SBATCH --job-name={name}", f"#SBATCH --nodes={opts['nodes']}",
-           "#SBATCH --ntasks-per-node=1", f"#SBATCH --gpus-per-node={opts['gpus_per_node']}",
-           f"#SBATCH --time={opts['time']}", f"#SBATCH --output={log}"]
-  lines += [f"#SBATCH --{k}={opts[k]}" for k in ("partition", "account") if opts.get(k)]
-  lines += [title, "# One process per node: jax.distributed.initialize() reads SLURM's "
-            "environment.", "set -euo pipefail", f"cd {shlex.quote(opts['remote_repo'])}",
-            f"srun {train}"] + ([f"srun {evaluate}"] if run["eval_suites"] else []) + [""]
-  return ".sbatch", "\n".join(lines)
+  log = os.path.join(opts["root"], LOG_DIR, f"{run['name']}.seed{run['seed']}")
+  common = [f"--time={opts['time']}"] + [
+      f"--{k}={opts[k]}" for k in ("partition", "account") if opts.get(k)]
+  train = ["sbatch", "--parsable", f"--job-name={name}", f"--nodes={opts['nodes']}",
+           f"--gpus-per-node={opts['gpus_per_node']}", f"--output={log}.train-%j.log"] + common + [
+               "launch/slurm.sbatch"]
+  lines.append("train_job=$(" + _env(CONFIG=run["config"], WORKDIR=run["workdir"],
+                                      PYTHON=opts.get("remote_python")) +
+               f" {shlex.join(train)} {flags})")
+  if run["eval_suites"]:
+    wrap = f"cd {shlex.quote(REPO_DIR)} && {evaluate}"
+    evaluation = [f"--job-name={name}.eval", "--nodes=1",
+                  f"--gpus-per-node={opts['gpus_per_node']}", f"--output={log}.eval-%j.log"
+                  ] + common + ["--wrap", wrap]
+    # The dependency stays unquoted: the shell fills in the training job's id.
+    lines.append("eval_job=$(sbatch --parsable --dependency=afterok:${train_job%%;*} "
+                 f"{shlex.join(evaluation)})")
+  lines.append('echo "Submitted batch job ${train_job%%;*}' +
+               (' (eval: ${eval_job%%;*}, after it succeeds)"' if run["eval_suites"] else '"'))
+  return "\n".join(lines + [""])
 
 
 def _job_path(run, opts):
   return os.path.join(opts["root"], JOB_DIR, opts["sweep_name"],
-                      f"{run['name']}.seed{run['seed']}")
+                      f"{run['name']}.seed{run['seed']}.sh")
 
 
 def _print_plan(planned, backend, opts, log):
@@ -183,9 +209,8 @@ def _print_plan(planned, backend, opts, log):
       if run["eval_suites"]:
         log(shlex.join(sweep_plan.command(opts["eval_command"], run, opts["python"])))
     else:
-      suffix, text = job_script(run, backend, opts)
-      log(f"# {_job_path(run, opts)}{suffix}:\n{text}")
-      log(("sbatch " if backend == "slurm" else "bash ") + _job_path(run, opts) + suffix)
+      log(f"# {_job_path(run, opts)}:\n{job_script(run, backend, opts)}")
+      log("bash " + _job_path(run, opts))
 
 
 def _run_one(run, backend, opts, record, timeout, log, head):
@@ -193,10 +218,9 @@ def _run_one(run, backend, opts, record, timeout, log, head):
   result = {"name": run["name"], "seed": run["seed"], "workdir": run["workdir"]}
   previous = record.runs[_key(run)]
   if backend != "local":
-    suffix, text = job_script(run, backend, opts)
     os.makedirs(os.path.dirname(_job_path(run, opts)), exist_ok=True)
-    with open(_job_path(run, opts) + suffix, "w") as f:
-      f.write(text)
+    with open(_job_path(run, opts), "w") as f:
+      f.write(job_script(run, backend, opts))
   stages = _stages(run, backend, opts)
   if not stages:
     log(f"{head}: already finished, skipped")
@@ -218,8 +242,9 @@ def _run_one(run, backend, opts, record, timeout, log, head):
       log(f"{head}: {stage} FAILED (exit {code}, {seconds:.0f} s), log {log_path}:\n"
           + _tail(log_path))
       break
-    if stage == "submit":  # sbatch prints "Submitted batch job <id>"
-      result.update(state="submitted", job_id=(_tail(log_path, 1).split() or [""])[-1])
+    if stage == "submit":  # the job script ends with "Submitted batch job <id> ..."
+      found = re.search(r"Submitted batch job (\S+)", _tail(log_path, 1))
+      result.update(state="submitted", job_id=found.group(1) if found else "")
     log(f"{head}: {stage} ok ({seconds:.0f} s)")
   if result["state"] == "finished" and not training_status(run["workdir"])[0]:
     result["state"] = "failed"
@@ -235,8 +260,8 @@ def run_sweep(sweep_path, root, *, seeds=None, backend="local", dry_run=False, o
 
   `overrides` ({"train.num_steps": 5} or strings from the command line) apply to every run
   after the sweep's own. `train_command`/`eval_command` are templates (see sweep_plan).
-  `backend_opts`: tpu, zone, project, remote_repo, remote_python (tpu); nodes, gpus_per_node,
-  time, partition, account, resubmit (slurm). Result dicts: name, seed, workdir, state
+  `backend_opts`: tpu, zone, project, remote_repo (tpu); nodes, gpus_per_node, time, partition,
+  account, resubmit (slurm); remote_python (both). Result dicts: name, seed, workdir, state
   ("finished" | "skipped" | "failed" | "submitted" | "planned"), stage, returncode, seconds, log.
   """
   if backend not in BACKENDS:
@@ -252,12 +277,6 @@ def run_sweep(sweep_path, root, *, seeds=None, backend="local", dry_run=False, o
       raise ConfigError(f"--backend=tpu needs --{' and --'.join(missing)}")
     for key, value in BACKEND_DEFAULTS.items():
       opts.setdefault(key, value)
-    if backend == "tpu":
-      opts.setdefault("remote_python", ".venv/bin/python")
-      opts.setdefault("remote_repo", "~/pancake")
-    else:  # SLURM nodes share this filesystem: the same checkout and python
-      opts.setdefault("remote_python", opts["python"])
-      opts.setdefault("remote_repo", REPO_DIR)
   log(f"# sweep {sweep['name']} ({sweep['kind']}, {len(sweep['runs'])} runs x "
       f"{len(planned) // len(sweep['runs'])} seeds) -> {opts['root']}, backend {backend}")
   if dry_run:
@@ -284,8 +303,10 @@ def main(argv=None):
   parser.add_argument("--override", action="append", default=[], metavar="FIELD=VALUE",
                       help="set a config field for every run, e.g. train.num_steps=50")
   parser.add_argument("--eval_suites", help="replace the sweep's eval suites ('' = no eval)")
-  parser.add_argument("--train_command", default=TRAIN_COMMAND, help="command template")
-  parser.add_argument("--eval_command", default=EVAL_COMMAND, help="command template")
+  parser.add_argument("--train_command", default=TRAIN_COMMAND,
+                      help="local: command template ({python} {config} {workdir})")
+  parser.add_argument("--eval_command", default=EVAL_COMMAND,
+                      help="command template ({python} {config} {workdir} {suites})")
   parser.add_argument("--python", help="python for local runs (default: this one)")
   parser.add_argument("--timeout_minutes", type=float, help="local: kill a stage after this")
   tpu = parser.add_argument_group("tpu backend")
@@ -293,8 +314,9 @@ def main(argv=None):
   tpu.add_argument("--zone")
   tpu.add_argument("--project")
   tpu.add_argument("--remote_repo",
-                   help="checkout on the workers (tpu default ~/pancake; slurm: this one)")
-  tpu.add_argument("--remote_python", help="python on the workers (default .venv/bin/python)")
+                   help="checkout dir on the workers, tpu_pod.sh's REMOTE_DIR (default pancake)")
+  parser.add_argument("--remote_python",
+                      help="tpu/slurm: python of the jobs (default: the checkout's .venv)")
   slurm = parser.add_argument_group("slurm backend")
   slurm.add_argument("--nodes", type=int, help="nodes per run (default 1)")
   slurm.add_argument("--gpus_per_node", type=int, help="default 8")

@@ -137,7 +137,17 @@ def parse_assignments(items):
   return out
 
 
-def plan(sweep, root, seeds=None, extra_overrides=None, eval_suites=None):
+def _validate(config, where):
+  """train.py's own checks that need neither devices nor data (models, objective, data,
+  optimizer, sharding rules), so a bad grid point fails here rather than hours into a sweep."""
+  from trainlib import loop  # pylint: disable=g-import-not-at-top  (jax: only when planning)
+  try:
+    loop.validate(config)
+  except ConfigError as e:
+    raise ConfigError(f"{where}: {e}") from None
+
+
+def plan(sweep, root, seeds=None, extra_overrides=None, eval_suites=None, validate=True):
   """One entry per (run, seed), in sweep order, each checked against its config.
 
   Each seed sets config.seed and config.data.seed (init, dropout, data order and masks), and
@@ -156,6 +166,8 @@ def plan(sweep, root, seeds=None, extra_overrides=None, eval_suites=None):
       where = f"sweep {sweep['name']!r}, run {run['name']!r}"
       config = load_config(run["config"])
       apply_overrides(config, overrides, where)
+      if validate:
+        _validate(config, where)
       # The typed values, so commands print 0.001 rather than the command line's "1e-3".
       typed = {k: _get(config, k) for k in overrides}
       rel = os.path.join(run["name"], f"seed{seed}")
@@ -178,9 +190,13 @@ def _flag_value(value):
   return repr(value) if isinstance(value, float) else str(value)
 
 
+def override_flags(run):
+  """The run's overrides as train.py/eval.py flags: ["--config.a.b=value", ...]."""
+  return [f"--config.{k}={_flag_value(v)}" for k, v in run["overrides"].items()]
+
+
 def command(template, run, python):
   """argv of a template for one planned run, its overrides appended as --config.k=v flags."""
   fields = {"python": python, "config": run["config"], "workdir": run["workdir"],
             "suites": run["eval_suites"]}
-  argv = [part.format(**fields) for part in shlex.split(template)]
-  return argv + [f"--config.{k}={_flag_value(v)}" for k, v in run["overrides"].items()]
+  return [part.format(**fields) for part in shlex.split(template)] + override_flags(run)

@@ -64,7 +64,7 @@ REPO_ROOT="$(cd "$SCRIPT_DIR/.." && pwd)"
 [[ -n "${ZONE:-}" ]] || die "ZONE is not set (e.g. us-east5-a)"
 ((DO_TRAIN == 0)) || [[ -n "${WORKDIR:-}" ]] || die "WORKDIR is not set (use gs://... on a pod)"
 CONFIG="${CONFIG:-configs/quickstart.py}"
-[[ -f "$REPO_ROOT/$CONFIG" ]] || die "CONFIG=$CONFIG is not a file in $REPO_ROOT"
+[[ -f "$REPO_ROOT/${CONFIG%%:*}" ]] || die "CONFIG=$CONFIG is not a file in $REPO_ROOT"  # file[:arg]
 REPO_URL="${REPO_URL:-$(git -C "$REPO_ROOT" remote get-url origin 2>/dev/null || true)}"
 [[ -n "$REPO_URL" ]] || die "REPO_URL is not set and this checkout has no 'origin' remote"
 COMMIT="${COMMIT:-$(git -C "$REPO_ROOT" rev-parse HEAD 2>/dev/null || true)}"

@@ -114,6 +114,22 @@ def test_scaling_grids_cover_the_documented_ranges():
   assert big["optim.learning_rate"] == pytest.approx(0.6e-4, rel=0.15)
 
 
+def test_planned_sizes_and_flops_match_the_model_code():
+  from models import counting  # pylint: disable=g-import-not-at-top
+  for path, names in (("configs/sweeps/scaling_cpu.py", ("L2_d32", "L4_d128")),
+                      ("configs/sweeps/scaling_pod.py", ("L96_d12288",))):
+    for run in sweep_plan.load_sweep(path)["runs"]:
+      if run["name"] not in names:
+        continue
+      config = sweep_plan.apply_overrides(sweep_plan.load_config(run["config"]),
+                                          run["overrides"])
+      meta = run["meta"]
+      exact = counting.param_counts(config.model)["params_non_embedding"]
+      flops = counting.train_flops_per_token(config.model, config.data.seq_len, "causal")
+      assert meta["planned_params"] == pytest.approx(exact, rel=0.04)
+      assert meta["planned_flops"] / meta["planned_tokens"] == pytest.approx(flops, rel=0.02)
+
+
 def test_learning_rate_rule_tracks_gpt3_table_2_1_and_falls_with_width():
   for _, _, width, _, _, _, lr in scaling_rules.GPT3_TABLE_2_1:
     assert scaling_rules.learning_rate(width, lr_cap=1.0) == pytest.approx(lr, rel=0.26)

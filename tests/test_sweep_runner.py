@@ -4,7 +4,6 @@ that skip finished work and record failures, job scripts for TPU pods and SLURM.
 import json
 import os
 import stat
-import sys
 
 import pytest
 
@@ -104,49 +103,59 @@ def test_bad_overrides_stop_the_sweep_before_anything_runs(tmp_path, capsys):
   assert sweep.main(["--sweep", SMOKE, "--root", str(root), "--override",
                      "train.num_steps=many"] + FAKE_FLAGS) == 2
   assert "has type str, but the field holds int" in capsys.readouterr().err
+  # Well-typed but unusable: train.py's own validation runs before anything is launched.
+  assert sweep.main(["--sweep", SMOKE, "--root", str(root), "--override",
+                     "model.num_heads=3"] + FAKE_FLAGS) == 2
+  err = capsys.readouterr().err
+  assert err.startswith("error: sweep 'smoke', run 'L1_d16': model.") and "num_heads" in err
   assert sweep.main(["--sweep", SMOKE, "--root", str(root), "--seeds", "0,x"]) == 2
   assert not root.exists()
 
 
-def test_tpu_backend_emits_gcloud_ssh_on_every_worker(tmp_path, capsys):
+def test_tpu_backend_trains_through_tpu_pod_sh_and_evaluates_on_every_worker(tmp_path, capsys):
   args = ["--sweep", "configs/sweeps/ablation_pod.py", "--root", str(tmp_path), "--dry_run",
           "--backend", "tpu", "--tpu", "my-v5p", "--zone", "us-east5-a", "--project", "proj"]
   assert sweep.main(args) == 0
   out = capsys.readouterr().out
-  assert out.count("gcloud compute tpus tpu-vm ssh my-v5p --zone=us-east5-a --project=proj "
-                   "--worker=all") == 4
-  assert ".venv/bin/python train.py --config configs/ablations/ltr_causal.py:pod" in out
+  assert out.count("TPU=my-v5p ZONE=us-east5-a PROJECT=proj CONFIG=configs/ablations/") == 4
+  assert (f"CONFIG=configs/ablations/ltr_causal.py:pod WORKDIR={tmp_path}/ltr_causal/seed0 "
+          "bash launch/tpu_pod.sh -- --config.name=ltr_causal --config.seed=0") in out
+  assert out.count("gcloud compute tpus tpu-vm ssh my-v5p --zone us-east5-a --worker=all "
+                   "--project proj --command 'cd pancake && .venv/bin/python eval.py") == 4
   assert "--suite heldout,cloze,finetune" in out
+  assert not os.path.exists(tmp_path / "sweep.json")
   assert sweep.main(args[:-4]) == 2
   assert "error: --backend=tpu needs --zone" in capsys.readouterr().err
 
 
-def test_slurm_backend_writes_and_submits_one_job_per_run(tmp_path, monkeypatch):
+def test_slurm_backend_submits_training_then_dependent_eval_once(tmp_path, monkeypatch):
   bin_dir = tmp_path / "bin"
   bin_dir.mkdir()
-  fake_sbatch = bin_dir / "sbatch"
-  fake_sbatch.write_text("#!/bin/sh\necho \"$1\" >> \"$(dirname \"$0\")/submitted\"\n"
-                         "echo 'Submitted batch job 4242'\n")
+  fake_sbatch = bin_dir / "sbatch"  # records its arguments, prints a job id like --parsable
+  fake_sbatch.write_text('#!/bin/sh\necho "$*" >> "$(dirname "$0")/submitted"\n'
+                         'wc -l < "$(dirname "$0")/submitted" | tr -d " "\n')
   fake_sbatch.chmod(fake_sbatch.stat().st_mode | stat.S_IEXEC)
   monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
   root = str(tmp_path / "runs")
   results = sweep.run_sweep(SMOKE, root, backend="slurm", nodes=2, gpus_per_node=4,
-                            partition="gpu", python=sys.executable, log=lambda *_: None)
-  assert [(r["state"], r["job_id"]) for r in results] == [("submitted", "4242")] * 2
-  scripts = (bin_dir / "submitted").read_text().split()
-  assert [os.path.basename(s) for s in scripts] == ["L1_d16.seed0.sbatch", "L1_d32.seed0.sbatch"]
-  text = open(scripts[0]).read()
-  for line in ("#SBATCH --nodes=2", "#SBATCH --gpus-per-node=4", "#SBATCH --partition=gpu",
-               f"srun {sys.executable} train.py --config configs/sweeps/scaling_base.py:cpu",
-               f"srun {sys.executable} eval.py"):
-    assert line in text
+                            partition="gpu", log=lambda *_: None)
+  assert [(r["state"], r["job_id"]) for r in results] == [("submitted", "1"),
+                                                          ("submitted", "3")]
+  calls = (bin_dir / "submitted").read_text().splitlines()
+  assert len(calls) == 4
+  train, evaluate = calls[0], calls[1]
+  for part in ("--parsable", "--nodes=2", "--gpus-per-node=4", "--partition=gpu",
+               "launch/slurm.sbatch --config.name=L1_d16 --config.seed=0"):
+    assert part in train
+  assert "--dependency=afterok:1 " in evaluate and "--nodes=1" in evaluate
+  assert ".venv/bin/python eval.py --config configs/sweeps/scaling_base.py:cpu" in evaluate
   assert [r["state"] for r in _record(root)["smoke"]["runs"]] == ["submitted"] * 2
   # Launching again does not queue the same runs twice (unless asked to).
   again = sweep.run_sweep(SMOKE, root, backend="slurm", log=lambda *_: None)
-  assert [(r["state"], r["job_id"]) for r in again] == [("submitted", "4242")] * 2
-  assert len((bin_dir / "submitted").read_text().split()) == 2
+  assert [(r["state"], r["job_id"]) for r in again] == [("submitted", "1"), ("submitted", "3")]
+  assert len((bin_dir / "submitted").read_text().splitlines()) == 4
   sweep.run_sweep(SMOKE, root, backend="slurm", resubmit=True, log=lambda *_: None)
-  assert len((bin_dir / "submitted").read_text().split()) == 4
+  assert len((bin_dir / "submitted").read_text().splitlines()) == 8
 
 
 def test_seeds_launched_later_join_the_same_sweep_and_roots_are_not_shared(tmp_path):

@@ -55,3 +55,16 @@ def random_batch(config, objective, seed):
     if "nsp_labels" in out:
       out["nsp_labels"] = rs.randint(0, 2, b).astype(np.int32)
   return out
+
+
+def loop_config(data_dir=""):
+  """The tiny causal run of the loop/CLI tests: embedded corpus, the session's 512-entry BPE."""
+  from tests.conftest import TEST_VOCAB_SIZE
+  c = tiny_config("causal", vocab=TEST_VOCAB_SIZE, seq_len=32, batch=8)
+  c.data.corpus, c.data.data_dir = "embedded", data_dir
+  c.data.train_vocab_size = TEST_VOCAB_SIZE
+  t = c.train
+  t.num_steps, t.log_every, t.eval_every, t.eval_batches = 12, 1, 0, 1
+  t.checkpoint_every, t.keep_checkpoints = 3, 10
+  c.optim.learning_rate, c.optim.warmup_steps = 3e-3, 2
+  return c

@@ -13,8 +13,10 @@ Sizes (`--config configs/ablations/<name>.py:cpu` or `:pod`):
   0.01; bf16 compute. Corpus: English Wikipedia from TFDS stands in for BookCorpus + Wikipedia
   (BookCorpus is not in the TFDS catalog); point data.tfds_name elsewhere to change it.
 - "cpu": a 2-layer, d_model 128 version on the embedded corpus (WordPiece trained to 4,096), 400
-  steps of 16 x 128 tokens (819k tokens); about 2-5 minutes per run on 2 CPU cores (estimated from
-  FLOPs at ~20 GFLOP/s). Dropout is 0 here: a few hundred steps are far from overfitting.
+  steps of 16 x 128 tokens (819k tokens). Measured on a 2-core CPU shared with other jobs
+  (load ~8): 0.9-1.4 steps/s for the MLM variants, 0.8 for the causal LM (its output layer
+  scores every position), i.e. 5-8 minutes per run plus ~1 minute of start-up; less when the
+  machine is idle. Dropout is 0 here: a few hundred steps are far from overfitting.
 
 Budget matching rule (the same for every objective):
   Every ablation processes the same number of tokens: num_steps x global_batch_size x seq_len
@@ -22,7 +24,9 @@ Budget matching rule (the same for every objective):
   The objectives then differ in how many of those tokens are prediction targets: MLM predicts
   ~15% of tokens (objective.mask_prob, capped by max_predictions_per_seq), the causal LM predicts
   every token. Training FLOPs are equal up to that output-head term (the backbone costs the same
-  per token; causal attention is counted as half of bidirectional), so the figures report both
+  per token; causal attention is counted as half of bidirectional; at the pod size
+  models.counting gives 5.89e8 FLOPs per token for MLM+NSP and 6.79e8 for the causal LM, whose
+  output layer scores all 512 positions instead of ~77), so the figures report both
   budgets for every run: tokens seen and training FLOPs (metrics.jsonl `tokens_seen`,
   `flops_seen`, from the objective's own FLOP accounting). Matching FLOPs instead would give the
   MLM models more tokens, a different experiment from the papers'.

@@ -3,7 +3,8 @@
 The four configs of configs/ablations/ at their "cpu" size (2 layers, d_model 128, embedded
 corpus, 400 steps of 16 x 128 tokens), each evaluated on the suites every objective can be scored
 on: heldout (its own loss), cloze (one task for all objectives) and finetune (a classifier on
-the backbone). About 2-5 minutes per run on 2 CPU cores (estimated), 8 runs.
+the backbone). 8 runs of 5-8 minutes each on a busy 2-core CPU (configs/ablations/base.py),
+plus their evals.
 
     python -m launch.sweep --sweep configs/sweeps/ablation_cpu.py --root runs/ablation_cpu
     python -m figures.make --root runs/ablation_cpu --out results/ablation_cpu

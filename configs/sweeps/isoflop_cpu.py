@@ -3,8 +3,9 @@
 For each budget C in (2e12, 6e12) FLOPs, every grid size (depth 1, 2, 4 x width 32, 64, 128)
 whose tokens per parameter D/N = C / (flops_per_token * N) lie in [2, 200] trains on exactly
 C / flops_per_token tokens (configs/scaling_rules.py). The figure is loss vs N per budget with a
-parabola in log N marking each budget's optimum. About 40 minutes on 2 CPU cores (estimated
-from the budgets at ~20 GFLOP/s); not part of the committed demo.
+parabola in log N marking each budget's optimum. 4.8e13 FLOPs in all: about 1.5 hours on a
+busy 2-core CPU (~9 GFLOP/s effective, measured on scaling_cpu's largest run); not part of the
+committed demo.
 """
 
 from configs import scaling_rules
