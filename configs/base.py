@@ -68,7 +68,7 @@ def get_config():
   m.remat_policy = "none"         # "none" | "full" | "save_dots" | "save_qkv_out" (see models/)
   m.dtype = "float32"             # compute dtype ("bfloat16" on pods); params stay float32
   m.param_dtype = "float32"       # storage dtype of parameters
-  m.attention_impl = "xla"        # "xla" (einsum softmax) | "flash" (Pallas kernel on TPU, jax.nn.dot_product_attention elsewhere)
+  m.attention_impl = "xla"        # "xla" (einsum softmax) | "flash" (Pallas on TPU, else jax.nn.dot_product_attention)
 
   # ---------------------------------------------------------------- objective (objectives/)
   o = c.objective = ml_collections.ConfigDict()

@@ -1,9 +1,10 @@
 r"""GPT-3 175B (Brown et al. 2020, Table 2.1): 96 layers, d_model 12288, 96 heads of 128.
 
 Causal pre-LN decoder, context 2048, vocabulary 50,257, LM head tied to the token embeddings.
-Table 2.1: batch 3.2M tokens (1536 sequences of 2048), learning rate 0.6e-4. Appendix B: AdamW b1 0.9,
-b2 0.95, eps 1e-8, clip 1.0, weight decay 0.1, linear warmup over 375M tokens, cosine decay to 10%;
-300B tokens in total (the paper decays over 260B and holds; here the cosine spans the whole run).
+Table 2.1: batch 3.2M tokens (1536 sequences of 2048), learning rate 0.6e-4.
+Appendix B: AdamW b1 0.9, b2 0.95, eps 1e-8, clip 1.0, weight decay 0.1, linear warmup over 375M
+tokens, cosine decay to 10%; 300B tokens in total (the paper decays over 260B tokens, then holds;
+here the cosine spans the whole run).
 3.2M tokens is 1562.5 sequences of 2048; 1536 sequences (3.1M tokens) as in Megatron-LM.
 Pod recipe (topology, mesh, remat, attention_impl='flash'): launch/ and the README.
 Not reproduced: the paper's alternating locally banded sparse attention (every layer is dense

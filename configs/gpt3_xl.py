@@ -1,9 +1,10 @@
 r"""GPT-3 XL (1.3B) (Brown et al. 2020, Table 2.1): 24 layers, d_model 2048, 16 heads of 128.
 
 Causal pre-LN decoder, context 2048, vocabulary 50,257, LM head tied to the token embeddings.
-Table 2.1: batch 1M tokens (512 sequences of 2048), learning rate 2.0e-4. Appendix B: AdamW b1 0.9,
-b2 0.95, eps 1e-8, clip 1.0, weight decay 0.1, linear warmup over 375M tokens, cosine decay to 10%;
-300B tokens in total (the paper decays over 260B and holds; here the cosine spans the whole run).
+Table 2.1: batch 1M tokens (512 sequences of 2048), learning rate 2.0e-4.
+Appendix B: AdamW b1 0.9, b2 0.95, eps 1e-8, clip 1.0, weight decay 0.1, linear warmup over 375M
+tokens, cosine decay to 10%; 300B tokens in total (the paper decays over 260B tokens, then holds;
+here the cosine spans the whole run).
 Table 2.1 prints 24 heads of d_head 128, an attention width of 3072 != d_model 2048 that
 would give 1.52B parameters; 16 heads of 128 keep the width at d_model and give the row's 1.3B
 (as Megatron-LM and Pythia). For the literal row: --config.model.num_heads=24.

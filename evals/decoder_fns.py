@@ -1,4 +1,4 @@
-"""Adapter from the Flax Decoder (models/decoder.py) to the functions evals/generation.py decodes with.
+"""Adapter from the Flax Decoder (models/decoder.py) to the functions evals/generation.py uses.
 
   fns = make_decoder_fns(model, cache_len=prompt_len + max_new_tokens - 1)
   cache = fns.init_cache(batch_size)

@@ -63,7 +63,9 @@ def _check_prompts(prompts, prompt_lengths, max_new_tokens):
     raise ValueError(f"prompts must be [B, P] token ids, got shape {prompts.shape}")
   if prompt_lengths.shape != prompts.shape[:1]:
     raise ValueError(f"prompt_lengths must be [B]={prompts.shape[:1]}, got {prompt_lengths.shape}")
-  lengths = np.asarray(prompt_lengths)
+  # Global arrays spread over several processes cannot be read here; their builder checks them.
+  lengths = (np.asarray(prompt_lengths) if getattr(prompt_lengths, "is_fully_addressable", True)
+             else np.ones([0]))
   if lengths.size and (lengths.min() < 1 or lengths.max() > prompts.shape[1]):
     raise ValueError(f"prompt_lengths must be in [1, {prompts.shape[1]}] (every prompt needs a "
                      f"token to start from), got {lengths.tolist()}")
@@ -95,13 +97,14 @@ def _gather_generated(buf, prompt_lengths, max_new_tokens):
   return jnp.take_along_axis(buf, idx, axis=-1)
 
 
-def _sample_loop(logits_fn, model_state, prompts, prompt_lengths, rng, *, max_new_tokens,
-                 temperature, top_k, top_p, eos_id, pad_id):
+def _sample_loop(logits_fn, model_state, prompts, prompt_lengths, rng, options, *,
+                 max_new_tokens, greedy):
+  """options: traced dict(temperature, top_k, top_p, eos (-1 = none), pad)."""
   batch, prompt_len = prompts.shape
   total = prompt_len + max_new_tokens
-  buf = jnp.full((batch, total), pad_id, jnp.int32).at[:, :prompt_len].set(prompts)
+  pad = options["pad"]
+  buf = jnp.full((batch, total), pad, jnp.int32).at[:, :prompt_len].set(prompts)
   end = prompt_lengths + max_new_tokens  # [B] exclusive end of each row
-  eos = -1 if eos_id is None else eos_id
 
   def cond(carry):
     t, _, _, done, _, _ = carry
@@ -111,7 +114,8 @@ def _sample_loop(logits_fn, model_state, prompts, prompt_lengths, rng, *, max_ne
     t, buf, model_state, done, logp_sum, count = carry
     logits, model_state = logits_fn(model_state, buf, t)  # [B, V] predicts position t + 1
     logits = logits.astype(jnp.float32)
-    nxt = sample_next(jax.random.fold_in(rng, t), logits, temperature, top_k, top_p)
+    nxt = sample_next(jax.random.fold_in(rng, t), logits, options["temperature"],
+                      options["top_k"], options["top_p"], greedy=greedy)
     pos = t + 1
     writing = (pos >= prompt_lengths) & ~done  # [B] rows that generate at pos
     prev = jax.lax.dynamic_index_in_dim(buf, pos, axis=1, keepdims=False)
@@ -119,7 +123,7 @@ def _sample_loop(logits_fn, model_state, prompts, prompt_lengths, rng, *, max_ne
     token_logp = jnp.take_along_axis(jax.nn.log_softmax(logits), nxt[:, None], axis=1)[:, 0]
     logp_sum = logp_sum + jnp.where(writing, token_logp, 0.0)
     count = count + writing.astype(jnp.int32)
-    done = done | (writing & ((nxt == eos) | (pos == end - 1)))
+    done = done | (writing & ((nxt == options["eos"]) | (pos == end - 1)))
     return t + 1, buf, model_state, done, logp_sum, count
 
   init = (jnp.int32(0), buf, model_state, jnp.zeros([batch], bool),
@@ -128,18 +132,38 @@ def _sample_loop(logits_fn, model_state, prompts, prompt_lengths, rng, *, max_ne
   return SampleOutput(_gather_generated(buf, prompt_lengths, max_new_tokens), count, logp_sum)
 
 
-_SAMPLE_STATIC = ("fn", "max_new_tokens", "temperature", "top_k", "top_p", "eos_id", "pad_id")
+# Only these shape the compiled program; sampling settings, EOS and pad are traced, so one
+# compiled loop serves them all.
+_SAMPLE_STATIC = ("fn", "max_new_tokens", "greedy")
 
 
 @functools.partial(jax.jit, static_argnames=_SAMPLE_STATIC)
-def _sample_cached(fn, params, cache, prompts, prompt_lengths, rng, **static):
-  return _sample_loop(_cached_logits_fn(fn, params), cache, prompts, prompt_lengths, rng, **static)
+def _sample_cached(fn, params, cache, prompts, prompt_lengths, rng, options, **static):
+  return _sample_loop(_cached_logits_fn(fn, params), cache, prompts, prompt_lengths, rng, options,
+                      **static)
 
 
 @functools.partial(jax.jit, static_argnames=_SAMPLE_STATIC)
-def _sample_uncached(fn, params, prompts, prompt_lengths, rng, **static):
+def _sample_uncached(fn, params, prompts, prompt_lengths, rng, options, **static):
   return _sample_loop(_uncached_logits_fn(fn, params), jnp.zeros([]), prompts, prompt_lengths,
-                      rng, **static)
+                      rng, options, **static)
+
+
+def _token_options(eos_id, pad_id):
+  return {"eos": jnp.int32(-1 if eos_id is None else eos_id), "pad": jnp.int32(pad_id)}
+
+
+def _sample_args(prompts, prompt_lengths, max_new_tokens, rng, temperature, top_k, top_p, eos_id,
+                 pad_id):
+  """Validated arrays + traced options + static flags shared by the cached and uncached paths."""
+  prompts, prompt_lengths = jnp.asarray(prompts, jnp.int32), jnp.asarray(prompt_lengths, jnp.int32)
+  _check_prompts(prompts, prompt_lengths, max_new_tokens)
+  greedy = sampling.check_options(temperature, top_k, top_p, rng)
+  options = dict(temperature=jnp.float32(temperature if not greedy else 1.0),
+                 top_k=jnp.int32(top_k), top_p=jnp.float32(top_p), **_token_options(eos_id, pad_id))
+  rng = jax.random.key(0) if rng is None else rng
+  return (prompts, prompt_lengths, rng, options), dict(max_new_tokens=int(max_new_tokens),
+                                                       greedy=greedy)
 
 
 def generate(step_fn: StepFn, params, cache, prompts, prompt_lengths, max_new_tokens: int, *,
@@ -150,25 +174,18 @@ def generate(step_fn: StepFn, params, cache, prompts, prompt_lengths, max_new_to
   `cache` is a fresh cache for B rows; `rng` (a jax PRNG key) is required when sampling, and the
   same key gives the same tokens. top_k=0 and top_p=1.0 switch those filters off.
   """
-  prompts, prompt_lengths = jnp.asarray(prompts, jnp.int32), jnp.asarray(prompt_lengths, jnp.int32)
-  _check_prompts(prompts, prompt_lengths, max_new_tokens)
-  static = sampling.static_options(temperature, top_k, top_p, rng)
-  rng = jax.random.key(0) if rng is None else rng
-  return _sample_cached(step_fn, params, cache, prompts, prompt_lengths, rng,
-                        max_new_tokens=int(max_new_tokens), eos_id=eos_id, pad_id=pad_id, **static)
+  args, static = _sample_args(prompts, prompt_lengths, max_new_tokens, rng, temperature, top_k,
+                              top_p, eos_id, pad_id)
+  return _sample_cached(step_fn, params, cache, *args, **static)
 
 
 def generate_uncached(full_fn: FullFn, params, prompts, prompt_lengths, max_new_tokens: int, *,
                       rng=None, temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0,
                       eos_id: int | None = None, pad_id: int = 0) -> SampleOutput:
   """`generate` without a cache: recomputes the full prefix each step (reference / tests)."""
-  prompts, prompt_lengths = jnp.asarray(prompts, jnp.int32), jnp.asarray(prompt_lengths, jnp.int32)
-  _check_prompts(prompts, prompt_lengths, max_new_tokens)
-  static = sampling.static_options(temperature, top_k, top_p, rng)
-  rng = jax.random.key(0) if rng is None else rng
-  return _sample_uncached(full_fn, params, prompts, prompt_lengths, rng,
-                          max_new_tokens=int(max_new_tokens), eos_id=eos_id, pad_id=pad_id,
-                          **static)
+  args, static = _sample_args(prompts, prompt_lengths, max_new_tokens, rng, temperature, top_k,
+                              top_p, eos_id, pad_id)
+  return _sample_uncached(full_fn, params, *args, **static)
 
 
 # ------------------------------------------------------------------------------- beam search
@@ -188,13 +205,13 @@ def gather_cache_rows(cache, rows, batch_axes):
 
 
 def _beam_loop(logits_fn, model_state, reorder, prompts, prompt_lengths, *, beam_size,
-               max_new_tokens, alpha, eos_id, pad_id):
+               max_new_tokens, alpha, eos, pad):
+  """alpha, eos (-1 = none) and pad are traced; beam_size and max_new_tokens shape the program."""
   batch, prompt_len = prompts.shape
   k, total = beam_size, prompt_len + max_new_tokens
   end = prompt_lengths + max_new_tokens                                 # [B]
-  eos = -1 if eos_id is None else eos_id
   neg_inf = jnp.float32(-jnp.inf)
-  buf = jnp.full((batch, total), pad_id, jnp.int32).at[:, :prompt_len].set(prompts)
+  buf = jnp.full((batch, total), pad, jnp.int32).at[:, :prompt_len].set(prompts)
   alive_buf = jnp.broadcast_to(buf[:, None], (batch, k, total))        # [B, K, T]
   # Only beam 0 is live at first, so the first expansion draws K distinct tokens from it.
   alive_logp = jnp.where(jnp.arange(k) == 0, 0.0, neg_inf) * jnp.ones([batch, 1])  # [B, K]
@@ -233,9 +250,10 @@ def _beam_loop(logits_fn, model_state, reorder, prompts, prompt_lengths, *, beam
     fin_buf, fin_score, fin_logp, fin_len = fin
     pool_score = jnp.concatenate([fin_score, cand_score], axis=1)
     new_fin_score, pick = jax.lax.top_k(pool_score, k)
-    pick_from = lambda old, new: jnp.take_along_axis(jnp.concatenate([old, new], axis=1),
-                                                     pick.reshape(pick.shape + (1,) * (old.ndim - 2)),
-                                                     axis=1)
+    def pick_from(old, new):  # [B, K, ...] and [B, 2K, ...] -> the picked [B, K, ...]
+      index = pick.reshape(pick.shape + (1,) * (old.ndim - 2))
+      return jnp.take_along_axis(jnp.concatenate([old, new], axis=1), index, axis=1)
+
     new_fin = (pick_from(fin_buf, cand_buf), new_fin_score, pick_from(fin_logp, cand_logp),
                pick_from(fin_len, gen_len))
 
@@ -259,7 +277,7 @@ def _beam_loop(logits_fn, model_state, reorder, prompts, prompt_lengths, *, beam
   _, _, _, _, (fin_buf, fin_score, fin_logp, fin_len) = jax.lax.while_loop(cond, body, init)
   tokens = _gather_generated(fin_buf, prompt_lengths[:, None], max_new_tokens)
   # Positions past a hypothesis' own length hold whatever its live ancestor had: pad them.
-  tokens = jnp.where(jnp.arange(max_new_tokens) < fin_len[:, :, None], tokens, pad_id)
+  tokens = jnp.where(jnp.arange(max_new_tokens) < fin_len[:, :, None], tokens, pad)
   return BeamOutput(tokens, fin_score, fin_logp, fin_len)
 
 
@@ -275,8 +293,8 @@ def _thaw_axes(frozen):
   return frozen if isinstance(frozen, int) else jax.tree.unflatten(frozen[0], frozen[1])
 
 
-# alpha is traced (a new length penalty reuses the compiled loop); the rest shapes the program.
-_BEAM_STATIC = ("fn", "batch_axes", "beam_size", "max_new_tokens", "eos_id", "pad_id")
+# Only these shape the compiled program; the length penalty, EOS and pad are traced.
+_BEAM_STATIC = ("fn", "batch_axes", "beam_size", "max_new_tokens")
 
 
 @functools.partial(jax.jit, static_argnames=_BEAM_STATIC)
@@ -310,7 +328,7 @@ def beam_search(step_fn: StepFn, params, cache, prompts, prompt_lengths, max_new
   return _beam_cached(step_fn, params, cache, prompts, prompt_lengths,
                       batch_axes=_freeze_axes(cache_batch_axes), beam_size=int(beam_size),
                       max_new_tokens=int(max_new_tokens), alpha=jnp.float32(length_penalty_alpha),
-                      eos_id=eos_id, pad_id=pad_id)
+                      **_token_options(eos_id, pad_id))
 
 
 def beam_search_uncached(full_fn: FullFn, params, prompts, prompt_lengths, max_new_tokens: int, *,
@@ -322,7 +340,7 @@ def beam_search_uncached(full_fn: FullFn, params, prompts, prompt_lengths, max_n
   validate_beam(beam_size, length_penalty_alpha)
   return _beam_uncached(full_fn, params, prompts, prompt_lengths, batch_axes=0,
                         beam_size=int(beam_size), max_new_tokens=int(max_new_tokens),
-                        alpha=jnp.float32(length_penalty_alpha), eos_id=eos_id, pad_id=pad_id)
+                        alpha=jnp.float32(length_penalty_alpha), **_token_options(eos_id, pad_id))
 
 
 @functools.partial(jax.jit, static_argnums=0)

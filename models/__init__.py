@@ -1,10 +1,10 @@
-"""Pure Flax linen networks: BERT-style encoders and GPT-style decoders (no losses, no data, no mesh).
+"""Pure Flax linen networks: BERT-style encoders and GPT-style decoders (no losses, data or mesh).
 
   model = models.build_model(config.model)           # validates first (ConfigError on a bad field)
   variables = model.init({"params": rng}, input_ids)  # or jax.eval_shape of it
   outputs = model.apply(variables, input_ids, ..., deterministic=False, rngs={"dropout": rng})
 
-Call signatures and outputs: models/encoder.py, models/decoder.py (contract in docs/ARCHITECTURE.md).
+Call signatures and outputs: models/encoder.py, models/decoder.py; contract: docs/ARCHITECTURE.md.
 """
 
 import jax

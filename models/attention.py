@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 from jax.ad_checkpoint import checkpoint_name
 
+from configs.errors import ConfigError
 from models.layers import BLD, DenseGeneral, constrain, residual_scale
 from models.spec import ModelSpec
 
@@ -108,8 +109,8 @@ def _tpu_flash(q, k, v, segments, causal):
   batch_axes, head_axes, length_axes, kv_axes = tuple(qkv_spec) + (None,) * (4 - len(qkv_spec))
   for name, axes in (("activation_length", length_axes), ("activation_kv", kv_axes)):
     if axes is not None and any(mesh.shape[a] > 1 for a in jax.tree.leaves(axes)):
-      raise ValueError(f"attention_impl='flash' needs {name} unsharded, but the rules map it to "
-                       f"{axes!r}")
+      raise ConfigError(f"logical_axis_rules map {name} to {axes!r}, but "
+                        "model.attention_impl='flash' needs whole sequences on every device")
   spec = jax.sharding.PartitionSpec(batch_axes, None, head_axes, None)  # [B, L, H, Dh]
   seg_spec = jax.sharding.PartitionSpec(batch_axes, None)
   return jax.shard_map(kernel, mesh=mesh, in_specs=(spec, spec, spec, seg_spec),

@@ -141,7 +141,8 @@ def test_page_switches_layer_head_and_shows_neuron_view(browser, tmp_path):
   np.testing.assert_allclose(probs, data.attention[2, 1, 9], atol=1e-3)
   assert float(table.get_attribute("data-max-gap")) < 1e-3
   # One q row plus, per key, a k vector and a q x k vector of head_dim cells.
-  cells = browser.execute_script("return document.querySelectorAll('#neuron-table span.cell').length")
+  cells = browser.execute_script(
+      "return document.querySelectorAll('#neuron-table span.cell').length")
   assert cells == 16 * (1 + 2 * len(PAIR_TOKENS))
   segment_bars = browser.find_elements(By.CSS_SELECTOR, "#head-view rect.segment-bar")
   assert sorted({b.get_attribute("data-segment") for b in segment_bars}) == ["A", "B"]

@@ -38,14 +38,16 @@ def toy_cache(batch, max_len=32):
   return {"history": jnp.full([max_len, batch], -7, jnp.int32), "steps": jnp.zeros([], jnp.int32)}
 
 
-def toy_params(vocab, seed, scale=3.0, trigram=True):
+def toy_params(vocab, seed, scale):
+  """Random tables: logits = cur[token] + prev[previous token] (row -1: no previous token)."""
   rng = np.random.default_rng(seed)
   cur = rng.normal(size=[vocab, vocab]) * scale
-  prev = rng.normal(size=[vocab + 1, vocab]) * scale if trigram else np.zeros([vocab + 1, vocab])
+  prev = rng.normal(size=[vocab + 1, vocab]) * scale
   return {"cur": jnp.asarray(cur, jnp.float32), "prev": jnp.asarray(prev, jnp.float32)}
 
 
 def bigram_params(log_table):
+  """A toy LM that ignores the previous token: next-token probabilities = the given table."""
   table = jnp.asarray(np.log(np.asarray(log_table, np.float64)), jnp.float32)
   return {"cur": table, "prev": jnp.zeros([table.shape[0] + 1, table.shape[0]])}
 
@@ -205,9 +207,10 @@ def test_sample_frequencies_follow_filtered_distribution():
   rows = 4000
   logits = jnp.log(jnp.tile(jnp.asarray(probs, jnp.float32), (rows, 1)))
   cases = [(1.0, 0, 1.0), (0.5, 0, 1.0), (1.0, 3, 1.0), (1.0, 0, 0.7)]
+  sample_jit = jax.jit(sample_next)  # settings are traced: one compile serves every case
   for temperature, top_k, top_p in cases:
-    tokens = jax.jit(sample_next, static_argnums=(2, 3, 4))(jax.random.key(0), logits,
-                                                            temperature, top_k, top_p)
+    tokens = sample_jit(jax.random.key(0), logits, jnp.float32(temperature), jnp.int32(top_k),
+                        jnp.float32(top_p))
     freq = np.bincount(np.asarray(tokens), minlength=6) / rows
     expected = probs ** (1 / temperature)
     if top_k:
@@ -235,13 +238,13 @@ def test_filter_logits_keeps_ties_and_top_token():
     (dict(temperature=1.0, top_p=1.5, rng=jax.random.key(0)), "eval.top_p"),
 ])
 def test_bad_sampling_settings_raise_config_error(kwargs, field):
-  params = toy_params(vocab=5, seed=0)
+  params = toy_params(vocab=5, seed=0, scale=1.0)
   with pytest.raises(ConfigError, match=field):
     generation.generate(toy_step_fn, params, toy_cache(1), [[1]], [1], 2, **kwargs)
 
 
 def test_bad_beam_settings_and_missing_rng():
-  params = toy_params(vocab=5, seed=0)
+  params = toy_params(vocab=5, seed=0, scale=1.0)
   with pytest.raises(ConfigError, match="eval.beam_size"):
     generation.beam_search(toy_step_fn, params, toy_cache(1), [[1]], [1], 2, beam_size=0)
   with pytest.raises(ConfigError, match="eval.length_penalty"):

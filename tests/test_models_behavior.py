@@ -152,7 +152,7 @@ def test_cached_decoding_matches_full_forward(scan):
   cfg = tiny("decoder", scan_layers=scan)
   ids = random_ids(5)
   model, variables = init(cfg, ids)
-  full = model.apply(variables, ids)["logits"]  # [B, L, V]
+  full = jit(model.apply)(variables, ids)["logits"]  # [B, L, V]
   cache = empty_cache(model, B, cfg.max_len)
 
   @jit

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import models
-from configs import base, presets
+from configs import base
 from configs.errors import ConfigError
 from models import counting
 from models.block import Block
@@ -84,8 +84,10 @@ def test_presets_follow_the_papers():
   assert (bert.data.tokenizer, bert.data.seq_len, bert.train.global_batch_size) == (
       "wordpiece", 128, 256)
   # GPT-3 Table 2.1: (layers, d_model, heads, d_head, batch in 2048-token sequences, lr)
-  table = {"gpt3_small": (12, 768, 12, 64, 256, 6e-4), "gpt3_large": (24, 1536, 16, 96, 256, 2.5e-4),
-           "gpt3_2_7b": (32, 2560, 32, 80, 512, 1.6e-4), "gpt3_13b": (40, 5120, 40, 128, 1024, 1e-4),
+  table = {"gpt3_small": (12, 768, 12, 64, 256, 6e-4),
+           "gpt3_large": (24, 1536, 16, 96, 256, 2.5e-4),
+           "gpt3_2_7b": (32, 2560, 32, 80, 512, 1.6e-4),
+           "gpt3_13b": (40, 5120, 40, 128, 1024, 1e-4),
            "gpt3_175b": (96, 12288, 96, 128, 1536, 6e-5)}
   for name, row in table.items():
     c = preset(name)
@@ -129,7 +131,8 @@ def test_initializers_follow_gpt2_and_bert():
   x = jnp.zeros((1, 4, 256))
   segments = jnp.ones((1, 4), jnp.int32)
   for family in ("decoder", "encoder"):
-    spec = resolve(_tiny(family, num_layers=8, d_model=256, scale_residual_init=family == "decoder"))
+    spec = resolve(_tiny(family, num_layers=8, d_model=256,
+                         scale_residual_init=family == "decoder"))
     params = nn.unbox(jit(Block(spec).init)(jax.random.key(0), x, segments))["params"]
     query = params["attention"]["query"]["kernel"]
     out = params["attention"]["out"]["kernel"]

@@ -1,0 +1,184 @@
+"""eval.py's engine: check the request, restore the parameters, run the suites, write the results.
+
+    results = evals.runner.run(config, workdir, "heldout,cloze", step=None)
+
+Every check runs before anything compiles (and most before JAX touches a device): suite names
+and their model family, the run directory and its checkpoints, all config sections (the same
+checks as training), the config against the one the run was trained with, the tokenizer, and each
+suite's eval.* fields. A failure raises ConfigError or RunDirError (eval.py: exit code 2).
+
+Then the mesh is built from config.mesh over the current devices, and only the parameters of the
+checkpoint are restored into it (trainlib.checkpoint.restore_params): the optimizer state is
+never read, and a run trained on a pod restores onto one CPU and back. Results go to
+DIR/eval/<suite>.json (fields below, plus each suite's own) and TensorBoard scalars to DIR/tb/eval
+(tag "<suite>/<metric>", at the checkpoint step):
+
+  suite, checkpoint_step, config_hash (this eval's config), train_config_hash (provenance.json),
+  seed (eval.seed), family, objective, metrics {name: float}, eval_config (eval.*), seconds
+"""
+import dataclasses
+import json
+import os
+import time
+
+from absl import logging
+
+import evals
+from configs.errors import ConfigError
+
+# model.* fields that may differ from the training config: they change how, not what, is computed.
+_MODEL_FREE = ("dtype", "attention_impl", "remat_policy", "dropout_rate", "attention_dropout_rate")
+_DATA_TOKENIZER = ("tokenizer", "vocab_file", "merges_file", "train_vocab_size", "lowercase")
+
+
+class RunDirError(ValueError):
+  """The run directory or its checkpoints cannot serve this eval (eval.py: exit code 2)."""
+
+
+@dataclasses.dataclass
+class Plan:
+  suites: list
+  step: int | None           # requested step, None = latest
+  tokenizer: object
+
+
+def checkpoint_steps(workdir) -> list[int]:
+  import orbax.checkpoint as ocp
+  directory = os.path.join(workdir, "checkpoints")
+  if not os.path.isdir(directory):
+    return []
+  return sorted(ocp.utils.checkpoint_steps(directory))
+
+
+def _compare_with_run(config, workdir):
+  """RunDirError if the config describes another model or tokenizer than the checkpoint's."""
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    logging.warning("%s has no config.json: cannot check that --config matches the run", workdir)
+    return
+  with open(path) as f:
+    trained = json.load(f)
+  pairs = [(f"model.{k}", v, config.model.get(k)) for k, v in trained.get("model", {}).items()
+           if k not in _MODEL_FREE]
+  pairs += [(f"data.{k}", trained.get("data", {}).get(k), config.data.get(k))
+            for k in _DATA_TOKENIZER]
+  pairs.append(("objective.name", trained.get("objective", {}).get("name"), config.objective.name))
+  diffs = [f"{name}={now!r} (trained with {then!r})" for name, then, now in pairs if then != now]
+  if diffs:
+    raise RunDirError(f"the config does not match the run in {workdir}: {'; '.join(diffs)}; "
+                      "pass the run's config file and its --config.* overrides")
+  for field in ("corpus", "tfds_name", "text_files"):
+    if trained.get("data", {}).get(field) != config.data.get(field):
+      logging.warning("data.%s=%r differs from the run's %r: evaluating on other text", field,
+                      config.data.get(field), trained.get("data", {}).get(field))
+
+
+def check(config, workdir, suites, step=None) -> Plan:
+  """All checks that need no compiled code (see module docstring). -> Plan."""
+  names = evals.parse_suites(suites if suites is not None else config.eval.suites,
+                             config.model.family)
+  if not workdir or not os.path.isdir(workdir):
+    raise RunDirError(f"--workdir {workdir!r} does not exist; give the directory train.py wrote")
+  steps = checkpoint_steps(workdir)
+  if not steps:
+    raise RunDirError(f"no checkpoint in {os.path.join(workdir, 'checkpoints')}; train first "
+                      "(train.py --workdir ...) or point --workdir at a trained run")
+  if step is not None and step not in steps:
+    raise RunDirError(f"--step {step} has no checkpoint in {workdir}; available steps: "
+                      f"{', '.join(map(str, steps))}")
+  import objectives
+  import pipeline
+  from trainlib import loop
+  loop.validate(config)
+  _compare_with_run(config, workdir)
+  tokenizer = pipeline.get_tokenizer(config)
+  objectives.check_tokenizer(config, tokenizer)
+  seed = config.eval.seed
+  if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+    raise ConfigError(f"eval.seed={seed!r} must be an integer >= 0")
+  for name in names:
+    evals.get(name).validate(config, tokenizer)
+  return Plan(names, step, tokenizer)
+
+
+def _write_json(path, record):
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    json.dump(record, f, indent=2, sort_keys=True)
+    f.write("\n")
+  os.replace(tmp, path)  # readers (figures/, launch/sweep) never see half a file
+
+
+def _train_config_hash(workdir):
+  path = os.path.join(workdir, "provenance.json")
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f).get("config_hash")
+
+
+def format_table(records) -> str:
+  rows = [(suite, name, value) for suite, r in records.items()
+          for name, value in r["metrics"].items()]
+  width = max([len("suite")] + [len(s) for s, _, _ in rows])
+  mwidth = max([len("metric")] + [len(m) for _, m, _ in rows])
+  lines = [f"{'suite':<{width}}  {'metric':<{mwidth}}  value"]
+  lines += [f"{s:<{width}}  {m:<{mwidth}}  {v:.4f}" for s, m, v in rows]
+  return "\n".join(lines)
+
+
+def run(config, workdir, suites=None, step=None, echo=print) -> dict:
+  """Checks, restores and runs the suites; -> {suite: record as written to DIR/eval/<suite>.json}."""
+  plan = check(config, workdir, suites, step)
+  import jax
+  from evals.context import EvalContext
+  from trainlib import mesh as mesh_lib
+  from trainlib import rundir
+  from trainlib import state as state_lib
+  from trainlib.checkpoint import restore_params
+
+  mesh = mesh_lib.make_mesh(config)
+  mesh_lib.validate_batch(config, mesh)
+  setup = state_lib.build_setup(config, mesh)
+  try:
+    params, restored_step = restore_params(os.path.join(workdir, "checkpoints"),
+                                           setup.abstract_state.params, plan.step)
+  except Exception as e:  # noqa: BLE001  (orbax/tensorstore raise many kinds)
+    raise RunDirError(f"cannot restore the parameters of step {plan.step or 'latest'} from "
+                      f"{workdir}: {type(e).__name__}: {str(e).splitlines()[0][:300]}") from e
+  ctx = EvalContext(config=config, workdir=workdir, setup=setup, params=params,
+                    step=int(restored_step), tokenizer=plan.tokenizer)
+  primary = jax.process_index() == 0
+  header = {"checkpoint_step": ctx.step, "config_hash": rundir.config_hash(config),
+            "train_config_hash": _train_config_hash(workdir), "seed": ctx.seed,
+            "family": config.model.family, "objective": config.objective.name}
+  writer = None
+  if primary:
+    os.makedirs(ctx.out_dir, exist_ok=True)
+    from tensorboardX import SummaryWriter
+    writer = SummaryWriter(os.path.join(workdir, "tb", "eval"))
+  records = {}
+  try:
+    for name in plan.suites:
+      ctx.log("eval suite %s at step %d", name, ctx.step)
+      start = time.perf_counter()
+      result = evals.get(name).run(ctx)
+      report = result.pop("report", None)
+      metrics = {k: float(v) for k, v in result.pop("metrics").items()}
+      record = dict(result, suite=name, metrics=metrics, eval_config=config.eval.to_dict(),
+                    seconds=round(time.perf_counter() - start, 2), **header)
+      records[name] = record
+      if primary:
+        _write_json(os.path.join(ctx.out_dir, f"{name}.json"), record)
+        for metric, value in metrics.items():
+          writer.add_scalar(f"{name}/{metric}", value, ctx.step)
+        writer.flush()
+        if report:
+          echo(report)
+  finally:
+    if writer is not None:
+      writer.close()
+  if primary:
+    echo(f"eval of {workdir} at step {ctx.step} (config {header['config_hash']}):")
+    echo(format_table(records))
+  return records

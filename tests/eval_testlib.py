@@ -1,0 +1,43 @@
+"""Shared by tests/test_eval*.py: the tiny runs the eval suites are tested on, trained once.
+
+The causal run is trainlib's loop test run (tests/train_testlib.loop_config: 12 steps, a
+checkpoint every 3), so its compiled train step comes from the persistent compile cache; the
+encoder run is the same model as an MLM+NSP encoder. eval.* settings are shrunk to seconds.
+"""
+import os
+
+from tests.conftest import TEST_VOCAB_SIZE
+from tests.train_testlib import loop_config, tiny_config
+
+
+def eval_config(objective="causal", data_dir=""):
+  if objective == "causal":
+    c = loop_config(data_dir)
+  else:
+    c = loop_config(data_dir)
+    encoder = tiny_config(objective, vocab=TEST_VOCAB_SIZE, seq_len=32, batch=8)
+    c.model, c.objective = encoder.model, encoder.objective
+    c.data.tokenizer = "wordpiece"
+  e = c.eval
+  e.num_batches = 2
+  e.cloze_examples, e.cloze_candidates = 24, 4
+  e.finetune_steps, e.finetune_batch_size, e.finetune_learning_rate = 24, 16, 2e-3
+  e.generate_prompts = "The module,In the"
+  e.generate_max_new_tokens, e.beam_size = 8, 2
+  e.attention_text = "Return the value. ||| It is a list."
+  return c
+
+
+_RUNS = {}
+
+
+def trained_run(objective, data_dir, root):
+  """(config, workdir) of a run trained once per test session under `root`."""
+  if objective not in _RUNS:
+    from trainlib import loop
+    config = eval_config(objective, data_dir)
+    workdir = os.path.join(root, objective)
+    loop.train_and_evaluate(config, workdir)
+    _RUNS[objective] = (config, workdir)
+  config, workdir = _RUNS[objective]
+  return eval_config(objective, data_dir), workdir
