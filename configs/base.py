@@ -150,6 +150,7 @@ def get_config():
   e.finetune_task = "doc_order"   # "doc_order" (offline, derived from the corpus) | "glue/sst2" | "glue/mrpc" | "glue/qnli" | "glue/mnli" | ...
   e.finetune_steps = 200          # fine-tuning steps
   e.finetune_batch_size = 32      # fine-tuning examples per step
+  e.finetune_train_examples = 0   # fine-tune on a fixed random N of the train split (0 = all): data-efficiency curves
   e.finetune_learning_rate = 1e-4  # fine-tuning peak LR
   e.freeze_backbone = False       # probe (frozen backbone) vs full fine-tuning
   e.finetune_pooling = "auto"     # classifier input: "auto" (encoder: pooler, decoder: last) | "pooler" | "first" | "last" | "mean"

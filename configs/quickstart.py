@@ -34,7 +34,7 @@ def get_config():
   d.seq_len = 64
   t = c.train
   t.global_batch_size = 16
-  t.num_steps = 600
+  t.num_steps = 400
   t.log_every = 50
   t.eval_every = 200
   t.eval_batches = 4

@@ -3,7 +3,8 @@
 A linear head on one vector per example, trained with the BERT fine-tuning recipe (AdamW,
 b2 0.999, eps 1e-6, weight decay 0.01 on matrices, 10% linear warmup then linear decay to 0,
 global-norm clipping at 1): eval.finetune_steps steps of eval.finetune_batch_size examples,
-eval.finetune_learning_rate. eval.freeze_backbone=True trains the head only (a linear probe);
+eval.finetune_learning_rate (eval.finetune_train_examples > 0: on that many train examples only,
+a fixed random subset, for data-efficiency curves). eval.freeze_backbone=True trains the head only (a linear probe);
 otherwise every parameter is fine-tuned. Accuracy is measured on the task's held-out split.
 
 Inputs (data.seq_len tokens, pairs truncated longest-first as BERT's run_classifier):
@@ -40,9 +41,10 @@ def validate(config, tokenizer):
   del tokenizer
   e = config.eval
   finetune_tasks.spec(e.finetune_task)
-  for field in ("finetune_steps", "finetune_batch_size"):
-    if not isinstance(e[field], int) or isinstance(e[field], bool) or e[field] < 1:
-      raise ConfigError(f"eval.{field}={e[field]!r} must be a positive integer")
+  for field, least in (("finetune_steps", 1), ("finetune_batch_size", 1),
+                      ("finetune_train_examples", 0)):
+    if not isinstance(e[field], int) or isinstance(e[field], bool) or e[field] < least:
+      raise ConfigError(f"eval.{field}={e[field]!r} must be an integer >= {least}")
   lr = e.finetune_learning_rate
   if not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
     raise ConfigError(f"eval.finetune_learning_rate={lr!r} must be a finite number > 0")
@@ -203,18 +205,23 @@ def run(ctx):
   else:
     trainable, frozen = {"backbone": ctx.params, "head": head}, {}
   dropout_key = jax.random.key(ctx.seed)
-  num_train = len(train_src)
-  order = {}  # epoch -> permutation of the train split
-  losses = []
+  shuffle = lambda *keys: np.random.default_rng([ctx.seed, _SALT, *keys])
+  pool = np.arange(len(train_src))
+  if e.finetune_train_examples:  # a fixed random subset, the same for every run and step
+    pool = np.sort(shuffle(0).permutation(len(train_src))[:e.finetune_train_examples])
+  num_train = len(pool)
+  order = {}  # epoch -> the pool in that epoch's order
+  losses, label_counts = [], np.zeros(task.num_classes)
   with ctx.mesh_context():
     opt_state = jax.jit(tx.init)(trainable)
     for step in range(e.finetune_steps):
       positions = np.arange(step * batch, (step + 1) * batch)
       epochs = positions // num_train
       for epoch in set(epochs.tolist()) - set(order):
-        order[epoch] = np.random.default_rng([ctx.seed, _SALT, epoch]).permutation(num_train)
+        order[epoch] = pool[shuffle(1, epoch).permutation(num_train)]
       indices = [order[ep][p % num_train] for ep, p in zip(epochs, positions)]
       texts, labels = _read(train_src, indices, task.text_keys)
+      label_counts += np.bincount(labels, minlength=task.num_classes)
       trainable, opt_state, loss = train_step(trainable, opt_state, frozen,
                                               rows_of(texts, labels, rows_per_step),
                                               jax.random.fold_in(dropout_key, step))
@@ -231,13 +238,15 @@ def run(ctx):
       loss_sum, correct = loss_sum + float(s), correct + float(c)
   losses = [float(x) for x in jax.device_get(losses)]
   tenth = max(1, len(losses) // 10)
+  prior = label_counts[label_counts > 0] / label_counts.sum()
   n_eval = len(eval_labels)
   return {
       "metrics": {"accuracy": correct / n_eval, "loss": loss_sum / n_eval,
                   "chance": float(np.bincount(eval_labels).max() / n_eval)},
       "task": e.finetune_task,
       "num_classes": task.num_classes,
-      "train_split_examples": num_train,
+      "train_split_examples": len(train_src),
+      "train_examples": num_train,
       "eval_split": task.eval_split,
       "eval_examples": n_eval,
       "freeze_backbone": e.freeze_backbone,
@@ -246,5 +255,8 @@ def run(ctx):
                    "learning_rate": e.finetune_learning_rate,
                    "loss_start": float(np.mean(losses[:tenth])),
                    "loss_end": float(np.mean(losses[-tenth:])),
+                   # Loss of the best constant guess on the labels trained on: below it, the
+                   # classifier uses its inputs.
+                   "label_prior_loss": float(-np.sum(prior * np.log(prior))),
                    "loss_curve": [round(x, 5) for x in losses]},
   }

@@ -6,9 +6,10 @@ For each recipe in configs/pod_recipes.py: `python -m launch.aot --config config
 --topology <slice> <recipe flags>` in its own process (a pod-sized compile holds gigabytes of
 host memory; a fresh process returns them), then results/pod_recipes.json (every report, merged
 with earlier runs for recipes not re-run) and results/pod_recipes.md (the markdown table).
-Compiles run one after another; the 96-layer ones take minutes each on a 2-core machine.
+Two compiles run at a time (--jobs); pod-sized ones take several minutes each on 2 cores.
 """
 
+import concurrent.futures
 import importlib
 import json
 import os
@@ -23,6 +24,7 @@ from configs import pod_recipes
 _ONLY = flags.DEFINE_list("only", [], "Recipes to (re)check; default all.")
 _OUT = flags.DEFINE_string("out", "results/pod_recipes", "Output path without extension.")
 _TIMEOUT = flags.DEFINE_integer("timeout", 7200, "Seconds allowed per compile.")
+_JOBS = flags.DEFINE_integer("jobs", 2, "Compiles run at once (each in its own process).")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GIB = 2**30
@@ -98,16 +100,21 @@ def main(argv):
     with open(json_path) as f:
       reports = json.load(f)
   os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
-  for name in names:
+  def check(name):
     print(f"{name}: compiling for {pod_recipes.RECIPES[name]['topology']} ...", flush=True)
-    reports[name] = check_recipe(name, _TIMEOUT.value)
-    r = reports[name]
-    print(f"{name}: fits={r.get('fits')} total={_gib(r.get('total_bytes'))} GiB "
-          f"compile={r.get('compile_seconds')} s {r.get('error') or ''}", flush=True)
-    with open(json_path, "w") as f:  # after every recipe: a long run keeps what it finished
-      json.dump(reports, f, indent=1, sort_keys=True)
-    with open(md_path, "w") as f:
-      f.write(markdown(reports))
+    return name, check_recipe(name, _TIMEOUT.value)
+
+  # Compiles are single-threaded for most of their time, so two share a 2-core machine well.
+  with concurrent.futures.ThreadPoolExecutor(max_workers=_JOBS.value) as pool:
+    for done in concurrent.futures.as_completed([pool.submit(check, n) for n in names]):
+      name, r = done.result()
+      reports[name] = r
+      print(f"{name}: fits={r.get('fits')} total={_gib(r.get('total_bytes'))} GiB "
+            f"compile={r.get('compile_seconds')} s {r.get('error') or ''}", flush=True)
+      with open(json_path, "w") as f:  # after every recipe: a long run keeps what it finished
+        json.dump(reports, f, indent=1, sort_keys=True)
+      with open(md_path, "w") as f:
+        f.write(markdown(reports))
   print(markdown(reports))
   print(f"wrote {md_path} and {json_path}", file=sys.stderr)
 

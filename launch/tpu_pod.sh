@@ -24,6 +24,9 @@
 #   WORKDIR      (required unless --setup_only) run directory; use gs://... so every host and a
 #                resumed run see the same checkpoints
 #   CONFIG       config file, relative to the repository (default: configs/quickstart.py)
+#   RECIPE       a pod recipe from configs/pod_recipes.py (e.g. gpt3_175b): CONFIG defaults to
+#                configs/$RECIPE.py and the recipe's mesh/batch/remat/attention flags come before
+#                yours (yours win). Check it fits first: python -m launch.aot (see that file).
 #   REPO_URL     git URL the workers clone (default: this checkout's `origin` remote)
 #   COMMIT       commit the workers check out (default: this checkout's HEAD; the run's
 #                provenance.json records it)
@@ -63,6 +66,13 @@ REPO_ROOT="$(cd "$SCRIPT_DIR/.." && pwd)"
 [[ -n "${TPU:-}" ]] || die "TPU is not set (the TPU VM name)"
 [[ -n "${ZONE:-}" ]] || die "ZONE is not set (e.g. us-east5-a)"
 ((DO_TRAIN == 0)) || [[ -n "${WORKDIR:-}" ]] || die "WORKDIR is not set (use gs://... on a pod)"
+RECIPE_FLAGS=()
+if [[ -n "${RECIPE:-}" ]]; then
+  # pod_recipes.py is plain data (stdlib only), so any python3 can print the recipe's flags.
+  read -r -a RECIPE_FLAGS < <(cd "$REPO_ROOT" && python3 -m configs.pod_recipes "$RECIPE" \
+    --flags_only) || die "RECIPE=$RECIPE is not in configs/pod_recipes.py"
+  CONFIG="${CONFIG:-configs/$RECIPE.py}"
+fi
 CONFIG="${CONFIG:-configs/quickstart.py}"
 [[ -f "$REPO_ROOT/${CONFIG%%:*}" ]] || die "CONFIG=$CONFIG is not a file in $REPO_ROOT"  # file[:arg]
 REPO_URL="${REPO_URL:-$(git -C "$REPO_ROOT" remote get-url origin 2>/dev/null || true)}"
@@ -84,7 +94,7 @@ if [ ! -x .venv/bin/python ]; then $(q "$PYTHON") -m venv .venv; fi; \
 
 TRAIN_CMD="cd $(q "$REMOTE_DIR") && ${TRAIN_ENV:+$TRAIN_ENV }.venv/bin/python train.py \
 --config $(q "$CONFIG") --workdir $(q "$WORKDIR") --multihost"
-for arg in "${TRAIN_ARGS[@]}"; do TRAIN_CMD+=" $(q "$arg")"; done
+for arg in "${RECIPE_FLAGS[@]}" "${TRAIN_ARGS[@]}"; do TRAIN_CMD+=" $(q "$arg")"; done
 TRAIN_CMD+=" 2>&1 | tee train.log"
 
 SSH=("$GCLOUD" compute tpus tpu-vm ssh "$TPU" --zone "$ZONE" --worker=all)

@@ -11,19 +11,22 @@ from tests.train_testlib import loop_config, tiny_config
 
 
 def eval_config(objective="causal", data_dir=""):
-  if objective == "causal":
-    c = loop_config(data_dir)
-  else:
-    c = loop_config(data_dir)
+  c = loop_config(data_dir)
+  if objective != "causal":  # the same run as an encoder (WordPiece, MLM heads)
     encoder = tiny_config(objective, vocab=TEST_VOCAB_SIZE, seq_len=32, batch=8)
     c.model, c.objective = encoder.model, encoder.objective
     c.data.tokenizer = "wordpiece"
   e = c.eval
-  e.num_batches = 2
+  e.num_batches = 1  # = the loop's final eval (train.eval_batches=1): the two must agree
   e.cloze_examples, e.cloze_candidates = 24, 4
-  e.finetune_steps, e.finetune_batch_size, e.finetune_learning_rate = 24, 16, 2e-3
+  # 16 training examples: few enough to memorize in 24 steps, so learning shows in the loss.
+  e.finetune_steps, e.finetune_batch_size, e.finetune_train_examples = 24, 16, 16
+  if objective == "causal":  # full fine-tuning, the head on the last token
+    e.freeze_backbone, e.finetune_learning_rate = False, 2e-3
+  else:  # a linear probe on the [CLS] pooler
+    e.freeze_backbone, e.finetune_learning_rate = True, 1e-2
   e.generate_prompts = "The module,In the"
-  e.generate_max_new_tokens, e.beam_size = 8, 2
+  e.generate_max_new_tokens, e.beam_size = 8, 1  # beam 1 must reproduce greedy
   e.attention_text = "Return the value. ||| It is a list."
   return c
 
@@ -38,6 +41,5 @@ def trained_run(objective, data_dir, root):
     config = eval_config(objective, data_dir)
     workdir = os.path.join(root, objective)
     loop.train_and_evaluate(config, workdir)
-    _RUNS[objective] = (config, workdir)
-  config, workdir = _RUNS[objective]
-  return eval_config(objective, data_dir), workdir
+    _RUNS[objective] = workdir
+  return eval_config(objective, data_dir), _RUNS[objective]

@@ -8,6 +8,7 @@ import textwrap
 
 import pytest
 
+from configs import pod_recipes
 from configs.errors import ConfigError
 from launch import local, topology
 
@@ -163,3 +164,49 @@ def test_local_launcher_stops_the_job_when_one_process_fails(tmp_path):
        "--timeout", "120", "--", str(script), "--fail_on", "1"],
       cwd=ROOT, capture_output=True, text=True, timeout=180).returncode
   assert code == 3
+
+
+# ---------------------------------------------------------------- pod recipes
+
+def _preset_names():
+  names = sorted(f[:-3] for f in os.listdir(os.path.join(ROOT, "configs"))
+                 if f.startswith(("bert_", "gpt2_", "gpt3_")) and f.endswith(".py"))
+  assert len(names) >= 14
+  return names
+
+
+def test_every_preset_from_12_to_96_layers_has_a_consistent_pod_recipe():
+  import importlib
+
+  import models
+  from trainlib import mesh as mesh_lib
+
+  assert set(_preset_names()) == set(pod_recipes.RECIPES)
+  for name in _preset_names():
+    config = pod_recipes.apply(importlib.import_module(f"configs.{name}").get_config(), name)
+    assert 12 <= config.model.num_layers <= 96
+    assert config.model.dtype == "bfloat16"
+    models.validate(config.model)
+    # The mesh covers the slice exactly and the batch splits over it (what launch.aot checks
+    # before compiling), using libtpu's compile-only devices for the slice.
+    devices = topology.compile_only_devices(
+        topology.parse_topology(pod_recipes.RECIPES[name]["topology"]))
+    mesh = mesh_lib.make_mesh(config, devices)
+    mesh_lib.validate_batch(config, mesh)
+
+
+def test_recipe_flags_reach_the_pod_launcher():
+  env = dict(TPU="t", ZONE="z", WORKDIR="gs://b/r", REPO_URL="u", COMMIT="c", RECIPE="gpt3_175b")
+  out = _run_script(["bash", "launch/tpu_pod.sh", "--dry_run", "--skip_setup", "--",
+                     "--config.train.num_steps=10"], env)
+  assert out.returncode == 0, out.stderr
+  remote = shlex.split(shlex.split(out.stdout)[-1])
+  args = remote[remote.index("train.py") + 1:]
+  assert args[:2] == ["--config", "configs/gpt3_175b.py"]
+  recipe_flags = pod_recipes.flags("gpt3_175b")
+  assert "--config.train.global_batch_size=2048" in recipe_flags
+  # Recipe flags first, the user's after them (absl: the last value of a flag wins).
+  start = args.index(recipe_flags[0])
+  assert args[start:start + len(recipe_flags) + 1] == recipe_flags + ["--config.train.num_steps=10"]
+  bad = _run_script(["bash", "launch/tpu_pod.sh", "--dry_run"], {**env, "RECIPE": "gpt9"})
+  assert bad.returncode == 2 and "RECIPE=gpt9" in bad.stderr
