@@ -13,10 +13,14 @@ the same items for every objective), finetune (GLUE from TFDS or the offline doc
 generate (decoders: greedy, sampling, beam search), attention (figures + interactive HTML).
 See evals/ and docs/ARCHITECTURE.md.
 
+Multi-host: --multihost (or --coordinator_address, --num_processes, --process_id), as train.py,
+on every host; process 0 writes the results.
+
 Exit codes: 0 done; 2 bad input (one line `error: ...` on stderr, before anything compiles):
 unknown suite, suite not for this model family, missing workdir or checkpoint, bad config.
 """
 
+import os
 import sys
 
 from absl import app, flags, logging
@@ -27,6 +31,13 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory written by train.py.")
 _SUITE = flags.DEFINE_string("suite", None, "Comma-separated suites (default: eval.suites).")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
+# Multi-host (as train.py): the same command on every host of a pod / every SLURM task.
+_MULTIHOST = flags.DEFINE_bool("multihost", False,
+                               "Call jax.distributed.initialize() (auto-detects TPU pods, SLURM).")
+_COORDINATOR = flags.DEFINE_string("coordinator_address", os.environ.get("JAX_COORDINATOR_ADDRESS"),
+                                   "host:port of process 0's coordinator (implies --multihost).")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index.")
 
 EXIT_BAD_INPUT = 2
 
@@ -51,15 +62,38 @@ def _parse_flags(argv):
     _fail(f"bad flag value: {e}")
 
 
-class _OnlyOurInfo(logging.logging.Filter):
-  """INFO lines from pancake only; libraries speak at WARNING and above."""
+def _env_int(name):
+  value = os.environ.get(name)
+  return int(value) if value not in (None, "") else None
+
+
+def _init_distributed():
+  """jax.distributed.initialize from flags/env (as train.py), before anything touches a device."""
+  if not (_MULTIHOST.value or _COORDINATOR.value):
+    return
+  import jax
+  if os.environ.get("JAX_PLATFORMS", "").startswith("cpu"):
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  jax.distributed.initialize(
+      coordinator_address=_COORDINATOR.value,
+      num_processes=(_NUM_PROCESSES.value if _NUM_PROCESSES.value is not None
+                     else _env_int("JAX_NUM_PROCESSES")),
+      process_id=_PROCESS_ID.value if _PROCESS_ID.value is not None else _env_int("JAX_PROCESS_ID"))
+
+
+class _QuietLibraries(logging.logging.Filter):
+  """INFO lines from pancake only; libraries speak at WARNING and above, except orbax's notes
+  that a read-only checkpoint manager will not save (eval never saves)."""
 
   def filter(self, record):
-    return record.levelno >= logging.logging.WARNING or "site-packages" not in record.pathname
+    if "site-packages" not in record.pathname:
+      return True
+    return record.levelno >= logging.logging.WARNING and "read_only" not in record.getMessage() \
+        and "read only" not in record.getMessage()
 
 
 def main(argv):
-  logging.get_absl_handler().addFilter(_OnlyOurInfo())
+  logging.get_absl_handler().addFilter(_QuietLibraries())
   if len(argv) > 1:
     _fail(f"unexpected arguments {argv[1:]}; flags are --config, --workdir, --suite, --step, "
           "--config.a.b=value")
@@ -80,6 +114,7 @@ def main(argv):
   except ConfigError as e:
     _fail(e)
   from evals import runner
+  _init_distributed()
   try:
     runner.run(config, _WORKDIR.value, _SUITE.value, _STEP.value)
   except (ConfigError, runner.RunDirError) as e:

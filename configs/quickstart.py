@@ -2,12 +2,15 @@ r"""Quickstart: a tiny GPT-style decoder trained on the embedded corpus, on a la
 
   python train.py --config configs/quickstart.py --workdir /tmp/quickstart
 
-2 layers, d_model 128, 4 heads, context 64, byte-level BPE vocabulary of 2048 trained on the
-embedded corpus (CPython docs, offline), batch 16, 600 AdamW steps (lr 2e-3, 50 warmup steps,
-cosine decay to 10%), float32, one CPU device (data parallel over whatever devices exist).
+2 layers, d_model 128, 4 heads, context 64, a byte-level BPE vocabulary of 2048 trained on the
+embedded corpus (CPython docs, offline), batch 16, 400 AdamW steps (lr 2e-3, b2 0.95, 50 warmup
+steps, cosine decay to 10%), float32, data parallel over whatever devices exist (one on a laptop).
 
-Expected (measured on 2 shared CPU cores, see the numbers below): held-out loss falls from
-~7.7 (ln 2048: uniform over the vocabulary) to well below it.
+Measured (2 CPU cores shared with other jobs, load average ~10, cold start: corpus preparation and
+tokenizer training included): 2 min 36 s wall clock, ~4,000 tokens/s while training.
+  held-out loss (4 batches of the validation split): step 0: 7.65 (ln 2048 = 7.62, uniform)
+                                                     step 200: 5.44, step 400: 5.08
+  train loss (mean of the last 50 steps): 4.92
 """
 
 from configs import base

@@ -12,9 +12,13 @@ and the attention mass on the first token ([CLS] / <bos>) and, for encoders, on 
 """
 import os
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
+import models
 from configs.errors import ConfigError
+from evals import attention_view
 from evals.context import bos_id, display_tokens, pad_rows
 
 PAIR_SEPARATOR = "|||"
@@ -68,10 +72,6 @@ def summary(data, special_positions):
 
 
 def run(ctx):
-  import jax
-  import jax.numpy as jnp
-  import models
-  from evals import attention_view
   config, tok = ctx.config, ctx.tokenizer
   ids, segments, is_pair = token_ids(tok, config)
   capture = models.build_model(config.model, capture_attention=True)
@@ -91,7 +91,7 @@ def run(ctx):
     return models.collect_attention(state["intermediates"])
 
   with ctx.mesh_context():
-    captured = jax.device_get(attend(ctx.params, rows))
+    captured = ctx.fetch(attend(ctx.params, rows))
   tokens = display_tokens(tok, ids)
   data = attention_view.from_intermediates(captured, tokens, example=0,
                                            segment_ids=segments if is_pair else None)

@@ -13,11 +13,14 @@ scored; the model's answer is the best-scoring candidate.
 Metrics: accuracy, chance (= 1 / eval.cloze_candidates) and mean reciprocal rank of the answer.
 Sentences longer than data.seq_len are cut to a window around the blank.
 """
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from configs.errors import ConfigError
-from evals import cloze_items
-from evals.context import bos_id
+from evals import cloze_items, generation
+from evals.context import bos_id, pad_rows
+from pipeline import corpora
 
 MAX_BLANK_PIECES = 16         # a 12-letter word is at most 13 byte-level pieces
 _ROWS_PER_CALL = 64
@@ -41,7 +44,6 @@ def validate(config, tokenizer):
 
 
 def held_out_documents(config) -> list[str]:
-  from pipeline import corpora
   docs = corpora.open_corpus(config.data).documents(config.data.eval_split)
   out, chars = [], 0
   for text in docs.iter_range(0, len(docs)):
@@ -110,8 +112,6 @@ def decoder_rows(tokenizer, items, seq_len):
 
 def _scorer(ctx):
   """(params, rows) -> [R] scores, jitted; rows as built by encoder_rows / decoder_rows."""
-  import jax
-  import jax.numpy as jnp
   model = ctx.model
   if ctx.family == "encoder":
     def score(params, rows):
@@ -123,15 +123,12 @@ def _scorer(ctx):
       return jnp.sum(picked * rows["masked_weights"], axis=-1)
     return jax.jit(score)
 
-  from evals import generation
   full_fn = lambda params, ids: model.apply({"params": params}, ids)["logits"]
   return lambda params, rows: generation.sequence_logprob(
       full_fn, params, rows["ids"], jnp.ones_like(rows["length"]), rows["length"])
 
 
 def run(ctx):
-  import jax
-  from evals.context import pad_rows
   config, tok = ctx.config, ctx.tokenizer
   e = config.eval
   items = cloze_items.build_items(held_out_documents(config), e.cloze_examples,
@@ -145,7 +142,7 @@ def run(ctx):
   with ctx.mesh_context():
     for lo in range(0, total, per_call):
       chunk = pad_rows({k: v[lo:lo + per_call] for k, v in rows.items()}, per_call)
-      out = np.asarray(jax.device_get(score(ctx.params, ctx.put_rows(chunk))))
+      out = np.asarray(ctx.fetch(score(ctx.params, ctx.put_rows(chunk))))
       scores.append(out[:min(per_call, total - lo)])
   scores = np.concatenate(scores).reshape(len(items), e.cloze_candidates)
   answers = np.asarray([item.answer for item in items])

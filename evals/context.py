@@ -73,6 +73,13 @@ class EvalContext:
       return jax.make_array_from_callback(x.shape, target, lambda index: x[index])
     return jax.tree.map(put, tree)
 
+  def fetch(self, tree):
+    """Global arrays -> host numpy (whole arrays on every process, also when sharded over hosts)."""
+    if jax.process_count() == 1:
+      return jax.device_get(tree)
+    from jax.experimental import multihost_utils
+    return multihost_utils.process_allgather(tree, tiled=True)
+
   def put_replicated(self, tree):
     """Device arrays of any placement -> replicated over the run's mesh (e.g. a fresh cache)."""
     return jax.device_put(tree, sharding.replicated(self.mesh))

@@ -19,7 +19,10 @@ Tasks (evals.finetune_tasks): GLUE from TFDS, or "doc_order" derived from the ru
 """
 import math
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 
 from configs.errors import ConfigError
 from evals import finetune_tasks
@@ -101,7 +104,6 @@ def encode(tokenizer, family, examples, seq_len):
 
 def _classifier(ctx, pooling):
   """(params {"backbone", "head"}, rows, deterministic, rng) -> logits [B, C] float32."""
-  import jax.numpy as jnp
   model, family = ctx.model, ctx.family
 
   def logits_fn(params, rows, deterministic, rng):
@@ -115,7 +117,7 @@ def _classifier(ctx, pooling):
       out = model.apply({"params": params["backbone"]}, rows["input_ids"],
                         doc_ids=rows["input_mask"], deterministic=deterministic, rngs=rngs)
     hidden = out["hidden"].astype(jnp.float32)                     # [B, L, D]
-    mask = rows["input_mask"].astype(jnp.float32)[..., None]
+    mask = rows["input_mask"].astype(jnp.float32)[..., None]       # [B, L, 1]
     if pooling == "pooler":
       vector = out["pooled"].astype(jnp.float32)
     elif pooling == "first":
@@ -125,24 +127,43 @@ def _classifier(ctx, pooling):
     else:
       vector = jnp.sum(hidden * mask, axis=1) / jnp.maximum(jnp.sum(mask, axis=1), 1.0)
     head = params["head"]
-    return vector @ head["kernel"] + head["bias"]
+    return vector @ head["kernel"] + head["bias"]                  # [B, C]
 
-  return logits_fn
+  def loss_and_logits(params, rows, deterministic, rng):
+    """Mean cross-entropy over the real rows (weight 1; padding rows weigh 0), and logits."""
+    logits = logits_fn(params, rows, deterministic, rng)
+    nll = optax.softmax_cross_entropy_with_integer_labels(logits, rows["labels"])
+    w = rows["weights"]
+    return jnp.sum(nll * w) / jnp.maximum(jnp.sum(w), 1.0), logits
+
+  return loss_and_logits
 
 
 def _optimizer(config):
-  import optax
   e = config.eval
   warmup = max(1, int(_WARMUP_FRAC * e.finetune_steps))
   schedule = optax.join_schedules(
       [optax.linear_schedule(0.0, e.finetune_learning_rate, warmup),
        optax.linear_schedule(e.finetune_learning_rate, 0.0, max(1, e.finetune_steps - warmup))],
       [warmup])
-  import jax
-  decay_mask = lambda tree: jax.tree.map(lambda x: x.ndim >= 2, tree)
+  decay_mask = lambda tree: jax.tree.map(lambda x: x.ndim >= 2, tree)  # not LayerNorm, biases
   return optax.chain(optax.clip_by_global_norm(1.0),
                      optax.adamw(schedule, b1=0.9, b2=0.999, eps=1e-6, weight_decay=0.01,
                                  mask=decay_mask))
+
+
+def train_order(seed, num_records, subset, batch, steps):
+  """-> [steps, batch] record indices: epochs over the pool (all records, or a fixed random
+  `subset` of them), each epoch in its own order; a pure function of its arguments."""
+  shuffle = lambda *keys: np.random.default_rng([seed, _SALT, *keys])
+  pool = np.arange(num_records)
+  if subset:
+    pool = np.sort(shuffle(0).permutation(num_records)[:subset])
+  positions = np.arange(steps * batch)
+  epochs = positions // len(pool)
+  order = {e: pool[shuffle(1, e).permutation(len(pool))] for e in np.unique(epochs).tolist()}
+  return np.asarray([order[e][p % len(pool)] for e, p in zip(epochs, positions)]).reshape(
+      steps, batch)
 
 
 def _read(source, indices, keys):
@@ -153,33 +174,21 @@ def _read(source, indices, keys):
 
 
 def run(ctx):
-  import jax
-  import jax.numpy as jnp
-  import optax
   config, e = ctx.config, ctx.config.eval
   task, train_src, eval_src = finetune_tasks.open_splits(config)
   pooling = resolved_pooling(config)
-  logits_fn = _classifier(ctx, pooling)
-  seq_len, batch = config.data.seq_len, e.finetune_batch_size
-  rows_per_step = ctx.round_rows(batch)
+  loss_and_logits = _classifier(ctx, pooling)
+  rows_per_step = ctx.round_rows(e.finetune_batch_size)
   dropout = config.model.dropout_rate > 0 or config.model.attention_dropout_rate > 0
   train_deterministic = e.freeze_backbone or not dropout
+  tx = _optimizer(config)
 
-  def rows_of(texts, labels, count):
-    rows = encode(ctx.tokenizer, ctx.family, texts, seq_len)
-    rows["labels"] = labels
-    rows["weights"] = np.ones((len(labels),), np.float32)
-    rows = pad_rows(rows, count)
+  def rows_of(texts, labels):
+    rows = encode(ctx.tokenizer, ctx.family, texts, config.data.seq_len)
+    rows.update(labels=labels, weights=np.ones((len(labels),), np.float32))
+    rows = pad_rows(rows, rows_per_step)
     rows["weights"][len(labels):] = 0.0  # padding rows carry no loss and no accuracy
     return ctx.put_rows(rows)
-
-  def loss_and_logits(params, rows, deterministic, rng):
-    logits = logits_fn(params, rows, deterministic, rng)
-    nll = optax.softmax_cross_entropy_with_integer_labels(logits, rows["labels"])
-    w = rows["weights"]
-    return jnp.sum(nll * w) / jnp.maximum(jnp.sum(w), 1.0), logits
-
-  tx = _optimizer(config)
 
   @jax.jit
   def train_step(trainable, opt_state, frozen, rows, rng):
@@ -190,68 +199,59 @@ def run(ctx):
     return optax.apply_updates(trainable, updates), opt_state, loss
 
   @jax.jit
-  def eval_step(params, rows):
+  def eval_step(params, rows):  # -> (loss sum, correct sum) over the real rows
     loss, logits = loss_and_logits(params, rows, True, jax.random.key(0))
     correct = (jnp.argmax(logits, -1) == rows["labels"]).astype(jnp.float32)
     return loss * jnp.sum(rows["weights"]), jnp.sum(correct * rows["weights"])
 
-  rng = np.random.default_rng([ctx.seed, _SALT])
-  width = config.model.d_model
+  init = np.random.default_rng([ctx.seed, _SALT])
   head = ctx.put_replicated({
-      "kernel": (rng.normal(size=(width, task.num_classes)) * 0.02).astype(np.float32),
+      "kernel": (init.normal(size=(config.model.d_model, task.num_classes)) * 0.02).astype(
+          np.float32),
       "bias": np.zeros((task.num_classes,), np.float32)})
+  # The restored params are never donated or changed: later suites use them.
   if e.freeze_backbone:
     trainable, frozen = {"head": head}, {"backbone": ctx.params}
   else:
     trainable, frozen = {"backbone": ctx.params, "head": head}, {}
+  order = train_order(ctx.seed, len(train_src), e.finetune_train_examples, e.finetune_batch_size,
+                      e.finetune_steps)
   dropout_key = jax.random.key(ctx.seed)
-  shuffle = lambda *keys: np.random.default_rng([ctx.seed, _SALT, *keys])
-  pool = np.arange(len(train_src))
-  if e.finetune_train_examples:  # a fixed random subset, the same for every run and step
-    pool = np.sort(shuffle(0).permutation(len(train_src))[:e.finetune_train_examples])
-  num_train = len(pool)
-  order = {}  # epoch -> the pool in that epoch's order
   losses, label_counts = [], np.zeros(task.num_classes)
   with ctx.mesh_context():
     opt_state = jax.jit(tx.init)(trainable)
-    for step in range(e.finetune_steps):
-      positions = np.arange(step * batch, (step + 1) * batch)
-      epochs = positions // num_train
-      for epoch in set(epochs.tolist()) - set(order):
-        order[epoch] = pool[shuffle(1, epoch).permutation(num_train)]
-      indices = [order[ep][p % num_train] for ep, p in zip(epochs, positions)]
+    for step, indices in enumerate(order):
       texts, labels = _read(train_src, indices, task.text_keys)
       label_counts += np.bincount(labels, minlength=task.num_classes)
       trainable, opt_state, loss = train_step(trainable, opt_state, frozen,
-                                              rows_of(texts, labels, rows_per_step),
+                                              rows_of(texts, labels),
                                               jax.random.fold_in(dropout_key, step))
-      losses.append(loss)
+      losses.append(loss)  # fetched once at the end: no host sync per step
     params = {**frozen, **trainable}
-    eval_texts, eval_labels = _read(eval_src, range(len(eval_src)), task.text_keys)
-    keep = [i for i, label in enumerate(eval_labels) if label >= 0]  # GLUE test: label -1
-    eval_texts, eval_labels = [eval_texts[i] for i in keep], eval_labels[keep]
+    texts, labels = _read(eval_src, range(len(eval_src)), task.text_keys)
+    keep = np.flatnonzero(labels >= 0)  # GLUE test splits hold label -1
+    texts, labels = [texts[i] for i in keep], labels[keep]
     loss_sum = correct = 0.0
-    for lo in range(0, len(eval_labels), rows_per_step):
-      rows = rows_of(eval_texts[lo:lo + rows_per_step], eval_labels[lo:lo + rows_per_step],
-                     rows_per_step)
-      s, c = jax.device_get(eval_step(params, rows))
+    for lo in range(0, len(labels), rows_per_step):
+      s, c = ctx.fetch(eval_step(params, rows_of(texts[lo:lo + rows_per_step],
+                                                 labels[lo:lo + rows_per_step])))
       loss_sum, correct = loss_sum + float(s), correct + float(c)
-  losses = [float(x) for x in jax.device_get(losses)]
+  losses = [float(x) for x in ctx.fetch(losses)]
   tenth = max(1, len(losses) // 10)
   prior = label_counts[label_counts > 0] / label_counts.sum()
-  n_eval = len(eval_labels)
+  n = len(labels)
   return {
-      "metrics": {"accuracy": correct / n_eval, "loss": loss_sum / n_eval,
-                  "chance": float(np.bincount(eval_labels).max() / n_eval)},
+      "metrics": {"accuracy": correct / n, "loss": loss_sum / n,
+                  "chance": float(np.bincount(labels).max() / n)},
       "task": e.finetune_task,
       "num_classes": task.num_classes,
       "train_split_examples": len(train_src),
-      "train_examples": num_train,
+      "train_examples": len(np.unique(order)),
       "eval_split": task.eval_split,
-      "eval_examples": n_eval,
+      "eval_examples": n,
       "freeze_backbone": e.freeze_backbone,
       "pooling": pooling,
-      "training": {"steps": e.finetune_steps, "batch_size": batch,
+      "training": {"steps": e.finetune_steps, "batch_size": e.finetune_batch_size,
                    "learning_rate": e.finetune_learning_rate,
                    "loss_start": float(np.mean(losses[:tenth])),
                    "loss_end": float(np.mean(losses[-tenth:])),

@@ -10,10 +10,11 @@ Generation stops at the end-of-text token. Metrics (mean over prompts): log-prob
 generated token of the greedy, sampled and best beam outputs, and the fraction of distinct
 bigrams among the sampled tokens (1.0 = no repetition).
 """
+import jax
 import numpy as np
 
 from configs.errors import ConfigError
-from evals import generation, sampling
+from evals import decoder_fns, generation, sampling
 from evals.context import bos_id, pad_rows
 
 
@@ -33,7 +34,7 @@ def validate(config, tokenizer):
   n = e.generate_max_new_tokens
   if not isinstance(n, int) or isinstance(n, bool) or n < 1:
     raise ConfigError(f"eval.generate_max_new_tokens={n!r} must be an integer >= 1")
-  sampling.static_options(e.temperature, e.top_k, e.top_p, rng=0)
+  sampling.static_options(e.temperature, e.top_k, e.top_p, rng="checked")  # fields only
   generation.validate_beam(e.beam_size, e.length_penalty)
   longest = max(map(len, prompt_ids(tokenizer, config)))
   if longest + n - 1 > config.model.max_len:
@@ -59,8 +60,6 @@ def _distinct_bigrams(tokens, lengths):
 
 
 def run(ctx):
-  import jax
-  from evals import decoder_fns
   config, tok = ctx.config, ctx.tokenizer
   e = config.eval
   texts = prompts(config)
@@ -88,7 +87,7 @@ def run(ctx):
         fns.step_fn, ctx.params, ctx.put_replicated(fns.init_cache(rows * e.beam_size)),
         batch["prompts"], batch["lengths"], new, beam_size=e.beam_size,
         length_penalty_alpha=e.length_penalty, cache_batch_axes=fns.cache_batch_axes, **common)
-  greedy, sampled, beams = jax.device_get((greedy, sampled, beams))
+  greedy, sampled, beams = ctx.fetch((greedy, sampled, beams))
   greedy, sampled = (jax.tree.map(lambda x: np.asarray(x)[:n], o) for o in (greedy, sampled))
   beams = jax.tree.map(lambda x: np.asarray(x)[:n], beams)
   per_token = lambda logp, length: float(np.mean(logp / np.maximum(length, 1)))

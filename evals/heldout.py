@@ -6,6 +6,8 @@ sequences; `loss` is the objective's total. The batches are 0..eval.num_batches-
 pipeline (the same for every checkpoint of a run), evaluated by trainlib's eval step; every metric
 is a (sum, weight) pair summed over all batches and divided once, here, on the host.
 """
+import jax
+
 import pipeline
 from configs.errors import ConfigError
 from trainlib import mesh as mesh_lib
@@ -20,7 +22,6 @@ def validate(config, tokenizer):
 
 
 def run(ctx):
-  import jax  # after the runner has set the platform up
   config, setup = ctx.config, ctx.setup
   row_index, row_count = mesh_lib.host_batch_rows(config, ctx.mesh)
   split = config.data.eval_split

@@ -42,6 +42,10 @@ class Plan:
   tokenizer: object
 
 
+# Heavy modules (JAX, orbax, TFDS) are imported inside the functions: eval.py reports a bad
+# suite or a missing workdir before any of them starts.
+
+
 def checkpoint_steps(workdir) -> list[int]:
   import orbax.checkpoint as ocp
   directory = os.path.join(workdir, "checkpoints")

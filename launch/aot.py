@@ -31,12 +31,11 @@ flags.mark_flags_as_required(["config", "topology"])
 
 
 def _model_summary(config):
-  """Parameter count and analytic train FLOPs per token (validates the model and objective)."""
+  """Parameter count and analytic train FLOPs per token."""
   import models
   import objectives
 
-  models.validate(config.model)
-  objective = objectives.validate(config)
+  objective = objectives.get(config.objective.name)
   counts = models.param_counts(config.model)
   flops_per_token = objective.flops_per_token(config.model, config.data, config.objective)
   return counts, flops_per_token
@@ -45,14 +44,17 @@ def _model_summary(config):
 def check(config, topology_name):
   """-> the report dict for `config` compiled on `topology_name`. Raises ConfigError first.
 
-  Validation runs before any compile: the topology name, the model and objective, the mesh
+  Validation runs before any compile: the topology name, every config check train.py makes
+  (trainlib.loop.validate: model, objective, data, optimizer, rules, position table), the mesh
   degrees against the chip count and the batch against the data-parallel degree.
   """
   slice_ = topology.parse_topology(topology_name)  # before importing jax: a bad name fails fast
+  from trainlib import loop
   from trainlib import mesh as mesh_lib
   from trainlib import state as state_lib
   from trainlib import step as step_lib
 
+  loop.validate(config)
   counts, flops_per_token = _model_summary(config)
   devices = topology.compile_only_devices(slice_)
   mesh = mesh_lib.make_mesh(config, devices)

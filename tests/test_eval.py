@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from configs.errors import ConfigError
-from evals import cloze, cloze_items, finetune_tasks, runner
+from evals import cloze, cloze_items, finetune, finetune_tasks, runner
 from tests.eval_testlib import trained_run
 from trainlib import rundir
 
@@ -201,6 +201,18 @@ def test_finetune_encoder_probe_reports_accuracy_and_chance(encoder, embedded_co
   assert r["eval_examples"] == len(labels)
   assert r["metrics"]["chance"] == pytest.approx(np.bincount(labels).max() / len(labels))
   assert 0 <= r["metrics"]["accuracy"] <= 1
+
+
+def test_finetune_train_order_is_epochs_over_a_fixed_subset():
+  order = finetune.train_order(seed=0, num_records=1000, subset=16, batch=8, steps=6)
+  assert order.shape == (6, 8)
+  epochs = order.reshape(3, 16)  # 48 draws = 3 epochs over the 16 chosen records
+  assert all(sorted(e) == sorted(epochs[0]) for e in epochs) and len(set(epochs[0])) == 16
+  assert epochs[0].tolist() != epochs[1].tolist()  # reshuffled every epoch
+  assert np.array_equal(order, finetune.train_order(0, 1000, 16, 8, 6))
+  assert not np.array_equal(order, finetune.train_order(1, 1000, 16, 8, 6))
+  everything = finetune.train_order(seed=0, num_records=10, subset=0, batch=5, steps=2)
+  assert sorted(everything.ravel()) == list(range(10))
 
 
 def test_doc_order_task_is_glue_shaped_and_labels_say_the_true_order(embedded_config):

@@ -95,6 +95,7 @@ def _tiny_config(**overrides):
     ({"mesh__data": 8}, "v5p-8", "needs 8 devices but 4 exist"),
     ({"train__global_batch_size": 6}, "v5p-8", "global_batch_size=6"),
     ({"model__num_heads": 3}, "v5p-8", "model.d_model=64 is not divisible"),
+    ({"data__seq_len": 64}, "v5p-8", "longer than the position table"),
 ])
 def test_bad_inputs_raise_config_error_before_compiling(overrides, topology_name, message):
   with pytest.raises(ConfigError, match=re.escape(message)):

@@ -13,7 +13,6 @@ exactly the updates of an uninterrupted one.
 
 import concurrent.futures
 import dataclasses
-import json
 import os
 import signal
 import time
@@ -150,158 +149,183 @@ def _flatten(d, prefix=""):
 
 def train_and_evaluate(config, workdir, model=None) -> RunResult:
   """Trains `config` in `workdir` (resuming if it holds checkpoints). See module docstring."""
-  import models
   import pipeline
   validate(config)
   mesh = mesh_lib.make_mesh(config)
   mesh_lib.validate_batch(config, mesh)
   row_index, row_count = mesh_lib.host_batch_rows(config, mesh)
-  train_pipe = pipeline.make_pipeline(config, config.data.train_split,
-                                      process_index=row_index, process_count=row_count)
-  eval_pipe = pipeline.make_pipeline(config, config.data.eval_split,
-                                     process_index=row_index, process_count=row_count)
-  objectives.check_tokenizer(config, train_pipe.tokenizer)
+  pipes = [pipeline.make_pipeline(config, split, process_index=row_index, process_count=row_count)
+           for split in (config.data.train_split, config.data.eval_split)]
+  objectives.check_tokenizer(config, pipes[0].tokenizer)
   setup = state_lib.build_setup(config, mesh, model)
-
-  primary = jax.process_index() == 0
   os.makedirs(workdir, exist_ok=True)
-  t = config.train
-  tokens_per_step = t.global_batch_size * config.data.seq_len
-  flops_per_token = setup.objective.flops_per_token(config.model, config.data, config.objective)
-  peak, peak_source = metrics_lib.peak_flops(config)
-  counts = models.param_counts(config.model)
-  if primary:
-    logging.info("config:\n%s", config)
-    logging.info("mesh %s; MFU peak %.3g FLOP/s (%s)", mesh_lib.mesh_dict(mesh), peak, peak_source)
-    _warn_config_change(workdir, config)
-    rundir.write_config(workdir, config)
-    rundir.write_provenance(
-        workdir, config, data_fingerprint=train_pipe.fingerprint, mesh=mesh_lib.mesh_dict(mesh),
-        train_flops_per_token=flops_per_token, peak_flops_per_sec=peak,
-        peak_flops_source=peak_source, params_total=counts["params_total"],
-        params_non_embedding=counts["params_non_embedding"])
+  return _Trainer(setup, workdir, *pipes).run()
 
-  ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), keep=t.keep_checkpoints,
-                      async_save=t.async_checkpoint, every=t.checkpoint_every)
-  restored = ckpt.restore(setup.abstract_state)
-  if restored is None:
-    state, start = state_lib.init_state(setup), 0
-  else:
+
+class _Trainer:
+  """One run of the loop; the state and the bookkeeping the steps share."""
+
+  def __init__(self, setup, workdir, train_pipe, eval_pipe):
+    import models
+    self.setup, self.workdir, self.train_pipe, self.eval_pipe = setup, workdir, train_pipe, eval_pipe
+    config = self.config = setup.config
+    self.t = config.train
+    self.primary = jax.process_index() == 0
+    self.tokens_per_step = self.t.global_batch_size * config.data.seq_len
+    self.flops_per_token = setup.objective.flops_per_token(config.model, config.data, config.objective)
+    self.peak, peak_source = metrics_lib.peak_flops(config)
+    mesh = mesh_lib.mesh_dict(setup.mesh)
+    if self.primary:
+      counts = models.param_counts(config.model)
+      logging.info("config:\n%s", config)
+      logging.info("mesh %s; MFU peak %.3g FLOP/s (%s)", mesh, self.peak, peak_source)
+      _warn_config_change(workdir, config)
+      rundir.write_config(workdir, config)
+      rundir.write_provenance(
+          workdir, config, data_fingerprint=train_pipe.fingerprint, mesh=mesh,
+          train_flops_per_token=self.flops_per_token, peak_flops_per_sec=self.peak,
+          peak_flops_source=peak_source, params_total=counts["params_total"],
+          params_non_embedding=counts["params_non_embedding"])
+    self.ckpt_meta = {"mesh": mesh, "process_count": jax.process_count(),
+                      "config_hash": rundir.config_hash(config)}
+    self.ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), keep=self.t.keep_checkpoints,
+                             async_save=self.t.async_checkpoint, every=self.t.checkpoint_every)
+    self.writer = metrics_lib.MetricsWriter(workdir)
+    self.window, self.pending = _Window(), None
+    self.timer_start, self.timer_steps = None, 0
+    self.last_eval, self.eval_done_at = None, None
+
+  def _restore_or_init(self):
+    restored = self.ckpt.restore(self.setup.abstract_state)  # may set an unreadable one aside
+    self.last_saved = self.ckpt.latest_step()
+    if restored is None:
+      self.writer.drop_after(-1)  # a fresh start: rows of an earlier attempt are stale
+      return state_lib.init_state(self.setup), 0
     state, meta = restored
     start = int(jax.device_get(state.step))
-    data_step = train_pipe.restore(meta["data"])  # warns if the data stream differs
+    data_step = self.train_pipe.restore(meta["data"])  # warns if the data stream differs
     if data_step != start:
       raise RuntimeError(f"checkpoint holds state step {start} but data position {data_step}")
     logging.info("resumed from checkpoint step %d", start)
-  ckpt_meta = lambda at: {"data": train_pipe.state_dict(at), "mesh": mesh_lib.mesh_dict(mesh),
-                          "process_count": jax.process_count(), "config_hash": rundir.config_hash(config)}
-  writer = metrics_lib.MetricsWriter(workdir)
-  writer.drop_after(start if restored is not None else -1)  # rows past the resumed step redo
-  status = lambda s, step, err=None: primary and rundir.write_status(workdir, s, step, t.num_steps, err)
-  status("running", start)
+    self.writer.drop_after(start)  # rows past the checkpoint are produced again
+    return state, start
 
-  train_step = step_lib.make_train_step(setup)
-  eval_step = step_lib.make_eval_step(setup)
-  preemption = _Preemption()
-  prefetch = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="batch")
-  window, pending = _Window(), None
-  last_saved = ckpt.latest_step()
-  last_eval, eval_step_done, preempted = None, None, False
-  timer_start, timer_steps = None, 0
-  step = start
+  def _status(self, state, step, error=None):
+    if self.primary:
+      rundir.write_status(self.workdir, state, step, self.t.num_steps, error)
 
-  def resolve():
+  def _resolve(self):
     """Fetches the metrics of the newest dispatched step; stops on a non-finite loss."""
-    nonlocal pending
-    if pending is None:
+    if self.pending is None:
       return
-    done, device_metrics = pending
-    pending = None
+    (done, device_metrics), self.pending = self.pending, None
     host = jax.device_get(device_metrics)
     if not bool(host["finite"]):
-      sums = setup.objective.summarize(host["sums"])
-      message = (f"non-finite loss at step {done}: loss={sums['loss']} grad_norm="
+      loss = self.setup.objective.summarize(host["sums"])["loss"]
+      message = (f"non-finite loss at step {done}: loss={loss} grad_norm="
                  f"{float(host['grad_norm'])}; the update was skipped and not checkpointed "
-                 f"(last checkpoint: step {last_saved})")
-      if t.stop_on_nonfinite:
-        raise NonFiniteError(message + "; lower optim.learning_rate or set optim.clip_norm")
+                 f"(last checkpoint: step {self.last_saved})")
+      if self.t.stop_on_nonfinite:
+        raise NonFiniteError(message + "; lower optim.learning_rate or check the data "
+                             "(train.stop_on_nonfinite=False skips such steps instead)")
       logging.warning("%s; continuing (train.stop_on_nonfinite=False)", message)
-    window.add(host)
+    self.window.add(host)
 
-  def save(at):
-    nonlocal last_saved
-    resolve()
-    ckpt.save(at, state, ckpt_meta(at))
-    last_saved = at
+  def _save(self, state, step):
+    self._resolve()  # never save past an unchecked step
+    self.ckpt.save(step, state, dict(self.ckpt_meta, data=self.train_pipe.state_dict(step)))
+    self.last_saved = step
 
-  def run_eval(at):
-    nonlocal last_eval, eval_step_done, timer_start
-    resolve()
-    last_eval = evaluate(setup, eval_step, state.params, eval_pipe, t.eval_batches)
-    eval_step_done = at
-    writer.write(dict(last_eval, split="eval", step=at))
-    if primary:
-      logging.info("eval step %d: %s", at, ", ".join(f"{k} {v:.4f}" for k, v in sorted(last_eval.items())))
-    timer_start = None  # eval time is not training time
+  def _eval(self, params, step):
+    self._resolve()
+    self.last_eval = evaluate(self.setup, self.eval_step, params, self.eval_pipe, self.t.eval_batches)
+    self.eval_done_at = step
+    self.writer.write(dict(self.last_eval, split="eval", step=step))
+    if self.primary:
+      logging.info("eval step %d: %s", step,
+                   ", ".join(f"{k} {v:.4f}" for k, v in sorted(self.last_eval.items())))
+    self.timer_start = None  # evaluation time is not training time
 
-  try:
-    if start == 0 and t.eval_every:
-      run_eval(0)  # the curve's starting point
-    next_batch = prefetch.submit(train_pipe.batch, step) if step < t.num_steps else None
-    while step < t.num_steps:
-      batch = step_lib.global_batch(setup, next_batch.result())
-      if step + 1 < t.num_steps:
-        next_batch = prefetch.submit(train_pipe.batch, step + 1)
-      state, device_metrics = train_step(state, batch)
-      resolve()  # the previous step's metrics, while this one runs
-      pending, step = (step + 1, device_metrics), step + 1
-      if timer_start is None:  # first step (compile) or after an eval: restart the clock
-        resolve()
-        timer_start, timer_steps = time.perf_counter(), 0
+  def _log(self, step):
+    self._resolve()
+    elapsed = time.perf_counter() - self.timer_start
+    steps_per_sec = self.timer_steps / elapsed if self.timer_steps and elapsed > 0 else 0.0
+    tokens_per_sec = steps_per_sec * self.tokens_per_step
+    row = self.setup.objective.summarize(self.window.take())
+    last = self.window.last
+    row.update(split="train", step=step, learning_rate=float(last["learning_rate"]),
+               grad_norm=float(last["grad_norm"]), tokens_per_sec=tokens_per_sec,
+               mfu=tokens_per_sec * self.flops_per_token / self.peak,
+               tokens_seen=step * self.tokens_per_step,
+               flops_seen=step * self.tokens_per_step * self.flops_per_token, time=time.time())
+    self.writer.write(row)
+    metrics_lib.log_progress(row, self.t.num_steps, steps_per_sec)
+    self._status("running", step)
+
+  def run(self) -> RunResult:
+    t, step = self.t, 0
+    preemption = _Preemption()
+    prefetch = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="batch")
+    profiling, preempted = False, False
+    try:
+      state, start = self._restore_or_init()
+      step = start
+      self._status("running", step)
+      train_step = step_lib.make_train_step(self.setup)
+      self.eval_step = step_lib.make_eval_step(self.setup)
+      if start == 0 and t.eval_every:
+        self._eval(state.params, 0)  # the curve's starting point
+      if step < t.num_steps:
+        next_batch = prefetch.submit(self.train_pipe.batch, step)
+      while step < t.num_steps:
+        batch = step_lib.global_batch(self.setup, next_batch.result())
+        if step + 1 < t.num_steps:  # the host builds batch s+1 while the devices run step s
+          next_batch = prefetch.submit(self.train_pipe.batch, step + 1)
+        state, device_metrics = train_step(state, batch)
+        self._resolve()  # the previous step's metrics, while this one runs
+        self.pending, step = (step + 1, device_metrics), step + 1
+        if self.timer_start is None:  # first step (compile) or after an eval: restart the clock
+          self._resolve()
+          self.timer_start, self.timer_steps = time.perf_counter(), 0
+        else:
+          self.timer_steps += 1
+        if t.profile_steps and self.primary and step == start + 2:  # after compilation
+          jax.profiler.start_trace(os.path.join(self.workdir, "profile"))
+          profiling = True
+        if profiling and step == start + 2 + t.profile_steps:
+          jax.profiler.stop_trace()
+          profiling = False
+        if step % t.log_every == 0 or step == t.num_steps:
+          self._log(step)
+        if t.eval_every and step % t.eval_every == 0:
+          self._eval(state.params, step)
+        if step % t.checkpoint_every == 0 and step < t.num_steps:
+          self._save(state, step)
+        if step < t.num_steps and preemption.reached(step):
+          self._save(state, step)
+          preempted = True
+          break
+      self._resolve()
+      if not preempted:
+        if self.eval_done_at != step:
+          self._eval(state.params, step)
+        if self.last_saved != step:
+          self._save(state, step)
+      self.ckpt.wait()
+      if preempted:
+        self._status("running", step,
+                     f"preempted (SIGTERM) at step {step}; checkpoint saved, rerun to resume")
       else:
-        timer_steps += 1
-      if t.profile_steps and primary and step == start + 2:
-        jax.profiler.start_trace(os.path.join(workdir, "profile"))
-      if t.profile_steps and primary and step == start + 2 + t.profile_steps:
+        self._status("finished", step)
+      return RunResult(state=state, setup=self.setup, step=step, preempted=preempted,
+                       last_eval=self.last_eval)
+    except BaseException as e:
+      self._status("failed", step, f"{type(e).__name__}: {e}")
+      raise
+    finally:
+      if profiling:
         jax.profiler.stop_trace()
-      if step % t.log_every == 0 or step == t.num_steps:
-        resolve()
-        elapsed = time.perf_counter() - timer_start
-        steps_per_sec = timer_steps / elapsed if timer_steps and elapsed > 0 else 0.0
-        row = setup.objective.summarize(window.take())
-        tokens_per_sec = steps_per_sec * tokens_per_step
-        row.update(split="train", step=step, learning_rate=float(window.last["learning_rate"]),
-                   grad_norm=float(window.last["grad_norm"]), tokens_per_sec=tokens_per_sec,
-                   mfu=tokens_per_sec * flops_per_token / peak, tokens_seen=step * tokens_per_step,
-                   flops_seen=step * tokens_per_step * flops_per_token, time=time.time())
-        writer.write(row)
-        metrics_lib.log_progress(row, t.num_steps, steps_per_sec)
-        status("running", step)
-      if t.eval_every and step % t.eval_every == 0:
-        run_eval(step)
-      if step % t.checkpoint_every == 0 and step < t.num_steps:
-        save(step)
-      if step < t.num_steps and preemption.reached(step):
-        save(step)
-        preempted = True
-        break
-    resolve()
-    if not preempted:
-      if eval_step_done != step:
-        run_eval(step)
-      if last_saved != step:
-        save(step)
-    ckpt.wait()
-    if preempted:
-      status("running", step, f"preempted (SIGTERM) at step {step}; checkpoint saved, rerun to resume")
-    else:
-      status("finished", step)
-    return RunResult(state=state, setup=setup, step=step, preempted=preempted, last_eval=last_eval)
-  except BaseException as e:
-    status("failed", step, f"{type(e).__name__}: {e}")
-    raise
-  finally:
-    prefetch.shutdown(wait=False, cancel_futures=True)
-    preemption.close()
-    writer.close()
-    ckpt.close()
+      prefetch.shutdown(wait=False, cancel_futures=True)
+      preemption.close()
+      self.writer.close()
+      self.ckpt.close()

@@ -134,8 +134,7 @@ def make_train_step(setup: TrainSetup, donate: bool = True) -> CompiledStep:
         return (jax.tree.map(jnp.add, grad_acc, grads), jax.tree.map(jnp.add, sums_acc, sums)), None
 
       zero_grads = jax.tree.map(jnp.zeros_like, state.params)
-      sums_shape = jax.eval_shape(
-          lambda: grad_fn(state.params, jax.tree.map(lambda x: x[0], micros), rng)[0][1])
+      sums_shape = jax.eval_shape(apply, state.params, jax.tree.map(lambda x: x[0], micros), rng)
       zero_sums = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), sums_shape)
       (grads, sums), _ = jax.lax.scan(body, (zero_grads, zero_sums), (micros, jnp.arange(k)))
 
