@@ -128,3 +128,12 @@ def test_bad_optimizer_values_are_config_errors():
   c.optim.b2 = 1.0
   with pytest.raises(ConfigError, match="optim.b2"):
     optim.make_optimizer(c)
+
+
+def test_quickstart_config_passes_every_check_on_one_and_eight_devices():
+  from trainlib import loop
+  import importlib
+  config = importlib.import_module("configs.quickstart").get_config()
+  loop.validate(config)
+  for devices in (jax.devices()[:1], jax.devices()):
+    mesh_lib.validate_batch(config, mesh_lib.make_mesh(config, devices))

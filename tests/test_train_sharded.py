@@ -116,3 +116,14 @@ def test_non_finite_loss_skips_the_update_and_is_never_checkpointed(tmp_path):
     ckpt.save(1, poisoned, {})
   ckpt.wait()
   assert ckpt.all_steps() == []
+
+
+def test_bfloat16_compute_keeps_float32_params_and_optimizer_state():
+  ref_losses, _, _ = _run(tiny_config(), jax.devices()[:1], 2)
+  config = tiny_config()
+  config.model.dtype = "bfloat16"
+  losses, state, _ = _run(config, jax.devices()[:1], 2)
+  assert {x.dtype for x in jax.tree.leaves(state.params)} == {np.dtype("float32")}
+  assert {x.dtype for x in jax.tree.leaves(state.opt_state) if x.ndim} == {np.dtype("float32")}
+  np.testing.assert_allclose(losses, ref_losses, rtol=2e-2)  # bf16 matmuls, f32 loss
+  assert not np.array_equal(losses, ref_losses)  # ... and the compute really was bf16
