@@ -14,6 +14,8 @@ from absl import logging
 
 from tests.train_testlib import loop_config
 from trainlib import loop, rundir
+from trainlib import mesh as mesh_lib
+from trainlib import state as state_lib
 from trainlib.checkpoint import Checkpointer, NonFiniteError
 
 
@@ -24,6 +26,11 @@ def _rows(workdir, split="train"):
 
 def _read(workdir, name):
   return rundir.read_json(os.path.join(workdir, name))
+
+
+def _steps(ckpt_dir):
+  with Checkpointer(ckpt_dir) as ckpt:
+    return ckpt.all_steps()
 
 
 def _corrupt(step_dir):
@@ -60,13 +67,13 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(embedded_data_
   assert os.listdir(os.path.join(workdir, "tb"))
 
   ckpt_dir = os.path.join(workdir, "checkpoints")
-  assert Checkpointer(ckpt_dir).all_steps() == [3, 6, 9, 12]
+  assert _steps(ckpt_dir) == [3, 6, 9, 12]
   _corrupt(os.path.join(ckpt_dir, "12"))
   caplog.set_level(logging.WARNING)
   second = loop.train_and_evaluate(config, workdir)
   assert "checkpoint 12" in caplog.text and "falling back" in caplog.text
   assert [name.split("-")[0] for name in os.listdir(ckpt_dir + ".corrupt")] == ["12"]
-  assert Checkpointer(ckpt_dir).all_steps() == [3, 6, 9, 12]  # 12 written again, from 9
+  assert _steps(ckpt_dir) == [3, 6, 9, 12]  # 12 written again, from 9
   # Steps 10..12 were recomputed from checkpoint 9: same parameters, bitwise.
   for a, b in zip(jax.tree.leaves(first.state.params), jax.tree.leaves(second.state.params)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
@@ -83,11 +90,10 @@ def test_non_finite_loss_stops_the_run_and_never_reaches_a_checkpoint(embedded_d
   bad_step = int(str(error.value).split("at step ")[1].split(":")[0])
   status = _read(workdir, "status.json")
   assert status["state"] == "failed" and "NonFiniteError" in status["error"]
-  ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
-  steps = ckpt.all_steps()
-  assert all(s < bad_step for s in steps), (steps, bad_step)
-  for s in steps:  # whatever was saved before the blow-up is finite
-    from trainlib import mesh as mesh_lib, state as state_lib
-    setup = state_lib.build_setup(config, mesh_lib.make_mesh(config))
-    state, _ = ckpt.restore(setup.abstract_state, step=s)
-    assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(state.params))
+  setup = state_lib.build_setup(config, mesh_lib.make_mesh(config))
+  with Checkpointer(os.path.join(workdir, "checkpoints")) as ckpt:
+    steps = ckpt.all_steps()
+    assert steps and all(s < bad_step for s in steps), (steps, bad_step)
+    for s in steps:  # whatever was saved before the blow-up is finite
+      state, _ = ckpt.restore(setup.abstract_state, step=s)
+      assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(state.params))

@@ -80,15 +80,15 @@ def test_restore_onto_a_different_mesh_continues_the_loss_curve(tmp_path):
   fsdp = tiny_config()
   fsdp.mesh.data, fsdp.mesh.fsdp = 1, 8
   _, state, setup = _run(fsdp, jax.devices(), 2)
-  ckpt = Checkpointer(tmp_path / "ckpt", keep=2)
-  ckpt.save(2, state, {"note": "fsdp=8"})
-  ckpt.wait()
+  with Checkpointer(tmp_path / "ckpt", keep=2) as ckpt:
+    ckpt.save(2, state, {"note": "fsdp=8"})
   later_losses, _, _ = _run(fsdp, jax.devices(), 2, state=state, setup=setup, first_step=2)
 
   other = tiny_config()
   other.mesh.data, other.mesh.fsdp, other.mesh.tensor = 2, 1, 4
   other_setup = state_lib.build_setup(other, mesh_lib.make_mesh(other))
-  restored, meta = Checkpointer(tmp_path / "ckpt").restore(other_setup.abstract_state)
+  with Checkpointer(tmp_path / "ckpt") as ckpt:
+    restored, meta = ckpt.restore(other_setup.abstract_state)
   assert meta == {"note": "fsdp=8", "step": 2}
   assert int(restored.step) == 2
   kernel = restored.params["stack"]["layers"]["mlp"]["wi"]["kernel"]
@@ -111,11 +111,10 @@ def test_non_finite_loss_skips_the_update_and_is_never_checkpointed(tmp_path):
   _assert_trees_close(state.params, before, rtol=0, atol=0)  # ... but nothing was applied
 
   poisoned = state.replace(params=jax.tree.map(lambda x: x * np.nan, state.params))
-  ckpt = Checkpointer(tmp_path / "ckpt")
-  with pytest.raises(NonFiniteError, match="not finite"):
-    ckpt.save(1, poisoned, {})
-  ckpt.wait()
-  assert ckpt.all_steps() == []
+  with Checkpointer(tmp_path / "ckpt") as ckpt:
+    with pytest.raises(NonFiniteError, match="not finite"):
+      ckpt.save(1, poisoned, {})
+    assert ckpt.all_steps() == []
 
 
 def test_bfloat16_compute_keeps_float32_params_and_optimizer_state():

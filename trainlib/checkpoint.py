@@ -100,6 +100,12 @@ class Checkpointer:
     self.manager.wait_until_finished()
     self.manager.close()
 
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    self.close()
+
 
 def restore_params(directory, abstract_params, step=None):
   """Eval: only the parameters of a checkpoint -> (params, step).
