@@ -87,9 +87,9 @@ def run(ctx):
         fns.step_fn, ctx.params, ctx.put_replicated(fns.init_cache(rows * e.beam_size)),
         batch["prompts"], batch["lengths"], new, beam_size=e.beam_size,
         length_penalty_alpha=e.length_penalty, cache_batch_axes=fns.cache_batch_axes, **common)
-  greedy, sampled, beams = ctx.fetch((greedy, sampled, beams))
-  greedy, sampled = (jax.tree.map(lambda x: np.asarray(x)[:n], o) for o in (greedy, sampled))
-  beams = jax.tree.map(lambda x: np.asarray(x)[:n], beams)
+  # Host arrays of the real prompts' rows (the padding rows are dropped).
+  greedy, sampled, beams = jax.tree.map(lambda x: np.asarray(x)[:n],
+                                        ctx.fetch((greedy, sampled, beams)))
   per_token = lambda logp, length: float(np.mean(logp / np.maximum(length, 1)))
   samples = []
   greedy_text = _texts(tok, greedy.tokens, greedy.lengths, eos)
