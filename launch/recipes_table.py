@@ -101,7 +101,9 @@ def main(argv):
       reports = json.load(f)
   os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
   def check(name):
-    print(f"{name}: compiling for {pod_recipes.RECIPES[name]['topology']} ...", flush=True)
+    # One write per line: two worker threads print at once.
+    sys.stdout.write(f"{name}: compiling for {pod_recipes.RECIPES[name]['topology']} ...\n")
+    sys.stdout.flush()
     return name, check_recipe(name, _TIMEOUT.value)
 
   # Compiles are single-threaded for most of their time, so two share a 2-core machine well.

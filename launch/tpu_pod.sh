@@ -11,7 +11,7 @@
 #
 # Two steps, each one `gcloud compute tpus tpu-vm ssh --worker=all` (all hosts at once):
 #   1. setup: clone REPO_URL into REMOTE_DIR (or fetch), check out COMMIT exactly, make a venv and
-#      `pip install -r requirements.txt` (the pinned jax[tpu]/libtpu). Every host runs the same code.
+#      `pip install -r requirements.txt` (the pinned jax[tpu]/libtpu): every host runs one code.
 #   2. train: `python train.py --config $CONFIG --workdir $WORKDIR --multihost ...` on every host.
 #      On a TPU VM, jax.distributed.initialize() finds the coordinator and the process ids from the
 #      TPU metadata, so no addresses are passed. The log of each host goes to REMOTE_DIR/train.log
@@ -32,7 +32,8 @@
 #                provenance.json records it)
 #   REMOTE_DIR   checkout directory on each worker (default: pancake, under the ssh user's home)
 #   PYTHON       interpreter used to make the venv on the workers (default: python3)
-#   TRAIN_ENV    extra environment for train.py, e.g. "LIBTPU_INIT_ARGS=--xla_tpu_enable_async_all_gather=true"
+#   TRAIN_ENV    extra environment for train.py,
+#                e.g. "LIBTPU_INIT_ARGS=--xla_tpu_enable_async_all_gather=true"
 #   GCLOUD       gcloud binary (default: gcloud)
 #   DRY_RUN=1    same as --dry_run: print the commands, run nothing (no gcloud needed)
 #

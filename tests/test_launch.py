@@ -1,4 +1,4 @@
-"""launch/: TPU slice names, the pod and SLURM scripts (dry runs), the local multi-process launcher."""
+"""launch/: TPU slice names, pod/SLURM scripts (dry runs), the local launcher, pod recipes."""
 
 import os
 import shlex

@@ -1,0 +1,103 @@
+"""What every command-line entry point shares: config loading, exit code 2, multi-host start-up.
+
+Entry points (train.py, eval.py) call `run(main)` instead of `absl.app.run(main)` so that a bad
+flag, an unknown `--config.x` override or a config file that fails to load is one line
+`error: ...` on stderr and exit code 2, before JAX starts. Lives in configs/ (the lowest layer)
+because it knows nothing but flags, configs and ConfigError; JAX is imported only to start the
+multi-host runtime.
+"""
+
+import os
+import sys
+
+from absl import app, flags, logging
+
+EXIT_BAD_INPUT = 2
+
+# Multi-host: the same command on every host of a pod / every SLURM task.
+_MULTIHOST = flags.DEFINE_bool("multihost", False,
+                               "Call jax.distributed.initialize() (auto-detects TPU pods, SLURM).")
+_COORDINATOR = flags.DEFINE_string("coordinator_address", os.environ.get("JAX_COORDINATOR_ADDRESS"),
+                                   "host:port of process 0's coordinator (implies --multihost).")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None,
+                                      "Number of processes (or env JAX_NUM_PROCESSES).")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index (or env JAX_PROCESS_ID).")
+
+
+def fail(message):
+  """One line on stderr, exit code 2: the contract for bad input."""
+  print(f"error: {' '.join(str(message).split())}", file=sys.stderr)
+  sys.exit(EXIT_BAD_INPUT)
+
+
+def parse_flags(argv):
+  """absl parsing, but a bad flag or config override is exit code 2 with one line."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    fail(e)
+  except (KeyError, AttributeError) as e:  # config_flags: an override names no existing field
+    key = str(e).strip("'\"")
+    culprits = [a.split("=")[0] for a in argv if a.startswith("--config.") and key in a]
+    fail(f"unknown config key {key!r} in {', '.join(culprits) or 'a --config.* override'}; "
+         "every field is defined (and commented) in configs/base.py")
+  except (ValueError, TypeError) as e:
+    fail(f"bad flag value: {e}")
+
+
+def loaded_config(config_flag, workdir_flag, argv, usage):
+  """The parsed config, after checking the flags every entry point needs."""
+  if len(argv) > 1:
+    fail(f"unexpected arguments {argv[1:]}; flags are {usage}")
+  config = config_flag.value
+  if config is None:
+    fail("--config is required, e.g. --config configs/quickstart.py")
+  try:
+    config.to_dict()  # a file that failed to load surfaces here (config_flags defers the error)
+  except OSError as e:
+    fail(e)
+  if not workdir_flag.value:
+    fail("--workdir is required")
+  return config
+
+
+def _env_int(name):
+  value = os.environ.get(name)
+  return int(value) if value not in (None, "") else None
+
+
+def init_distributed():
+  """jax.distributed.initialize from flags/env, before anything touches a device."""
+  if not (_MULTIHOST.value or _COORDINATOR.value):
+    return
+  import jax
+  if os.environ.get("JAX_PLATFORMS", "").startswith("cpu"):
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")  # cross-process CPU collectives
+  num_processes = _NUM_PROCESSES.value if _NUM_PROCESSES.value is not None else _env_int("JAX_NUM_PROCESSES")
+  process_id = _PROCESS_ID.value if _PROCESS_ID.value is not None else _env_int("JAX_PROCESS_ID")
+  jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
+                             num_processes=num_processes, process_id=process_id)
+  logging.info("process %d of %d, %d local / %d global devices", jax.process_index(),
+               jax.process_count(), jax.local_device_count(), jax.device_count())
+
+
+class QuietLibraries(logging.logging.Filter):
+  """INFO lines from pancake only; libraries (orbax logs every save) speak at WARNING and above,
+  except orbax's notes that a read-only checkpoint manager will not save (eval never saves)."""
+
+  def filter(self, record):
+    if "site-packages" not in record.pathname:
+      return True
+    message = record.getMessage()
+    return (record.levelno >= logging.logging.WARNING
+            and "read_only" not in message and "read only" not in message)
+
+
+def run(main):
+  """absl.app.run with the exit-code-2 flag parser and quiet library logging."""
+
+  def wrapped(argv):
+    logging.get_absl_handler().addFilter(QuietLibraries())
+    return main(argv)
+
+  app.run(wrapped, flags_parser=parse_flags)
