@@ -40,6 +40,11 @@ class Checkpointer:
                                          item_names=("state", "meta"))
     self._finite = jax.jit(all_finite)
 
+  def compile_checks(self, params):
+    """Compiles the finiteness check for `params` now (multi-process runs compile every
+    collective before the processes line up; see loop._Trainer._compile_and_line_up)."""
+    self._finite = jax.jit(all_finite).lower(params).compile()
+
   def latest_step(self):
     return self.manager.latest_step()
 

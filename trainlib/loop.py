@@ -31,6 +31,10 @@ from trainlib import state as state_lib
 from trainlib import step as step_lib
 from trainlib.checkpoint import Checkpointer, NonFiniteError
 
+# How long processes wait for each other's compilation before the first step (a pod compiles
+# for minutes; the barrier only fails if a process died or hangs).
+_LINE_UP_TIMEOUT_MS = 60 * 60 * 1000
+
 _POSITIVE_TRAIN_INTS = ("log_every", "eval_batches", "checkpoint_every", "keep_checkpoints")
 
 
@@ -262,6 +266,24 @@ class _Trainer:
     metrics_lib.log_progress(row, self.t.num_steps, steps_per_sec)
     self._status("running", step)
 
+  def _compile_and_line_up(self, train_step, state):
+    """Compiles every step with cross-process collectives, then waits for all processes.
+
+    CPU (gloo) collectives build a communicator the first time a group of devices meets, and
+    its rendezvous gives up after a fixed 30 s: if one process is still compiling (a loaded
+    machine, a cold compile cache) when another enters the first all-reduce, the early one fails
+    and the late one then waits forever. So compile first (times differ per process), meet at a
+    barrier of the distributed client (no device collective, long timeout), then start.
+    Returns the compiled train step; the eval step and the checkpoint check are swapped in place.
+    """
+    batch = step_lib.abstract_batch(self.setup)
+    compiled = train_step.lower(state, batch).compile()
+    self.eval_step = self.eval_step.lower(state.params, batch).compile()
+    self.ckpt.compile_checks(state.params)
+    client = jax._src.distributed.global_state.client  # noqa: SLF001  (as orbax does)
+    client.wait_at_barrier("pancake_steps_compiled", _LINE_UP_TIMEOUT_MS)
+    return compiled
+
   def run(self) -> RunResult:
     t, step = self.t, 0
     preemption = _Preemption()
@@ -273,6 +295,8 @@ class _Trainer:
       self._status("running", step)
       train_step = step_lib.make_train_step(self.setup)
       self.eval_step = step_lib.make_eval_step(self.setup)
+      if jax.process_count() > 1:
+        train_step = self._compile_and_line_up(train_step, state)
       if start == 0 and t.eval_every:
         self._eval(state.params, 0)  # the curve's starting point
       if step < t.num_steps:
