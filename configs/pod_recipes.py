@@ -59,7 +59,7 @@ RECIPES = {
         topology="v5p-64", mesh=(1, -1, 1), batch=512, microbatches=1, remat="save_dots",
         attention="xla", note="batch 512 x 1024"),
     "gpt2_xl": dict(
-        topology="v5p-64", mesh=(1, -1, 1), batch=512, microbatches=1, remat="full",
+        topology="v5p-64", mesh=(1, -1, 1), batch=512, microbatches=1, remat="save_dots",
         attention="xla", note="batch 512 x 1024"),
     "gpt3_small": dict(
         topology="v5p-32", mesh=(1, -1, 1), batch=256, microbatches=1, remat="none",
@@ -74,7 +74,7 @@ RECIPES = {
         topology="v5p-64", mesh=(1, -1, 1), batch=512, microbatches=1, remat="save_dots",
         attention="flash", note="batch 1M tokens"),
     "gpt3_2_7b": dict(
-        topology="v5p-64", mesh=(1, -1, 1), batch=512, microbatches=1, remat="full",
+        topology="v5p-64", mesh=(1, -1, 1), batch=512, microbatches=1, remat="save_dots",
         attention="flash", note="batch 1M tokens"),
     "gpt3_6_7b": dict(
         topology="v5p-128", mesh=(1, -1, 1), batch=1024, microbatches=1, remat="full",

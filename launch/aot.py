@@ -21,6 +21,7 @@ import sys
 from absl import flags
 from ml_collections import config_flags
 
+from configs import cli
 from configs.errors import ConfigError
 from launch import memory, topology
 
@@ -85,31 +86,14 @@ def _human(num_bytes):
   return "n/a" if num_bytes is None else f"{num_bytes / 2**30:.2f} GiB"
 
 
-def parse_flags(argv):
-  """absl flag parsing, with a bad flag or unknown `--config.x=` override as exit code 2."""
-  try:
-    extra = flags.FLAGS(argv)
-  except (AttributeError, KeyError) as e:
-    # config_flags reports an unknown `--config.a.b=` field as the ConfigDict's lookup error.
-    field = str(e).strip("\"'")
-    print(f"error: a --config override names unknown field {field!r} (fields: configs/base.py)",
-          file=sys.stderr)
-    sys.exit(2)
-  except (flags.Error, TypeError, ValueError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
-  if len(extra) > 1:
-    print(f"error: unexpected arguments {extra[1:]}", file=sys.stderr)
-    sys.exit(2)
-
-
 def main(argv=None):
-  parse_flags(sys.argv if argv is None else argv)
+  extra = cli.parse_flags(sys.argv if argv is None else argv)  # bad flag/override: exit 2
+  if len(extra) > 1:
+    cli.fail(f"unexpected arguments {extra[1:]}")
   try:
     report = check(_CONFIG.value, _TOPOLOGY.value)
   except ConfigError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+    cli.fail(e)
   print(json.dumps(report), flush=True)
   print(f"{report['config']} on {report['topology']} mesh {report['mesh']}: "
         f"{'fits' if report['fits'] else 'does NOT fit'} "
