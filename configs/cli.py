@@ -41,7 +41,7 @@ def parse_flags(argv):
     culprits = [a.split("=")[0] for a in argv if a.startswith("--config.") and key in a]
     fail(f"unknown config key {key!r} in {', '.join(culprits) or 'a --config.* override'}; "
          "every field is defined (and commented) in configs/base.py")
-  except (ValueError, TypeError) as e:
+  except (ValueError, TypeError, OSError) as e:  # OSError: a config file that cannot be read
     fail(f"bad flag value: {e}")
 
 

@@ -10,12 +10,10 @@ and exits with code 2 before anything is built.
 """
 
 import json
-import sys
 
 import numpy as np
 
-from absl import app
-from absl import flags
+from configs import cli
 from ml_collections import config_flags
 
 from configs.errors import ConfigError
@@ -56,35 +54,19 @@ def summarize(config):
   }
 
 
-def _fail(message):
-  print(f"error: {message}", file=sys.stderr)
-  sys.exit(2)
-
-
-def _parse_flags(argv):
-  """absl flag parsing, with a bad flag or config file reported as one line and exit code 2."""
-  try:
-    return flags.FLAGS(argv)
-  except (KeyError, AttributeError) as e:  # config_flags: override of a field base.py lacks
-    bad = [a for a in argv[1:] if a.startswith("--config.")]
-    _fail(f"unknown config field among {bad}: {e} (every field is defined in configs/base.py)")
-  except (flags.Error, ValueError, TypeError, OSError) as e:
-    _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
-
-
 def main(argv):
   if len(argv) > 1:
-    _fail(f"unexpected arguments {argv[1:]}")
+    cli.fail(f"unexpected arguments {argv[1:]}")
   if _CONFIG.value is None:
-    _fail("--config is required, e.g. --config configs/gpt2_small.py")
+    cli.fail("--config is required, e.g. --config configs/gpt2_small.py")
   try:
     summary = summarize(_CONFIG.value)
   except ConfigError as e:
-    _fail(str(e))
+    cli.fail(str(e))
   except OSError as e:  # config_flags defers a config file that failed to load until first use
-    _fail(" ".join(str(e).split()))
+    cli.fail(" ".join(str(e).split()))
   print(json.dumps(summary))
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=_parse_flags)
+  cli.run(main)

@@ -9,9 +9,8 @@ position range, and the first (input -> target) pairs.
 """
 import json
 import math
-import sys
 
-from absl import app
+from configs import cli
 from absl import flags
 from ml_collections import config_flags
 
@@ -91,23 +90,12 @@ def main(argv):
     print(fmt(b, row, pipe.tokenizer))
 
 
-def _parse(argv):
-  try:
-    return flags.FLAGS(argv)
-  except (flags.Error, ConfigError, ValueError, KeyError, AttributeError, TypeError) as e:
-    # ml_collections reports an override of a field that does not exist as just its name.
-    print(f"error: bad flag or --config override ({str(e).splitlines()[0]}); config fields are "
-          "listed in configs/base.py", file=sys.stderr)
-    sys.exit(2)
-
-
 def _main(argv):
   try:
     main(argv)
   except ConfigError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+    cli.fail(e)
 
 
 if __name__ == "__main__":
-  app.run(_main, flags_parser=_parse)
+  cli.run(_main)
