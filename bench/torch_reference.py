@@ -90,14 +90,15 @@ class TorchTrainer:
     self.optimizer.zero_grad(set_to_none=True)
     return float(loss.detach())
 
-  def time_steps(self, num_steps):
-    """-> seconds of each of `num_steps` steps (the loss read back ends each one)."""
-    times = []
-    for _ in range(num_steps):
-      start = time.perf_counter()
-      self.step()
-      times.append(time.perf_counter() - start)
-    return times
+
+def time_steps(step, num_steps):
+  """-> seconds of each of `num_steps` calls of `step` (each call reads its result back)."""
+  times = []
+  for _ in range(num_steps):
+    start = time.perf_counter()
+    step()
+    times.append(time.perf_counter() - start)
+  return times
 
 
 def matmul_flops_per_second(n=2048, repeats=5):

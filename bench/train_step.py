@@ -106,13 +106,6 @@ class JaxTrainer:
     self.state, metrics = self.step_fn(self.state, self.batch)
     return float(metrics["grad_norm"])  # reading a result back waits for the step
 
-  def time_steps(self, num_steps):
-    times = []
-    for _ in range(num_steps):
-      start = time.perf_counter()
-      self.step()
-      times.append(time.perf_counter() - start)
-    return times
 
 
 def jax_matmul_flops_per_second(n=2048, repeats=5):
@@ -152,7 +145,7 @@ def run(families, steps, rounds, with_torch):
       peaks["torch"].append(torch_reference.matmul_flops_per_second())
     for _ in range(steps):  # one step each in turn, so load changes hit every framework alike
       for key, trainer in trainers.items():
-        timings[key].extend(trainer.time_steps(1))
+        timings[key].extend(torch_reference.time_steps(trainer.step, 1))
   peak = max(max(v) for v in peaks.values() if v)
   results = {"shape": SHAPE, "steps_per_round": steps, "rounds": rounds,
              "matmul_peak_flops": {k: max(v) for k, v in peaks.items() if v}, "peak_flops": peak,
