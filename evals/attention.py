@@ -20,6 +20,7 @@ import models
 from configs.errors import ConfigError
 from evals import attention_view
 from evals.context import bos_id, display_tokens, pad_rows
+from trainlib import fs
 
 PAIR_SEPARATOR = "|||"
 
@@ -98,17 +99,23 @@ def run(ctx):
   layer = config.eval.attention_layer % data.num_layers
   out_dir = os.path.join(ctx.out_dir, "attention")
   title = f"{config.name}, step {ctx.step}"
-  paths = attention_view.render_all(data, out_dir, layer=layer, title=title) if ctx.is_primary \
-      else {}
+  paths = {}
+  if ctx.is_primary:
+    with fs.local_dir(out_dir) as local:  # matplotlib writes local files; uploaded if gs://
+      paths = attention_view.render_all(data, local, layer=layer, title=title)
+      # as relative to the run directory (DIR/eval/attention/...), wherever they were drawn
+      paths = _map_paths(paths, lambda p: os.path.join(
+          os.path.relpath(out_dir, ctx.workdir), os.path.relpath(p, local)))
   sep = [i for i, t in enumerate(ids) if t == tok.sep_id] if ctx.family == "encoder" else []
   per_layer = summary(data, sep)
   metrics = {"entropy": float(np.mean(per_layer["entropy"])),
              "first_token_mass": float(np.mean(per_layer["first_token_mass"]))}
   if "sep_mass" in per_layer:
     metrics["sep_mass"] = float(np.mean(per_layer["sep_mass"]))
-  relative = lambda p: os.path.relpath(p, ctx.workdir)
-  files = {k: [relative(p) for p in v] if isinstance(v, list) else relative(v)
-           for k, v in paths.items()}
   return {"metrics": metrics, "tokens": tokens, "segment_ids": segments if is_pair else None,
           "layer": layer, "num_layers": data.num_layers, "num_heads": data.num_heads,
-          "per_layer": per_layer, "files": files}
+          "per_layer": per_layer, "files": paths}
+
+
+def _map_paths(paths, fn):
+  return {k: [fn(p) for p in v] if isinstance(v, list) else fn(v) for k, v in paths.items()}

@@ -17,7 +17,6 @@ DIR/eval/<suite>.json (fields below, plus each suite's own) and TensorBoard scal
   seed (eval.seed), family, objective, metrics {name: float}, eval_config (eval.*), seconds
 """
 import dataclasses
-import json
 import os
 import time
 
@@ -25,6 +24,7 @@ from absl import logging
 
 import evals
 from configs.errors import ConfigError
+from trainlib import fs
 
 # model.* fields that may differ from the training config: they change how, not what, is computed.
 _MODEL_FREE = ("dtype", "attention_impl", "remat_policy", "dropout_rate", "attention_dropout_rate")
@@ -49,7 +49,7 @@ class Plan:
 def checkpoint_steps(workdir) -> list[int]:
   import orbax.checkpoint as ocp
   directory = os.path.join(workdir, "checkpoints")
-  if not os.path.isdir(directory):
+  if not fs.isdir(directory):
     return []
   return sorted(ocp.utils.checkpoint_steps(directory))
 
@@ -57,11 +57,10 @@ def checkpoint_steps(workdir) -> list[int]:
 def _compare_with_run(config, workdir):
   """RunDirError if the config describes another model or tokenizer than the checkpoint's."""
   path = os.path.join(workdir, "config.json")
-  if not os.path.exists(path):
+  if not fs.exists(path):
     logging.warning("%s has no config.json: cannot check that --config matches the run", workdir)
     return
-  with open(path) as f:
-    trained = json.load(f)
+  trained = fs.read_json(path)
   pairs = [(f"model.{k}", v, config.model.get(k)) for k, v in trained.get("model", {}).items()
            if k not in _MODEL_FREE]
   pairs += [(f"data.{k}", trained.get("data", {}).get(k), config.data.get(k))
@@ -81,7 +80,7 @@ def check(config, workdir, suites, step=None) -> Plan:
   """All checks that need no compiled code (see module docstring). -> Plan."""
   names = evals.parse_suites(suites if suites is not None else config.eval.suites,
                              config.model.family)
-  if not workdir or not os.path.isdir(workdir):
+  if not workdir or not fs.isdir(workdir):
     raise RunDirError(f"--workdir {workdir!r} does not exist; give the directory train.py wrote")
   steps = checkpoint_steps(workdir)
   if not steps:
@@ -105,20 +104,9 @@ def check(config, workdir, suites, step=None) -> Plan:
   return Plan(names, step, tokenizer)
 
 
-def _write_json(path, record):
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(record, f, indent=2, sort_keys=True)
-    f.write("\n")
-  os.replace(tmp, path)  # readers (figures/, launch/sweep) never see half a file
-
-
 def _train_config_hash(workdir):
   path = os.path.join(workdir, "provenance.json")
-  if not os.path.exists(path):
-    return None
-  with open(path) as f:
-    return json.load(f).get("config_hash")
+  return fs.read_json(path).get("config_hash") if fs.exists(path) else None
 
 
 def format_table(records) -> str:
@@ -158,7 +146,7 @@ def run(config, workdir, suites=None, step=None, echo=print) -> dict:
             "family": config.model.family, "objective": config.objective.name}
   writer = None
   if primary:
-    os.makedirs(ctx.out_dir, exist_ok=True)
+    fs.makedirs(ctx.out_dir)
     from tensorboardX import SummaryWriter
     writer = SummaryWriter(os.path.join(workdir, "tb", "eval"))
   records = {}
@@ -173,7 +161,7 @@ def run(config, workdir, suites=None, step=None, echo=print) -> dict:
                     seconds=round(time.perf_counter() - start, 2), **header)
       records[name] = record
       if primary:
-        _write_json(os.path.join(ctx.out_dir, f"{name}.json"), record)
+        fs.write_json(os.path.join(ctx.out_dir, f"{name}.json"), record)  # atomic
         for metric, value in metrics.items():
           writer.add_scalar(f"{name}/{metric}", value, ctx.step)
         writer.flush()

@@ -9,14 +9,15 @@ import dataclasses
 import json
 import os
 
+from trainlib import fs
+
 SWEEP_FILE = "sweep.json"
 
 
 def read_json(path):
   """The JSON object in `path`, or None if it is missing or unreadable (half-written)."""
   try:
-    with open(path) as f:
-      return json.load(f)
+    return json.loads(fs.read_text(path))
   except (OSError, ValueError):
     return None
 
@@ -29,8 +30,7 @@ def read_metrics(path):
   """
   by_split = {"train": {}, "eval": {}}
   try:
-    with open(path) as f:
-      lines = f.readlines()
+    lines = fs.read_text(path).splitlines()
   except OSError:
     lines = []
   for line in lines:
@@ -51,7 +51,7 @@ def training_status(workdir, num_steps=None):
   """
   status = read_json(os.path.join(workdir, "status.json"))
   if not isinstance(status, dict):
-    if os.path.isdir(workdir):
+    if fs.isdir(workdir):
       return False, "incomplete (no status.json)", None, num_steps
     return False, "not started", None, num_steps
   step = status.get("step")
@@ -121,11 +121,10 @@ def load_run(workdir, name=None, seed=None, meta=None):
   train_rows, eval_rows = read_metrics(os.path.join(workdir, "metrics.jsonl"))
   evals = {}
   eval_dir = os.path.join(workdir, "eval")
-  if os.path.isdir(eval_dir):
-    for fname in sorted(os.listdir(eval_dir)):
-      result = read_json(os.path.join(eval_dir, fname)) if fname.endswith(".json") else None
-      if isinstance(result, dict):
-        evals[result.get("suite", fname[:-len(".json")])] = result
+  for fname in fs.listdir(eval_dir):
+    result = read_json(os.path.join(eval_dir, fname)) if fname.endswith(".json") else None
+    if isinstance(result, dict):
+      evals[result.get("suite", fname[:-len(".json")])] = result
   if seed is None:
     seed = config.get("seed")
   name = name or config.get("name") or os.path.basename(os.path.normpath(workdir))
@@ -146,7 +145,7 @@ class Sweep:
 def _discover(root):
   """Run directories under root (those holding config.json or status.json), sorted."""
   found = []
-  for dirpath, dirnames, filenames in os.walk(root):
+  for dirpath, dirnames, filenames in fs.walk(root):
     dirnames.sort()
     if "config.json" in filenames or "status.json" in filenames:
       found.append(dirpath)

@@ -40,6 +40,7 @@ from configs.errors import ConfigError
 from figures.rundir import SWEEP_FILE, read_json, training_status
 from launch import sweep_plan
 from launch.sweep_plan import EVAL_COMMAND, TRAIN_COMMAND, REPO_DIR
+from trainlib import fs
 
 BACKENDS = ("local", "tpu", "slurm")
 # SLURM options not given: one 8-GPU node per run, for at most a day.
@@ -89,11 +90,7 @@ class Record:
     self.save()
 
   def save(self):
-    os.makedirs(os.path.dirname(self.path), exist_ok=True)
-    tmp = self.path + ".tmp"
-    with open(tmp, "w") as f:
-      json.dump(self.data, f, indent=2)
-    os.replace(tmp, self.path)
+    fs.write_text(self.path, json.dumps(self.data, indent=2))  # atomic
 
 
 def evals_done(run):

@@ -26,7 +26,7 @@ import objectives
 from configs.errors import ConfigError
 from trainlib import mesh as mesh_lib
 from trainlib import metrics as metrics_lib
-from trainlib import optim, rundir, sharding
+from trainlib import fs, optim, rundir, sharding
 from trainlib import state as state_lib
 from trainlib import step as step_lib
 from trainlib.checkpoint import Checkpointer, NonFiniteError
@@ -132,7 +132,7 @@ def evaluate(setup, eval_step, params, pipe, num_batches):
 
 def _warn_config_change(workdir, config):
   path = os.path.join(workdir, "config.json")
-  if not os.path.exists(path):
+  if not fs.exists(path):
     return
   old, new = _flatten(rundir.read_json(path)), _flatten(rundir.config_dict(config))
   changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
@@ -162,7 +162,7 @@ def train_and_evaluate(config, workdir, model=None) -> RunResult:
            for split in (config.data.train_split, config.data.eval_split)]
   objectives.check_tokenizer(config, pipes[0].tokenizer)
   setup = state_lib.build_setup(config, mesh, model)
-  os.makedirs(workdir, exist_ok=True)
+  fs.makedirs(workdir)
   return _Trainer(setup, workdir, *pipes).run()
 
 

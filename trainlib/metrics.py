@@ -19,6 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
+from trainlib import fs
+
 # Dense bf16 peak FLOP/s per JAX device, by device_kind prefix (longest prefix wins).
 PEAK_FLOPS = {
     "TPU v2": 45e12 / 2,   # per core (each v2/v3 core is one device)
@@ -82,19 +84,16 @@ class MetricsWriter:
 
   def drop_after(self, step):
     """On resume: forget rows past the restored step (they will be produced again)."""
-    if not self.enabled or not os.path.exists(self.path):
+    if not self.enabled or not fs.exists(self.path):
       return
-    with open(self.path) as f:
-      rows = [line for line in f if line.strip() and json.loads(line)["step"] <= step]
-    with open(self.path + ".tmp", "w") as f:
-      f.writelines(rows)
-    os.replace(self.path + ".tmp", self.path)
+    rows = [line + "\n" for line in fs.read_text(self.path).splitlines()
+            if line.strip() and json.loads(line)["step"] <= step]
+    fs.write_text(self.path, "".join(rows))
 
   def write(self, row):
     if not self.enabled:
       return
-    with open(self.path, "a") as f:
-      f.write(json.dumps(_plain(row), sort_keys=True) + "\n")
+    fs.append_text(self.path, json.dumps(_plain(row), sort_keys=True) + "\n")
     split = row.get("split", "train")
     for key, value in row.items():
       if key not in ("split", "step", "time") and isinstance(value, (int, float)):

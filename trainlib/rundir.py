@@ -12,6 +12,8 @@ import sys
 
 import jax
 
+from trainlib import fs
+
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -28,17 +30,8 @@ def config_hash(config) -> str:
   return hashlib.sha256(canonical_json(config).encode()).hexdigest()[:16]
 
 
-def _write_json(path, obj):
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(obj, f, indent=2, sort_keys=True)
-    f.write("\n")
-  os.replace(tmp, path)  # readers never see half a file
-
-
-def read_json(path):
-  with open(path) as f:
-    return json.load(f)
+_write_json = fs.write_json  # atomic, local or gs:// (trainlib/fs.py)
+read_json = fs.read_json
 
 
 def git_info():
