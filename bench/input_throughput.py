@@ -1,12 +1,13 @@
 """Input pipeline throughput on one core, next to what a training step consumes.
 
-  python -m bench.input_throughput [--seconds 5] [--data_dir DIR]
+  python -m bench.input_throughput [--seconds 5] [--data_dir DIR] [--workers N]
 
 Measures Pipeline.batch(step) (example construction from the cached token stream: sampling,
 segment assembly, masking, packing) pinned to one CPU core, for MLM+NSP at length 128 (WordPiece)
 and causal LM at length 1024 (byte-level BPE), both on the embedded corpus with 8192-entry
 vocabularies. Corpus preparation, tokenizer training and corpus tokenization happen once, before
-timing (they are cached in data_dir).
+timing (they are cached in data_dir). Then the same stream through data.num_workers worker
+processes (pipeline/prefetch.py, one per available core by default), on all cores, side by side.
 
 Consumption is estimated analytically for a 6-layer, d_model 512, d_ff 2048 model:
   train FLOPs/token = 6 * (12 * layers * d^2)            dense weights, forward + backward
@@ -26,6 +27,8 @@ from absl import flags
 
 _SECONDS = flags.DEFINE_float("seconds", 5.0, "timing budget per objective")
 _DATA_DIR = flags.DEFINE_string("data_dir", "", "TFDS data_dir ('' = ~/.cache/pancake/tfds)")
+_WORKERS = flags.DEFINE_integer("workers", -1, "worker processes to time next to one core "
+                                "(-1 = one per available core, 0 = skip)")
 
 LAYERS, D_MODEL = 6, 512
 ACCELERATORS = (("TPU v4 chip", 275e12, 4), ("A100", 312e12, 8))
@@ -49,13 +52,20 @@ def flops_per_token(seq_len: int, vocab: int, head_fraction: float) -> float:
   return dense + attention + 6 * D_MODEL * vocab * head_fraction
 
 
-def measure(pipe, seconds: float) -> float:
-  pipe.batch(0)  # warm caches
+def measure(get_batch, seconds: float) -> float:
+  get_batch(0)  # warm caches (and, for worker processes, start them)
   rows, step, start = 0, 1, time.perf_counter()
   while time.perf_counter() - start < seconds:
-    rows += len(pipe.batch(step)["input_ids"])
+    rows += len(get_batch(step)["input_ids"])
     step += 1
   return rows / (time.perf_counter() - start)
+
+
+def measure_workers(pipe, num_workers: int, seconds: float) -> float:
+  """Throughput of pipeline.prefetch.BatchPrefetcher, consumed in step order as train.py does."""
+  from pipeline import prefetch  # pylint: disable=g-import-not-at-top
+  with prefetch.BatchPrefetcher(pipe, num_workers) as batches:
+    return measure(batches.get, seconds)
 
 
 def main(argv):
@@ -64,12 +74,20 @@ def main(argv):
   cases = (("mlm_nsp", "wordpiece", 128, 20 / 128), ("causal", "bpe", 1024, 1.0))
   pipes = [(name, seq_len, frac, pipeline.make_pipeline(_config(name, tok, seq_len), "train"))
            for name, tok, seq_len, frac in cases]  # build caches before pinning to one core
-  if hasattr(os, "sched_setaffinity"):
-    os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+  cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+  workers = max(1, len(cores)) if _WORKERS.value < 0 else _WORKERS.value
   for name, seq_len, frac, pipe in pipes:
-    seqs = measure(pipe, _SECONDS.value)
+    if cores:  # pinned: what one core builds
+      os.sched_setaffinity(0, {cores[0]})
+    seqs = measure(pipe.batch, _SECONDS.value)
+    if cores:
+      os.sched_setaffinity(0, set(cores))
+    parallel = measure_workers(pipe, workers, _SECONDS.value) if workers else None
     fpt = flops_per_token(seq_len, pipe.tokenizer.vocab_size, frac)
     print(f"{name} L={seq_len}: {seqs:,.0f} seqs/s = {seqs * seq_len:,.0f} tokens/s on one core")
+    if parallel:
+      print(f"  data.num_workers={workers} on {len(cores) or '?'} cores: {parallel:,.0f} seqs/s "
+            f"= {parallel / seqs:.2f}x one core")
     for accel, peak, per_host in ACCELERATORS:
       tokens = peak * MFU / fpt
       print(f"  6-layer d{D_MODEL} step at {MFU:.0%} MFU on {accel}: {fpt / 1e6:.1f} MFLOP/token"

@@ -53,6 +53,8 @@ def validate(config, process_count: int = 1) -> None:
   _int_at_least("data.seq_len", d.seq_len, min_len,
                 f" for objective.name={o.name!r} (layout {LAYOUTS[o.name]})")
   _int_at_least("data.seed", d.seed, 0)
+  _int_at_least("data.num_workers", d.num_workers, 0,
+                " (0 builds batches in a thread; N > 0 in N worker processes)")
   if d.vocab_file:
     if d.tokenizer == "byte":
       raise ConfigError(f"data.vocab_file={d.vocab_file!r} is set but data.tokenizer='byte' has "

@@ -130,6 +130,7 @@ def test_gpt2_vocab_has_no_mask_token(tmp_path):
     ("objective.max_predictions_per_seq", 0, r"max_predictions_per_seq=0 must be"),
     ("data.on_decode_error", "ignore", r"on_decode_error='ignore'"),
     ("data.train_vocab_size", 50, r"train_vocab_size=50 must be an integer >= 100"),
+    ("data.num_workers", -1, r"data.num_workers=-1 must be an integer >= 0 \(0 builds"),
 ])
 def test_validate_names_field_and_value(field, value, pattern):
   c = get_config()

@@ -87,3 +87,18 @@ def test_permutation_is_a_bijection(n):
   if n > 16:
     assert not np.array_equal(out, np.arange(n))
     assert not np.array_equal(out, sampling.permute(np.arange(n), n, 0, 1, 3))
+
+
+def test_worker_processes_build_exactly_the_serial_stream(embedded_config):
+  from pipeline import prefetch
+  config = embedded_config("mlm_nsp", data__seq_len=64, train__global_batch_size=8)
+  config.lock()  # as train.py's --config flag gives it: must still reach the workers
+  pipe = pipeline.make_pipeline(config, "train", process_index=1, process_count=2)
+  with prefetch.BatchPrefetcher(pipe, num_workers=2) as workers, \
+       prefetch.BatchPrefetcher(pipe, num_workers=0) as thread:
+    assert workers.ahead == 4 and thread.ahead == 1
+    for step in (0, 1, 2, 3, 7, 2):  # in order, then a jump ahead and one back (a resume)
+      expected = pipe.batch(step)
+      assert _equal(workers.get(step, last=7), expected), step
+      assert _equal(thread.get(step, last=7), expected), step
+    assert sorted(workers._futures) == [3, 4, 5, 6]  # steps 3..6 in flight, none past last

@@ -11,7 +11,6 @@ position (batch(step) is a pure function of (seed, step)), so a killed-and-resum
 exactly the updates of an uninterrupted one.
 """
 
-import concurrent.futures
 import dataclasses
 import os
 import signal
@@ -285,13 +284,16 @@ class _Trainer:
     return compiled
 
   def run(self) -> RunResult:
+    from pipeline import prefetch
     t, step = self.t, 0
     preemption = _Preemption()
-    prefetch = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="batch")
-    profiling, preempted = False, False
+    batches = prefetch.BatchPrefetcher(self.train_pipe, self.config.data.num_workers)
+    profiling, preempted, last = False, False, t.num_steps - 1
     try:
       state, start = self._restore_or_init()
       step = start
+      if step < t.num_steps:
+        batches.schedule(step, last)  # built while the steps compile
       self._status("running", step)
       train_step = step_lib.make_train_step(self.setup)
       self.eval_step = step_lib.make_eval_step(self.setup)
@@ -299,12 +301,9 @@ class _Trainer:
         train_step = self._compile_and_line_up(train_step, state)
       if start == 0 and t.eval_every:
         self._eval(state.params, 0)  # the curve's starting point
-      if step < t.num_steps:
-        next_batch = prefetch.submit(self.train_pipe.batch, step)
       while step < t.num_steps:
-        batch = step_lib.global_batch(self.setup, next_batch.result())
-        if step + 1 < t.num_steps:  # the host builds batch s+1 while the devices run step s
-          next_batch = prefetch.submit(self.train_pipe.batch, step + 1)
+        # the next batches are being built (thread or worker processes) while step s runs
+        batch = step_lib.global_batch(self.setup, batches.get(step, last))
         state, device_metrics = train_step(state, batch)
         self._resolve()  # the previous step's metrics, while this one runs
         self.pending, step = (step + 1, device_metrics), step + 1
@@ -349,7 +348,7 @@ class _Trainer:
     finally:
       if profiling:
         jax.profiler.stop_trace()
-      prefetch.shutdown(wait=False, cancel_futures=True)
+      batches.close()
       preemption.close()
       self.writer.close()
       self.ckpt.close()
