@@ -31,7 +31,9 @@ def save(fig, base, formats=("png", "pdf")):
   with plt.rc_context(STYLE):
     for fmt in formats:
       paths.append(f"{base}.{fmt}")
-      fig.savefig(paths[-1], dpi=200 if fmt == "png" else None)
+      # no creation date in the PDF: regenerating an unchanged figure leaves the file unchanged
+      fig.savefig(paths[-1], dpi=200 if fmt == "png" else None,
+                  metadata={"CreationDate": None} if fmt == "pdf" else None)
   plt.close(fig)
   return paths
 

@@ -187,3 +187,14 @@ def test_status_kinds(tmp_path):
 def test_empty_root_is_a_clear_error(tmp_path, capsys):
   assert make.main(["--root", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
   assert "error: --root=" in capsys.readouterr().err
+
+
+def test_regenerating_from_the_same_runs_gives_the_same_bytes(tmp_path):
+  root = str(tmp_path / "runs")
+  _ablation_root(root)
+  digests = []
+  for out in (tmp_path / "a", tmp_path / "b"):
+    written = make.make_all(root, str(out), num_samples=20, log=lambda *_: None)
+    files = [p for paths in written.values() for p in paths]
+    digests.append({os.path.relpath(p, out): open(p, "rb").read() for p in files})
+  assert any(p.endswith(".pdf") for p in digests[0]) and digests[0] == digests[1]
