@@ -14,7 +14,8 @@ generate (decoders: greedy, sampling, beam search), attention (figures + interac
 See evals/ and docs/ARCHITECTURE.md.
 
 Multi-host: --multihost (or --coordinator_address, --num_processes, --process_id), as train.py,
-on every host; process 0 writes the results.
+on every host; process 0 writes the results (2 processes x 2 devices give the metrics of one:
+tests/test_eval_cli.py).
 
 Exit codes: 0 done; 2 bad input (one line `error: ...` on stderr, before anything compiles):
 unknown suite, suite not for this model family, missing workdir or checkpoint, bad config.

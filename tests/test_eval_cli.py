@@ -100,3 +100,30 @@ def test_cli_bad_input_is_exit_code_2_with_one_line(outcomes, name):
     assert "model.d_model=64 (trained with 32)" in errors[0]
   # Nothing was evaluated: the only eval file is the one the successful run wrote.
   assert os.listdir(os.path.join(workdir, "eval")) == ["heldout.json"]
+
+
+@pytest.mark.slow
+def test_two_processes_evaluate_like_one(embedded_data_dir, runs_root, tmp_path):
+  """eval.py --multihost (2 processes x 2 devices, gloo) writes what one process computes."""
+  from evals import runner
+  from launch import local
+  config, trained = trained_run("causal", embedded_data_dir, runs_root)
+  single, multi = str(tmp_path / "single"), str(tmp_path / "multi")
+  for copy in (single, multi):
+    shutil.copytree(trained, copy, ignore=shutil.ignore_patterns("eval"))
+  suites = "heldout,cloze,finetune,generate"
+  expected = runner.run(config, single, suites, echo=lambda *_: None)
+  argv = ["eval.py", "--config", "tests/eval_cli_config.py:causal",
+          f"--config.data.data_dir={embedded_data_dir}", "--workdir", multi, "--suite", suites]
+  results = local.run_local(argv, num_processes=2, devices_per_process=2, cwd=REPO, timeout=600,
+                            env=dict(os.environ, JAX_PLATFORMS="cpu"), echo=False)
+  assert [r.returncode for r in results] == [0, 0], results[0].output[-3000:]
+  assert sorted(os.listdir(os.path.join(multi, "eval"))) == [f"{s}.json" for s in sorted(
+      suites.split(","))]  # process 0 alone wrote them
+  for suite, record in expected.items():
+    with open(os.path.join(multi, "eval", f"{suite}.json")) as f:
+      got = json.load(f)
+    assert got["checkpoint_step"] == record["checkpoint_step"] == 12
+    assert got["metrics"].keys() == record["metrics"].keys()
+    for name, value in record["metrics"].items():
+      assert got["metrics"][name] == pytest.approx(value, rel=1e-3, abs=1e-4), (suite, name)
