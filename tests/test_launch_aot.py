@@ -57,6 +57,16 @@ def test_tiny_decoder_fits_a_v5p_8_and_reports_per_chip_memory():
 
 
 @pytest.mark.slow
+def test_v4_compiles_for_megacore_chips():
+  """v4-8 counts 8 TensorCores: 4 chips, each one JAX device (megacore) with 32 GiB."""
+  report = _report(_aot(*TINY, "--topology", "v4-8", "--config.mesh.fsdp=4"))
+  assert report["fits"] is True and report["error"] is None
+  assert (report["libtpu_topology"], report["num_chips"]) == ("v4:2x2x1", 4)
+  assert report["mesh"] == {"data": 1, "fsdp": 4, "tensor": 1}
+  assert report["hbm_bytes"] == 32 * 2**30
+
+
+@pytest.mark.slow
 def test_a_model_too_big_for_hbm_reports_fits_false_not_a_crash():
   # A 2^24-row embedding and its [8, 32, 2^24] logits need ~24 GiB of temporaries on a 16 GiB v5e.
   out = _aot(*TINY, "--config.model.vocab_size=16777216", "--topology", "v5e-4")
