@@ -77,6 +77,11 @@ def init_distributed():
   process_id = _PROCESS_ID.value if _PROCESS_ID.value is not None else _env_int("JAX_PROCESS_ID")
   jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
                              num_processes=num_processes, process_id=process_id)
+  # Orbax's barriers (every checkpoint save and restore) through the distributed client, which
+  # waits up to orbax's timeout, instead of a device collective: gloo gives a CPU collective
+  # only 30 s to assemble, and a process still writing metrics or compiling can miss that.
+  import orbax.checkpoint  # noqa: F401  (defines the flag)
+  flags.FLAGS.experimental_orbax_use_distributed_barrier = True
   logging.info("process %d of %d, %d local / %d global devices", jax.process_index(),
                jax.process_count(), jax.local_device_count(), jax.device_count())
 
