@@ -96,7 +96,7 @@ def get_config():
   d.on_decode_error = "error"     # local text that is not UTF-8: "error" (file + offset) | "skip"
   d.seq_len = 128                 # tokens per training sequence
   d.seed = 0                      # data order and masking seed; batch(step) = f(seed, step)
-  d.num_workers = 0               # processes building training batches ahead (0 = one thread; MLM+NSP on a pod host: 8+)
+  d.num_workers = 0               # processes building training batches ahead (0 = one thread): MLM objectives on a pod host want ~the spare cores; causal keeps 0 (bench/input_throughput.py)
   d.tokenizer = "bpe"             # "wordpiece" | "bpe" (byte-level, GPT-2 style) | "byte"
   d.vocab_file = ""               # existing vocab: BERT vocab.txt, or GPT-2 vocab.json
   d.merges_file = ""              # existing GPT-2 merges.txt (with vocab_file)
