@@ -42,6 +42,10 @@ def _corrupt(step_dir):
         os.truncate(path, os.path.getsize(path) // 2)
 
 
+# Restoring the torn checkpoint fails on its first bad read; tensorstore's other reads then finish
+# and their callbacks land on orbax's already-closed asyncio loop ("Event loop is closed", ignored
+# by Python, reported by pytest). That is the expected failure path, not a leak of ours.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(embedded_data_dir, tmp_path, caplog):
   workdir = str(tmp_path / "run")
   config = loop_config(embedded_data_dir)
