@@ -91,16 +91,6 @@ class TorchTrainer:
     return float(loss.detach())
 
 
-def time_steps(step, num_steps):
-  """-> seconds of each of `num_steps` calls of `step` (each call reads its result back)."""
-  times = []
-  for _ in range(num_steps):
-    start = time.perf_counter()
-    step()
-    times.append(time.perf_counter() - start)
-  return times
-
-
 def matmul_flops_per_second(n=2048, repeats=5):
   """Best float32 [n,n]x[n,n] rate of torch's CPU BLAS, FLOP/s (2 n^3 per product)."""
   import torch
