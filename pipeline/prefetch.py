@@ -7,7 +7,7 @@ Because batch(step) is a pure function of (seed, step), the steps ahead can be b
 order by any process and the stream stays exactly the serial one (resume included): workers
 differ only in how many batches are being built at once. With num_workers=0 one thread builds
 batch s+1 while the devices run step s (enough for causal LM, whose rows are slices of the token
-stream). MLM+NSP example construction is heavier Python (sentence sampling, masking; about 1,200
+stream). MLM+NSP example construction is heavier Python (sentence sampling, masking; 4-5k
 sequences/s per core, bench/input_throughput.py), so a pod host feeding a small encoder needs
 several processes: each worker opens the same cached corpus, tokenizer and token stream (built
 once by the parent) and builds whole batches; `2 * num_workers` steps are kept in flight.
@@ -36,7 +36,6 @@ class BatchPrefetcher:
   """`get(step)` returns pipe.batch(step), with the following steps already being built."""
 
   def __init__(self, pipe, num_workers: int = 0, ahead: int | None = None):
-    self.pipe = pipe
     if num_workers:
       self._pool = concurrent.futures.ProcessPoolExecutor(
           num_workers, mp_context=multiprocessing.get_context("spawn"),
