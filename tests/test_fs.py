@@ -1,5 +1,5 @@
 """Run directories on gs:// (trainlib/fs.py): the writers of train.py / eval.py and the readers of
-figures/ on an in-memory stand-in for GCS that, like GCS, cannot append to an object.
+figures/ on an in-memory stand-in for GCS that, like gcsfs, turns an append into an overwrite.
 
 Checkpoints are not covered here: orbax writes them through tensorstore's own GCS driver, which
 this offline machine cannot reach.
@@ -19,15 +19,14 @@ ROOT = "gs://bucket/runs"
 
 
 class FakeGCS(MemoryFileSystem):
-  """fsspec's memory filesystem under gs:// (own store), refusing appends as GCS does."""
+  """fsspec's memory filesystem under gs:// (own store). Like gcsfs, it opens a file for append
+  as a fresh write (GCS objects cannot be appended to), so an append would lose the rows."""
   protocol = ("gs", "gcs")
   store = {}
   pseudo_dirs = [""]
 
   def _open(self, path, mode="rb", **kwargs):
-    if "a" in mode:
-      raise NotImplementedError("GCS objects cannot be appended to")
-    return super()._open(path, mode, **kwargs)
+    return super()._open(path, mode.replace("a", "w"), **kwargs)
 
 
 @pytest.fixture
@@ -55,8 +54,9 @@ def test_remote_paths_really_use_the_object_store(gcs):
 
 def test_append_rewrites_on_remote_and_appends_locally(gcs, tmp_path):
   for path in (f"{ROOT}/m.jsonl", str(tmp_path / "m.jsonl")):
-    fs.append_text(path, "1\n")
-    fs.append_text(path, "2\n")
+    grown = fs.GrowingFile(path)
+    grown.append("1\n")
+    grown.append("2\n")
     assert fs.read_text(path) == "1\n2\n", path
   assert sorted(os.listdir(tmp_path)) == ["m.jsonl"]  # no temporary file left behind
 

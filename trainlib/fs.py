@@ -8,7 +8,8 @@ operations differ.
 
 Writes are atomic on both: locally a temporary file is renamed into place; an object store
 publishes an object only when its upload completes, so readers see the old or the new whole
-file. Object stores cannot append: `append_text` rewrites the object (metrics.jsonl is small).
+file. Object stores cannot append (gcsfs turns "a" into an overwrite): `GrowingFile` rewrites
+the object from a copy it keeps in memory (metrics.jsonl is small), so it never reads it back.
 Remote paths need gcsfs (pinned in requirements.txt) and the usual Google credentials.
 """
 
@@ -71,10 +72,10 @@ def read_text(path) -> str:
 
 def write_text(path, text: str) -> None:
   """Writes `text` atomically (see module docstring); creates missing parent directories."""
-  makedirs(os.path.dirname(path) or ".")
-  if is_remote(path):
+  if is_remote(path):  # objects have no parent directories to create
     _epath(path).write_text(text)
     return
+  makedirs(os.path.dirname(path) or ".")
   tmp = f"{path}.tmp{os.getpid()}"
   try:
     with open(tmp, "w") as f:
@@ -85,12 +86,28 @@ def write_text(path, text: str) -> None:
       os.remove(tmp)
 
 
-def append_text(path, text: str) -> None:
-  if is_remote(path):  # no append on object stores: rewrite the whole object
-    write_text(path, (read_text(path) if exists(path) else "") + text)
-    return
-  with open(path, "a") as f:
-    f.write(text)
+class GrowingFile:
+  """A file written a row at a time (metrics.jsonl), by one writer. Locally each row is appended;
+  on an object store the whole object is rewritten from the text kept here, read once."""
+
+  def __init__(self, path):
+    self.path = path
+    self._text = None  # object stores: the object's content, once read
+
+  def append(self, text: str) -> None:
+    if not is_remote(self.path):
+      with open(self.path, "a") as f:
+        f.write(text)
+      return
+    if self._text is None:
+      self._text = read_text(self.path) if exists(self.path) else ""
+    self._text += text
+    write_text(self.path, self._text)
+
+  def replace(self, text: str) -> None:
+    """The whole content (atomically), e.g. the rows kept on resume."""
+    write_text(self.path, text)
+    self._text = text if is_remote(self.path) else None
 
 
 def read_json(path):

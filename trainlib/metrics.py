@@ -77,6 +77,7 @@ class MetricsWriter:
   def __init__(self, workdir, enabled=None):
     self.enabled = jax.process_index() == 0 if enabled is None else enabled
     self.path = os.path.join(workdir, "metrics.jsonl")
+    self._file = fs.GrowingFile(self.path)
     self._tb = None
     if self.enabled:
       from tensorboardX import SummaryWriter  # imported lazily: only process 0 needs it
@@ -88,12 +89,12 @@ class MetricsWriter:
       return
     rows = [line + "\n" for line in fs.read_text(self.path).splitlines()
             if line.strip() and json.loads(line)["step"] <= step]
-    fs.write_text(self.path, "".join(rows))
+    self._file.replace("".join(rows))
 
   def write(self, row):
     if not self.enabled:
       return
-    fs.append_text(self.path, json.dumps(_plain(row), sort_keys=True) + "\n")
+    self._file.append(json.dumps(_plain(row), sort_keys=True) + "\n")
     split = row.get("split", "train")
     for key, value in row.items():
       if key not in ("split", "step", "time") and isinstance(value, (int, float)):
