@@ -17,7 +17,7 @@ SWEEP_FILE = "sweep.json"
 def read_json(path):
   """The JSON object in `path`, or None if it is missing or unreadable (half-written)."""
   try:
-    return json.loads(fs.read_text(path))
+    return fs.read_json(path)
   except (OSError, ValueError):
     return None
 

@@ -17,7 +17,7 @@ import pytest
 from configs.errors import ConfigError
 from evals import cloze, cloze_items, finetune, finetune_tasks, runner
 from tests.eval_testlib import trained_run
-from trainlib import rundir
+from trainlib import fs, rundir
 
 ALL = "heldout,cloze,finetune,generate,attention"
 
@@ -73,10 +73,10 @@ def _tb_scalars(directory):
 @pytest.mark.parametrize("family", ["decoder", "encoder"])
 def test_every_json_names_step_config_and_seed_and_matches_tensorboard(family, request):
   config, workdir, records, printed = request.getfixturevalue(family)
-  provenance = rundir.read_json(os.path.join(workdir, "provenance.json"))
+  provenance = fs.read_json(os.path.join(workdir, "provenance.json"))
   scalars = _tb_scalars(os.path.join(workdir, "tb", "eval"))
   for suite, record in records.items():
-    on_disk = rundir.read_json(os.path.join(workdir, "eval", f"{suite}.json"))
+    on_disk = fs.read_json(os.path.join(workdir, "eval", f"{suite}.json"))
     assert on_disk == json.loads(json.dumps(record))
     assert on_disk["suite"] == suite and on_disk["checkpoint_step"] == 12
     assert on_disk["config_hash"] == rundir.config_hash(config)

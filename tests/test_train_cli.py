@@ -19,7 +19,7 @@ import pytest
 
 from launch import local
 from tests.train_testlib import loop_config
-from trainlib import loop, rundir
+from trainlib import fs, loop
 from trainlib import mesh as mesh_lib
 from trainlib import state as state_lib
 from trainlib.checkpoint import restore_params
@@ -99,20 +99,20 @@ def test_kill_9_then_sigterm_then_resume_equals_the_uninterrupted_run(reference,
   _wait_for_step(proc, workdir, kill_at)
   proc.send_signal(signal.SIGKILL)
   assert proc.wait() == -signal.SIGKILL
-  assert rundir.read_json(os.path.join(workdir, "status.json"))["state"] == "running"  # died
+  assert fs.read_json(os.path.join(workdir, "status.json"))["state"] == "running"  # died
 
   proc = subprocess.Popen(command, cwd=REPO, env=_env(), stdout=log, stderr=subprocess.STDOUT)
   _wait_for_step(proc, workdir, 10)
   proc.send_signal(signal.SIGTERM)     # preemption: save at the next step boundary, exit 143
   assert proc.wait(timeout=300) == 143, open(tmp_path / "log.txt").read()[-3000:]
-  status = rundir.read_json(os.path.join(workdir, "status.json"))
+  status = fs.read_json(os.path.join(workdir, "status.json"))
   assert status["state"] == "running" and "preempted" in status["error"]
   preempted_params, saved_step = _params(workdir)
   assert saved_step == status["step"] and saved_step >= 10
 
   proc = subprocess.run(command, cwd=REPO, env=_env(), stdout=log, stderr=subprocess.STDOUT, timeout=600)
   assert proc.returncode == 0, open(tmp_path / "log.txt").read()[-3000:]
-  assert rundir.read_json(os.path.join(workdir, "status.json"))["state"] == "finished"
+  assert fs.read_json(os.path.join(workdir, "status.json"))["state"] == "finished"
   final, step = _params(workdir)
   expected, _ = _params(reference)
   assert step == 12
@@ -130,7 +130,7 @@ def test_two_processes_of_four_devices_match_one_process_of_eight(reference, emb
   results = local.run_local(_command(workdir, embedded_data_dir)[1:], num_processes=2,
                             devices_per_process=4, env=_env(), cwd=REPO, timeout=900, echo=False)
   assert [r.returncode for r in results] == [0, 0], results[0].output[-3000:] + results[1].output[-3000:]
-  prov = rundir.read_json(os.path.join(workdir, "provenance.json"))
+  prov = fs.read_json(os.path.join(workdir, "provenance.json"))
   assert (prov["process_count"], prov["num_devices"]) == (2, 8)
   got, want = _train_rows(workdir), _train_rows(reference)
   assert [r["step"] for r in got] == list(range(1, 13))  # process 0 alone wrote the rows

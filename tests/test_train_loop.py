@@ -13,7 +13,7 @@ import pytest
 from absl import logging
 
 from tests.train_testlib import loop_config
-from trainlib import loop, rundir
+from trainlib import fs, loop, rundir
 from trainlib import mesh as mesh_lib
 from trainlib import state as state_lib
 from trainlib.checkpoint import Checkpointer, NonFiniteError
@@ -25,7 +25,7 @@ def _rows(workdir, split="train"):
 
 
 def _read(workdir, name):
-  return rundir.read_json(os.path.join(workdir, name))
+  return fs.read_json(os.path.join(workdir, name))
 
 
 def _steps(ckpt_dir):

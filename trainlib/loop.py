@@ -133,7 +133,7 @@ def _warn_config_change(workdir, config):
   path = os.path.join(workdir, "config.json")
   if not fs.exists(path):
     return
-  old, new = _flatten(rundir.read_json(path)), _flatten(rundir.config_dict(config))
+  old, new = _flatten(fs.read_json(path)), _flatten(rundir.config_dict(config))
   changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
   if changed:
     logging.warning("config differs from the one this workdir was started with: %s",

@@ -30,10 +30,6 @@ def config_hash(config) -> str:
   return hashlib.sha256(canonical_json(config).encode()).hexdigest()[:16]
 
 
-_write_json = fs.write_json  # atomic, local or gs:// (trainlib/fs.py)
-read_json = fs.read_json
-
-
 def git_info():
   """(commit, dirty) of the code that runs, or (None, None) outside a git checkout."""
   try:
@@ -47,7 +43,7 @@ def git_info():
 
 
 def write_config(workdir, config):
-  _write_json(os.path.join(workdir, "config.json"), config_dict(config))
+  fs.write_json(os.path.join(workdir, "config.json"), config_dict(config))
 
 
 def write_provenance(workdir, config, **fields):
@@ -64,12 +60,12 @@ def write_provenance(workdir, config, **fields):
       "command": " ".join(sys.argv),
   }
   record.update(fields)
-  _write_json(os.path.join(workdir, "provenance.json"), record)
+  fs.write_json(os.path.join(workdir, "provenance.json"), record)
 
 
 def write_status(workdir, state, step, num_steps, error=None):
   """status.json: {"state": running|finished|failed, "step", "num_steps", "error", "updated"}."""
-  _write_json(os.path.join(workdir, "status.json"), {
+  fs.write_json(os.path.join(workdir, "status.json"), {
       "state": state, "step": int(step), "num_steps": int(num_steps), "error": error,
       "updated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
   })
