@@ -100,9 +100,14 @@ def get_config():
   d.tokenizer = "bpe"             # "wordpiece" | "bpe" (byte-level, GPT-2 style) | "byte"
   d.vocab_file = ""               # existing vocab: BERT vocab.txt, or GPT-2 vocab.json
   d.merges_file = ""              # existing GPT-2 merges.txt (with vocab_file)
+  d.tokenizer_file = ""           # existing HF tokenizer.json (BPE for "bpe", WordPiece for "wordpiece"); instead of vocab_file
   d.train_vocab_size = 8192       # vocab size when the tokenizer is trained on the corpus
   d.lowercase = True              # wordpiece: lowercase + strip accents (BERT uncased)
   d.cache_dir = ""                # trained tokenizers + tokenized splits; "" = <data_dir>/pancake_cache (local data_dir) or ~/.cache/pancake/cache
+
+  # ---------------------------------------------------------------- initialisation (interop/)
+  i = c.init = ml_collections.ConfigDict()
+  i.from_hf = ""                  # HF model directory (config.json + model.safetensors): its weights are step 0 when the workdir holds no checkpoint (configs/from_hf.py)
 
   # ---------------------------------------------------------------- training (trainlib/)
   t = c.train = ml_collections.ConfigDict()

@@ -14,7 +14,9 @@ DIR/eval/<suite>.json (fields below, plus each suite's own) and TensorBoard scal
 (tag "<suite>/<metric>", at the checkpoint step):
 
   suite, checkpoint_step, config_hash (this eval's config), train_config_hash (provenance.json),
-  seed (eval.seed), family, objective, metrics {name: float}, eval_config (eval.*), seconds
+  seed (eval.seed), family, objective, metrics {name: float}, eval_config (eval.*), seconds,
+  params_from ("checkpoint", or "hf:DIR" when init.from_hf is set and DIR holds no checkpoint:
+  the imported weights are evaluated as step 0, and --workdir need not exist yet)
 """
 import dataclasses
 import os
@@ -28,7 +30,8 @@ from trainlib import fs
 
 # model.* fields that may differ from the training config: they change how, not what, is computed.
 _MODEL_FREE = ("dtype", "attention_impl", "remat_policy", "dropout_rate", "attention_dropout_rate")
-_DATA_TOKENIZER = ("tokenizer", "vocab_file", "merges_file", "train_vocab_size", "lowercase")
+_DATA_TOKENIZER = ("tokenizer", "vocab_file", "merges_file", "tokenizer_file", "train_vocab_size",
+                   "lowercase")
 
 
 class RunDirError(ValueError):
@@ -40,6 +43,7 @@ class Plan:
   suites: list
   step: int | None           # requested step, None = latest
   tokenizer: object
+  from_hf: bool = False      # no checkpoint: the weights of init.from_hf, as step 0
 
 
 # Heavy modules (JAX, orbax, TFDS) are imported inside the functions: eval.py reports a bad
@@ -63,7 +67,9 @@ def _compare_with_run(config, workdir):
   trained = fs.read_json(path)
   pairs = [(f"model.{k}", v, config.model.get(k)) for k, v in trained.get("model", {}).items()
            if k not in _MODEL_FREE]
-  pairs += [(f"data.{k}", trained.get("data", {}).get(k), config.data.get(k))
+  from configs import base  # a field newer than the run: the run had its default
+  defaults = base.get_config().data
+  pairs += [(f"data.{k}", trained.get("data", {}).get(k, defaults[k]), config.data.get(k))
             for k in _DATA_TOKENIZER]
   pairs.append(("objective.name", trained.get("objective", {}).get("name"), config.objective.name))
   diffs = [f"{name}={now!r} (trained with {then!r})" for name, then, now in pairs if then != now]
@@ -80,10 +86,15 @@ def check(config, workdir, suites, step=None) -> Plan:
   """All checks that need no compiled code (see module docstring). -> Plan."""
   names = evals.parse_suites(suites if suites is not None else config.eval.suites,
                              config.model.family)
-  if not workdir or not fs.isdir(workdir):
+  from_hf = config.init.from_hf  # no checkpoint: evaluate the imported weights as step 0
+  if not workdir or not (fs.isdir(workdir) or from_hf):
     raise RunDirError(f"--workdir {workdir!r} does not exist; give the directory train.py wrote")
-  steps = checkpoint_steps(workdir)
-  if not steps:
+  steps = checkpoint_steps(workdir) if fs.isdir(workdir) else []
+  if from_hf and not steps:
+    if step not in (None, 0):
+      raise RunDirError(f"--step {step} has no checkpoint in {workdir}; without checkpoints "
+                        f"the weights are init.from_hf={from_hf!r} (step 0)")
+  elif not steps:
     raise RunDirError(f"no checkpoint in {os.path.join(workdir, 'checkpoints')}; train first "
                       "(train.py --workdir ...) or point --workdir at a trained run")
   if step is not None and step not in steps:
@@ -96,12 +107,15 @@ def check(config, workdir, suites, step=None) -> Plan:
   _compare_with_run(config, workdir)
   tokenizer = pipeline.get_tokenizer(config)
   objectives.check_tokenizer(config, tokenizer)
+  if from_hf:
+    from interop import hf
+    hf.check_tokenizer(config, tokenizer)
   seed = config.eval.seed
   if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
     raise ConfigError(f"eval.seed={seed!r} must be an integer >= 0")
   for name in names:
     evals.get(name).validate(config, tokenizer)
-  return Plan(names, step, tokenizer)
+  return Plan(names, step, tokenizer, from_hf=bool(from_hf and not steps))
 
 
 def _train_config_hash(workdir):
@@ -133,8 +147,16 @@ def run(config, workdir, suites=None, step=None, echo=print) -> dict:
   mesh_lib.validate_batch(config, mesh)
   setup = state_lib.build_setup(config, mesh)
   try:
-    params, restored_step = restore_params(os.path.join(workdir, "checkpoints"),
-                                           setup.abstract_state.params, plan.step)
+    if plan.from_hf:
+      from interop import hf
+      params = hf.load_params(config, setup.abstract_state.params,
+                              fallback=lambda: state_lib.init_params(setup))
+      restored_step = 0
+    else:
+      params, restored_step = restore_params(os.path.join(workdir, "checkpoints"),
+                                             setup.abstract_state.params, plan.step)
+  except ConfigError:
+    raise
   except Exception as e:  # noqa: BLE001  (orbax/tensorstore raise many kinds)
     raise RunDirError(f"cannot restore the parameters of step {plan.step or 'latest'} from "
                       f"{workdir}: {type(e).__name__}: {str(e).splitlines()[0][:300]}") from e
@@ -143,7 +165,8 @@ def run(config, workdir, suites=None, step=None, echo=print) -> dict:
   primary = jax.process_index() == 0
   header = {"checkpoint_step": ctx.step, "config_hash": rundir.config_hash(config),
             "train_config_hash": _train_config_hash(workdir), "seed": ctx.seed,
-            "family": config.model.family, "objective": config.objective.name}
+            "family": config.model.family, "objective": config.objective.name,
+            "params_from": f"hf:{config.init.from_hf}" if plan.from_hf else "checkpoint"}
   writer = None
   if primary:
     fs.makedirs(ctx.out_dir)

@@ -33,6 +33,8 @@ def _tokenizer(config, corpus=None) -> tokenization.Tokenizer:
   d = config.data
   if d.tokenizer == "byte":
     tok = tokenization.byte_tokenizer()
+  elif d.tokenizer_file:
+    tok = tokenization.load_tokenizer_json(d.tokenizer_file, d.tokenizer)
   elif d.vocab_file and d.tokenizer == "wordpiece":
     tok = tokenization.load_bert_vocab(d.vocab_file, d.lowercase)
   elif d.vocab_file:

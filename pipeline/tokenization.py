@@ -8,6 +8,7 @@ Kinds (data.tokenizer):
 - "bpe": GPT-2 byte-level BPE. Trained with <|endoftext|>=0 <pad>=1 <s>=2 </s>=3 <mask>=4
   (RoBERTa's names for PAD/CLS/SEP/MASK), or loaded from GPT-2 vocab.json + merges.txt (which
   has only <|endoftext|>: MLM objectives then fail with a ConfigError naming <mask>).
+- Either kind may instead come whole from an HF tokenizer.json (data.tokenizer_file).
 - "byte": ids 0..255 are the raw UTF-8 bytes, then <|endoftext|> <pad> <s> </s> <mask>.
 
 Trained tokenizers are cached as tokenizer.json under data.cache_dir, keyed by kind, size,
@@ -187,6 +188,23 @@ def load_gpt2_vocab(vocab_path: str, merges_path: str) -> Tokenizer:
       merges.append((parts[0], parts[1]))
   hf = _byte_level(vocab, merges)
   return Tokenizer("bpe", hf, **_ids(hf, BPE_SPECIALS))
+
+
+_HF_MODEL_TYPES = {"bpe": "BPE", "wordpiece": "WordPiece"}
+
+
+def load_tokenizer_json(path: str, kind: str) -> Tokenizer:
+  """An HF tokenizer.json (e.g. from a Hugging Face model directory) as a `kind` tokenizer."""
+  try:
+    hf = tokenizers.Tokenizer.from_file(path)
+  except Exception as e:  # noqa: BLE001  (tokenizers raises plain Exception)
+    raise ConfigError(f"data.tokenizer_file={path!r} is not an HF tokenizer.json "
+                      f"({str(e).splitlines()[0][:200]})") from None
+  model_type = json.loads(hf.model.__getstate__())["type"]
+  if model_type != _HF_MODEL_TYPES[kind]:
+    raise ConfigError(f"data.tokenizer_file={path!r} holds a {model_type} model but "
+                      f"data.tokenizer={kind!r} needs {_HF_MODEL_TYPES[kind]}")
+  return tokenizer_from_hf(kind, hf)
 
 
 _WORD_START = "\u2581"  # marks the first character of a word for the BPE pass below

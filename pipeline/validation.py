@@ -55,7 +55,14 @@ def validate(config, process_count: int = 1) -> None:
   _int_at_least("data.seed", d.seed, 0)
   _int_at_least("data.num_workers", d.num_workers, 0,
                 " (0 builds batches in a thread; N > 0 in N worker processes)")
-  if d.vocab_file:
+  if d.tokenizer_file:
+    if d.tokenizer == "byte" or d.vocab_file:
+      raise ConfigError(f"data.tokenizer_file={d.tokenizer_file!r} is set with data.tokenizer="
+                        f"{d.tokenizer!r} and data.vocab_file={d.vocab_file!r}; a tokenizer.json "
+                        "needs data.tokenizer 'bpe' or 'wordpiece' and no vocab_file")
+    if not os.path.isfile(d.tokenizer_file):
+      raise ConfigError(f"data.tokenizer_file={d.tokenizer_file!r} does not exist")
+  elif d.vocab_file:
     if d.tokenizer == "byte":
       raise ConfigError(f"data.vocab_file={d.vocab_file!r} is set but data.tokenizer='byte' has "
                         "a fixed vocabulary; clear vocab_file or use 'wordpiece' / 'bpe'")

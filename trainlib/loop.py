@@ -46,6 +46,9 @@ def validate(config):
   pipeline.validate(config)
   optim.validate(config)
   sharding.rules(config)
+  if config.init.from_hf:  # the model fields must be those of the checkpoint's config.json
+    from interop import hf_config
+    hf_config.check_against_config(config)
   t = config.train
   for name in _POSITIVE_TRAIN_INTS:
     if not isinstance(t[name], int) or isinstance(t[name], bool) or t[name] < 1:
@@ -161,6 +164,9 @@ def train_and_evaluate(config, workdir, model=None) -> RunResult:
            for split in (config.data.train_split, config.data.eval_split)]
   objectives.check_tokenizer(config, pipes[0].tokenizer)
   setup = state_lib.build_setup(config, mesh, model)
+  if config.init.from_hf:  # tensor names/shapes and tokenizer, before the workdir is written
+    from interop import hf
+    hf.check(config, pipes[0].tokenizer, setup.abstract_state.params)
   fs.makedirs(workdir)
   return _Trainer(setup, workdir, *pipes).run()
 
@@ -203,6 +209,9 @@ class _Trainer:
     self.last_saved = self.ckpt.latest_step()
     if restored is None:
       self.writer.drop_after(-1)  # a fresh start: rows of an earlier attempt are stale
+      if self.config.init.from_hf:  # step 0 = the Hugging Face checkpoint's weights
+        from interop import hf
+        return hf.init_state(self.setup), 0
       return state_lib.init_state(self.setup), 0
     state, meta = restored
     start = int(jax.device_get(state.step))

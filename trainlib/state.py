@@ -100,6 +100,28 @@ def init_state(setup: TrainSetup) -> TrainState:
   return jax.jit(init, out_shardings=setup.shardings)(init_rng, train_rng)
 
 
+def init_params(setup: TrainSetup):
+  """The parameters of `init_state(setup)` alone (the same values), each made in its shard."""
+  init_rng, _ = _seed_keys(setup.config)
+
+  def init(init_rng):
+    return nn.unbox(_init_variables(setup.model, setup.objective, setup.config, init_rng))["params"]
+
+  return jax.jit(init, out_shardings=setup.shardings.params)(init_rng)
+
+
+def state_from_params(setup: TrainSetup, params) -> TrainState:
+  """A step-0 state around given sharded parameters (e.g. imported weights): fresh optimizer
+  state and config.seed's train rng, as `init_state` would make them."""
+  _, train_rng = _seed_keys(setup.config)
+
+  def build(params, train_rng):
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                      opt_state=setup.tx.init(params), rng=train_rng)
+
+  return jax.jit(build, out_shardings=setup.shardings)(params, train_rng)
+
+
 def init_state_sharded(config, mesh, model=None) -> tuple[TrainState, TrainSetup]:
   """eval_shape -> shardings via config.logical_axis_rules -> jax.jit(init, out_shardings)."""
   setup = build_setup(config, mesh, model)

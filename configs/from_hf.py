@@ -1,0 +1,58 @@
+r"""Start from a Hugging Face GPT-2 or BERT checkpoint you have: `configs/from_hf.py:DIR`.
+
+DIR is a model directory as `save_pretrained` writes it: config.json, model.safetensors (or a
+sharded model.safetensors.index.json) and the tokenizer (tokenizer.json, or vocab.json +
+merges.txt for GPT-2, or vocab.txt for BERT). Supported: GPT2LMHeadModel (every size) and
+BertForPreTraining / BertForMaskedLM / BertModel (heads a checkpoint lacks are initialised from
+config.seed, and a warning line says which).
+
+The config reproduces the checkpoint's architecture from config.json (family, layers, width,
+heads, d_ff, vocabulary, positions, LayerNorm epsilon, activation, tied head, segment
+vocabulary, NSP head) and its dropout, sets the tokenizer from DIR, and sets init.from_hf = DIR:
+the weights are loaded at step 0 whenever the workdir holds no checkpoint (later runs resume
+from their own checkpoints). Overrides apply as usual (another corpus, data.seq_len, the
+optimizer, the mesh); one that contradicts config.json (e.g. model.num_layers) is exit code 2.
+
+Commands:
+  python train.py --config configs/from_hf.py:/models/gpt2 --workdir W        # continue pre-training
+  python eval.py  --config configs/from_hf.py:/models/gpt2 --workdir W \
+      --suite heldout,cloze,generate,attention                               # the weights as they are
+  python -m interop.hf export --config configs/from_hf.py:/models/gpt2 --workdir W --out DIR2
+
+Training defaults (continued pre-training on the embedded corpus): GPT-2 causal LM at
+data.seq_len = min(n_positions, 1024), BERT MLM(+NSP if the checkpoint has the head) at 128;
+AdamW lr 1e-4, 100 warmup steps, linear decay to 0, batch 32, 1000 steps. Measured (2 CPU
+cores, a random-init 3-layer x 64 GPT-2 and 2-layer x 64 BERT, tests/test_interop_*.py): imported
+logits equal HF's to within 1e-5 in float32; see README, "Start from GPT-2 or BERT weights you
+have", for the measured figures.
+"""
+
+import os
+
+from configs import base
+from interop import hf_config
+
+
+def get_config(hf_dir=""):
+  hf_dir = hf_dir if "://" in hf_dir else os.path.abspath(hf_dir) if hf_dir else hf_dir
+  cfg = hf_config.read_config(hf_dir)
+  fixed = hf_config.fixed_model_fields(cfg, hf_dir)
+  c = base.get_config()
+  c.name = f"from_hf_{os.path.basename(hf_dir.rstrip('/'))}"
+  for key, value in {**fixed, **hf_config.free_model_fields(cfg)}.items():
+    c.model[key] = value
+  c.model.dtype = "float32"
+  c.init.from_hf = hf_dir
+  for key, value in hf_config.tokenizer_fields(hf_dir, fixed["family"]).items():
+    c.data[key] = value
+  if fixed["family"] == "decoder":
+    c.objective.name = "causal"
+    c.data.seq_len = min(fixed["max_len"], 1024)
+  else:
+    c.objective.name = "mlm_nsp" if c.model.nsp_head else "mlm"
+    c.data.seq_len = min(fixed["max_len"], 128)
+    c.objective.max_predictions_per_seq = 20
+  c.data.train_vocab_size = fixed["vocab_size"]
+  o = c.optim
+  o.learning_rate, o.warmup_steps, o.schedule, o.end_lr_frac = 1e-4, 100, "linear", 0.0
+  return c

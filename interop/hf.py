@@ -1,0 +1,443 @@
+r"""GPT-2 and BERT weights in and out of pancake, through HF's safetensors layout.
+
+Import (config: `configs/from_hf.py:DIR`, which sets init.from_hf = DIR):
+    train.py / eval.py start from DIR's weights whenever the workdir holds no checkpoint
+    (trainlib/loop.py and evals/runner.py call `init_state` / `load_params` here).
+Export:
+    python -m interop.hf export --config C --workdir W [--step S] --out DIR [--config.a.b=v]
+writes DIR/config.json, DIR/model.safetensors and the tokenizer files (tokenizer.json,
+tokenizer_config.json and vocab.json + merges.txt or vocab.txt), loadable with
+AutoModelForCausalLM / AutoModelForPreTraining / AutoModelForMaskedLM and AutoTokenizer.
+
+Sharded import: every parameter is made with `jax.make_array_from_callback` on its target
+NamedSharding (from trainlib.state.build_setup); the callback of each device reads, from the
+lazily opened safetensors file, only the slice that device holds (interop/names.py says which
+HF slice that is), so no device and no host buffer ever holds a full copy of a sharded tensor.
+Export gathers each parameter to the host (orbax restores any checkpoint onto this process's
+mesh), rebuilds the HF tensors from the same table and writes them with safetensors.numpy.
+
+Bad input (a missing file, a truncated safetensors, a missing tensor or a shape that does not
+fit, an unknown model_type, an override that contradicts config.json, a tokenizer larger than
+vocab_size, a model HF cannot represent) is a ConfigError naming the path and field, raised
+before anything is written (entry points: exit code 2).
+"""
+
+import json
+import os
+
+import jax
+import numpy as np
+from absl import logging
+from safetensors import SafetensorError, safe_open
+from safetensors.numpy import save_file
+
+from configs.errors import ConfigError
+from interop import hf_config, names
+
+WEIGHTS_FILE = "model.safetensors"
+INDEX_FILE = "model.safetensors.index.json"
+_NUMPY_DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64}
+
+
+class Checkpoint:
+  """The safetensors file(s) of an HF directory, opened lazily: tensors are read by slice."""
+
+  def __init__(self, hf_dir):
+    self.hf_dir = hf_dir
+    single, index = os.path.join(hf_dir, WEIGHTS_FILE), os.path.join(hf_dir, INDEX_FILE)
+    if os.path.exists(single):
+      files = [single]
+    elif os.path.exists(index):
+      weight_map = hf_config.read_json(index, "").get("weight_map", {})
+      files = sorted({os.path.join(hf_dir, f) for f in weight_map.values()})
+    else:
+      other = [f for f in ("pytorch_model.bin", "tf_model.h5", "flax_model.msgpack")
+               if os.path.exists(os.path.join(hf_dir, f))]
+      hint = (f" (it holds {', '.join(other)}: re-save with save_pretrained(..., "
+              "safe_serialization=True))" if other else "")
+      raise ConfigError(f"{single} does not exist{hint}; pancake reads HF weights from "
+                        f"{WEIGHTS_FILE} or {INDEX_FILE}")
+    self.files, self.where = {}, {}
+    for path in files:
+      try:
+        handle = safe_open(path, framework="numpy")
+        keys = handle.keys()
+      except (SafetensorError, OSError) as e:
+        raise ConfigError(f"{path} is not a readable safetensors file ({e}); re-download or "
+                          "re-save it") from None
+      self.files[path] = handle
+      for key in keys:
+        self.where[key] = path
+    self.size = {path: os.path.getsize(path) for path in files}
+
+  def names(self):
+    return set(self.where)
+
+  def shape(self, name):
+    return tuple(self.files[self.where[name]].get_slice(name).get_shape())
+
+  def dtype(self, name):
+    return self.files[self.where[name]].get_slice(name).get_dtype()
+
+  def read(self, name, index):
+    """tensor[index] as a numpy array (only that slice is read from disk)."""
+    return self.files[self.where[name]].get_slice(name)[index]
+
+
+# ------------------------------------------------------------------ which rule serves each leaf
+
+
+def _path_key(path):
+  return tuple(getattr(k, "key", getattr(k, "name", k)) for k in path)
+
+
+def _leaf_rules(config, params_tree):
+  """{leaf path tuple: (rule, layers)}: layers = None (global), int (unrolled), "all" (scanned)."""
+  _, global_rules, layer_rules, _ = names.family_rules(config.model.family,
+                                                       config.model.tie_embeddings)
+  by_ours = {r.ours: r for r in global_rules}
+  by_layer = {r.ours: r for r in layer_rules}
+  out = {}
+  for path, _ in jax.tree_util.tree_flatten_with_path(params_tree)[0]:
+    key = _path_key(path)
+    if key[:2] == ("stack", "layers"):
+      rule, layers = by_layer.get("/".join(key[2:])), "all"
+    elif key[0] == "stack":
+      rule, layers = by_layer.get("/".join(key[2:])), int(key[1].rsplit("_", 1)[1])
+    else:
+      rule, layers = by_ours.get("/".join(key)), None
+    if rule is None:
+      raise ConfigError(f"parameter {'/'.join(key)} has no Hugging Face counterpart in "
+                        f"interop/names.py for model.family={config.model.family!r}")
+    out[key] = (rule, layers)
+  return out
+
+
+def _layer_list(layers, num_layers):
+  return list(range(num_layers)) if layers == "all" else [layers]
+
+
+# ------------------------------------------------------------------ import
+
+
+def _norm(index, shape):
+  out = []
+  for s, n in zip(index, shape):
+    start, stop, step = s.indices(n)
+    if step != 1:
+      raise ValueError(f"strided shard index {s}")
+    out.append((start, stop))
+  return out
+
+
+def _read_block(ckpt, name, rule, ours_shape, index):
+  """The pancake block `index` (slices of one layer's shape) read from HF tensor `name`."""
+  bounds = _norm(index, ours_shape)
+  axes = rule.axes or tuple((a,) for a in range(len(ours_shape)))
+  hf_index, inner = [], []
+  for j, group in enumerate(axes):
+    first = group[0]
+    rest = int(np.prod([ours_shape[a] for a in group[1:]], dtype=np.int64))
+    full = rest * ours_shape[first]
+    offset = rule.part * full if j == rule.split_axis and rule.parts > 1 else 0
+    start, stop = bounds[first]
+    hf_index.append(slice(offset + start * rest, offset + stop * rest))
+    inner.append([stop - start] + [ours_shape[a] for a in group[1:]])
+  block = ckpt.read(name, tuple(hf_index))
+  block = block.reshape([n for group in inner for n in group])
+  order = [a for group in axes for a in group]
+  block = block[tuple(slice(*bounds[a]) if k > 0 else slice(None)  # the first of each group is cut
+                      for group in axes for k, a in enumerate(group))]
+  return np.transpose(block, np.argsort(order))
+
+
+def _expect(ckpt, name, want, rule_ours, hf_dir):
+  if name not in ckpt.where:
+    return False
+  got = ckpt.shape(name)
+  if got != want:
+    raise ConfigError(f"{hf_dir}: tensor {name} has shape {list(got)} but pancake's {rule_ours} "
+                      f"needs {list(want)} (config.json and the weights disagree)")
+  if ckpt.dtype(name) not in _NUMPY_DTYPES:
+    raise ConfigError(f"{hf_dir}: tensor {name} is {ckpt.dtype(name)}; pancake reads "
+                      f"{', '.join(_NUMPY_DTYPES)} (re-save the model in float32)")
+  return True
+
+
+def _resolve_names(ckpt, prefix):
+  """HF name as the table writes it -> name in this checkpoint (prefix present or not; old
+  LayerNorm.gamma/beta)."""
+  have = ckpt.names()
+
+  def resolve(name):
+    candidates = [name, name[len(prefix):] if name.startswith(prefix) else prefix + name]
+    for c in list(candidates):
+      if c.endswith("LayerNorm.weight"):
+        candidates.append(c[:-len("weight")] + "gamma")
+      if c.endswith("LayerNorm.bias"):
+        candidates.append(c[:-len("bias")] + "beta")
+    return next((c for c in candidates if c in have), None)
+  return resolve
+
+
+def plan_import(config, abstract_params, hf_dir=None):
+  """Checks every tensor the model needs (names, shapes, dtypes) against the checkpoint.
+
+  -> (checkpoint, {leaf: (rule, layers, [HF names] or None = initialised)}, missing head groups).
+  Raises ConfigError before anything is read or written.
+  """
+  hf_dir = hf_dir or config.init.from_hf
+  ckpt = Checkpoint(hf_dir)
+  prefix, _, _, ignored = names.family_rules(config.model.family, config.model.tie_embeddings)
+  resolve = _resolve_names(ckpt, prefix)
+  leaves = dict((_path_key(p), leaf) for p, leaf in
+                jax.tree_util.tree_flatten_with_path(abstract_params)[0])
+  plan, missing, used = {}, set(), set()
+  for key, (rule, layers) in _leaf_rules(config, abstract_params).items():
+    shape = leaves[key].shape[1:] if layers == "all" else leaves[key].shape
+    want = names.hf_shape(rule, shape)
+    wanted = [names.hf_name(rule, prefix, i) if layers is not None else
+              names.hf_name(rule, prefix) for i in _layer_list(layers, config.model.num_layers)]
+    found = [resolve(n) for n in wanted]
+    if all(f is None for f in found) and rule.group != "body":
+      missing.add(rule.group)
+      plan[key] = (rule, layers, None)
+      continue
+    absent = [w for w, f in zip(wanted, found) if f is None]
+    if absent:
+      raise ConfigError(f"{hf_dir}: the checkpoint has no tensor {absent[0]} (needed for "
+                        f"{'/'.join(key)}); is config.json from the same model?")
+    for f in found:
+      _expect(ckpt, f, want, "/".join(key), hf_dir)
+    used.update(found)
+    plan[key] = (rule, layers, found)
+  unused = sorted(n for n in ckpt.names() - used if not n.endswith(ignored))
+  if unused:
+    logging.warning("%s: %d tensors not used by this model: %s", hf_dir, len(unused),
+                    ", ".join(unused[:8]) + (" ..." if len(unused) > 8 else ""))
+  return ckpt, plan, missing
+
+
+def load_params(config, abstract_params, fallback=None, hf_dir=None):
+  """HF weights as pancake parameters, each made on its sharding from per-device slices.
+
+  `abstract_params`: ShapeDtypeStructs with shardings (setup.abstract_state.params).
+  `fallback()`: sharded parameters to take heads the checkpoint lacks from (e.g. random init).
+  """
+  hf_dir = hf_dir or config.init.from_hf
+  ckpt, plan, missing = plan_import(config, abstract_params, hf_dir)
+  if missing:
+    logging.warning("%s has no %s: initialised from config.seed", hf_dir,
+                    ", ".join(names.HEAD_GROUPS[g] for g in sorted(missing)))
+    if fallback is None:
+      raise ConfigError(f"{hf_dir} lacks {', '.join(sorted(missing))} and nothing initialises them")
+  initialised = fallback() if missing else None
+  flat_init = (dict((_path_key(p), v) for p, v in
+                    jax.tree_util.tree_flatten_with_path(initialised)[0]) if missing else {})
+
+  def make(path, leaf):
+    key = _path_key(path)
+    rule, layers, found = plan[key]
+    if found is None:
+      return flat_init[key]
+    dtype = leaf.dtype
+    if layers == "all":
+      shape = leaf.shape[1:]
+
+      def callback(index):
+        lo, hi = _norm(index[:1], leaf.shape[:1])[0]
+        return np.stack([_read_block(ckpt, found[i], rule, shape, index[1:])
+                         for i in range(lo, hi)]).astype(dtype)
+    else:
+      def callback(index):
+        return _read_block(ckpt, found[0], rule, leaf.shape, index).astype(dtype)
+    return jax.make_array_from_callback(leaf.shape, leaf.sharding, callback)
+
+  params = jax.tree_util.tree_map_with_path(make, abstract_params)
+  logging.info("imported %d tensors from %s", sum(len(p[2] or []) for p in plan.values()), hf_dir)
+  return params
+
+
+def check(config, tokenizer, abstract_params):
+  """Every import check: config.json vs the config, the tokenizer vs config.json, and every
+  tensor's name, shape and dtype vs the model. Reads headers only; raises ConfigError."""
+  hf_config.check_against_config(config)
+  check_tokenizer(config, tokenizer)
+  plan_import(config, abstract_params)
+
+
+def check_tokenizer(config, tokenizer):
+  """The tokenizer from init.from_hf's files must fit the checkpoint's vocabulary and ids."""
+  hf_dir = config.init.from_hf
+  path = os.path.join(hf_dir, hf_config.CONFIG_FILE)
+  cfg = hf_config.read_config(hf_dir)
+  source = config.data.tokenizer_file or config.data.vocab_file or "the tokenizer"
+  if tokenizer.vocab_size > cfg["vocab_size"]:
+    raise ConfigError(f"{source} has {tokenizer.vocab_size} tokens but {path} gives "
+                      f"vocab_size={cfg['vocab_size']}: the tokenizer is not this model's")
+  ids = {"eos_token_id": tokenizer.eot_id, "pad_token_id": tokenizer.pad_id}
+  if cfg["model_type"] == "bert":
+    ids = {"pad_token_id": tokenizer.pad_id}
+  for key, ours in ids.items():
+    theirs = cfg.get(key)
+    if theirs is not None and ours is not None and theirs != ours and theirs < cfg["vocab_size"]:
+      raise ConfigError(f"{path}: {key}={theirs} but {source} gives that token id {ours}: the "
+                        "tokenizer is not this model's")
+
+
+def init_state(setup):
+  """Step-0 TrainState holding init.from_hf's weights (heads it lacks: random init)."""
+  from trainlib import state as state_lib
+  params = load_params(setup.config, setup.abstract_state.params,
+                       fallback=lambda: state_lib.init_params(setup))
+  return state_lib.state_from_params(setup, params)
+
+
+# ------------------------------------------------------------------ export
+
+
+def export_tensors(config, params):
+  """Host numpy parameters -> {HF name: float32 array} (the inverse of the import)."""
+  prefix, _, _, _ = names.family_rules(config.model.family, config.model.tie_embeddings)
+  tensors = {}
+  flat = dict((_path_key(p), np.asarray(v)) for p, v in
+              jax.tree_util.tree_flatten_with_path(params)[0])
+  drop = {"pooler"} if config.model.family == "encoder" and not config.model.nsp_head else set()
+  if not config.model.nsp_head:
+    drop.add("nsp")
+  for key, (rule, layers) in _leaf_rules(config, params).items():
+    if rule.group in drop:
+      continue
+    value = flat[key]
+    per_layer = value.shape[1:] if layers == "all" else value.shape
+    axes = rule.axes or tuple((a,) for a in range(len(per_layer)))
+    order = [a for group in axes for a in group]
+    part_shape = [int(np.prod([per_layer[a] for a in g], dtype=np.int64)) for g in axes]
+    for n, layer in enumerate(_layer_list(layers, config.model.num_layers)):
+      block = value[n] if layers == "all" else value
+      name = (names.hf_name(rule, prefix, layer) if layers is not None
+              else names.hf_name(rule, prefix))
+      part = np.transpose(block, order).reshape(part_shape)
+      if rule.parts == 1:
+        tensors[name] = np.ascontiguousarray(part, dtype=np.float32)
+        continue
+      if name not in tensors:
+        tensors[name] = np.zeros(names.hf_shape(rule, per_layer), np.float32)
+      width = part_shape[rule.split_axis]
+      where = [slice(None)] * len(part_shape)
+      where[rule.split_axis] = slice(rule.part * width, (rule.part + 1) * width)
+      tensors[name][tuple(where)] = part
+  if drop & {"pooler"}:
+    logging.warning("model.nsp_head=False: exported as BertForMaskedLM, which has no pooler "
+                    "(pancake's pooler weights are not written)")
+  return tensors
+
+
+def _write_json(path, value):
+  with open(path, "w", encoding="utf-8") as f:
+    json.dump(value, f, indent=2, sort_keys=True)
+    f.write("\n")
+
+
+def write_tokenizer(tokenizer, max_len, out_dir):
+  """tokenizer.json, tokenizer_config.json and the classic vocabulary files of HF's layout."""
+  spec = json.loads(tokenizer.hf.to_str())
+  model = spec["model"]
+  with open(os.path.join(out_dir, "tokenizer.json"), "w", encoding="utf-8") as f:
+    f.write(tokenizer.hf.to_str())
+  token = lambda i: tokenizer.id_to_token(i) if i is not None else None
+  if tokenizer.kind == "wordpiece":
+    vocab = sorted(model["vocab"].items(), key=lambda kv: kv[1])
+    with open(os.path.join(out_dir, "vocab.txt"), "w", encoding="utf-8") as f:
+      f.writelines(t + "\n" for t, _ in vocab)
+    lowercase = bool(spec.get("normalizer") and spec["normalizer"].get("lowercase"))
+    tok_cfg = dict(tokenizer_class="BertTokenizer", do_lower_case=lowercase,
+                   unk_token=token(tokenizer.unk_id), sep_token=token(tokenizer.sep_id),
+                   pad_token=token(tokenizer.pad_id), cls_token=token(tokenizer.cls_id),
+                   mask_token=token(tokenizer.mask_id), tokenize_chinese_chars=True,
+                   strip_accents=None)
+  else:
+    eot = token(tokenizer.eot_id)
+    tok_cfg = dict(tokenizer_class="GPT2Tokenizer" if tokenizer.kind == "bpe" else
+                   "PreTrainedTokenizerFast", bos_token=eot, eos_token=eot, unk_token=eot,
+                   add_prefix_space=False)
+    if tokenizer.pad_id is not None:
+      tok_cfg["pad_token"] = token(tokenizer.pad_id)
+    if tokenizer.kind == "bpe":
+      _write_json(os.path.join(out_dir, "vocab.json"), model["vocab"])
+      with open(os.path.join(out_dir, "merges.txt"), "w", encoding="utf-8") as f:
+        f.write("#version: 0.2\n")
+        f.writelines((m if isinstance(m, str) else " ".join(m)) + "\n" for m in model["merges"])
+  tok_cfg["model_max_length"] = max_len
+  _write_json(os.path.join(out_dir, "tokenizer_config.json"),
+              {k: v for k, v in tok_cfg.items() if v is not None})
+
+
+def export(config, params, tokenizer, out_dir):
+  """Writes an HF model directory from host or device parameters (after check_exportable)."""
+  hf_config.check_exportable(config.model, tokenizer.kind)
+  tensors = export_tensors(config, jax.device_get(params))
+  os.makedirs(out_dir, exist_ok=True)
+  _write_json(os.path.join(out_dir, hf_config.CONFIG_FILE),
+              hf_config.hf_config(config.model, tokenizer))
+  save_file(tensors, os.path.join(out_dir, WEIGHTS_FILE), metadata={"format": "pt"})
+  write_tokenizer(tokenizer, config.model.max_len, out_dir)
+  return tensors
+
+
+def export_run(config, workdir, out_dir, step=None):
+  """Checks, restores a run's parameters (any mesh it was saved on) and exports them -> step."""
+  import pipeline
+  from evals import runner
+  from trainlib import checkpoint as ckpt_lib
+  from trainlib import mesh as mesh_lib
+  from trainlib import state as state_lib
+  from trainlib import loop
+  loop.validate(config)
+  tokenizer = pipeline.get_tokenizer(config)
+  hf_config.check_exportable(config.model, tokenizer.kind)
+  from trainlib import fs
+  steps = runner.checkpoint_steps(workdir) if workdir and fs.isdir(workdir) else []
+  if not steps:
+    raise ConfigError(f"--workdir {workdir!r} holds no checkpoint; train first or point it at "
+                      "a run directory")
+  if step is not None and step not in steps:
+    raise ConfigError(f"--step {step} has no checkpoint in {workdir}; available steps: "
+                      f"{', '.join(map(str, steps))}")
+  if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+    raise ConfigError(f"--out {out_dir!r} exists and is not a directory")
+  mesh = mesh_lib.make_mesh(config)
+  setup = state_lib.build_setup(config, mesh)
+  params, restored = ckpt_lib.restore_params(os.path.join(workdir, "checkpoints"),
+                                             setup.abstract_state.params, step)
+  export(config, params, tokenizer, out_dir)
+  return int(restored)
+
+
+def main(argv):
+  from configs import cli
+  if len(argv) != 2 or argv[1] != "export":
+    cli.fail(f"usage: python -m interop.hf export --config C --workdir W [--step S] --out DIR; "
+             f"got arguments {argv[1:]}")
+  config = cli.loaded_config(_CONFIG, _WORKDIR, argv[:1], "--config, --workdir, --step, --out")
+  if not _OUT.value:
+    cli.fail("--out is required: the directory to write the Hugging Face model to")
+  try:
+    local = lambda p: p if "://" in p else os.path.abspath(p)
+    step = export_run(config, local(_WORKDIR.value), os.path.abspath(_OUT.value), _STEP.value)
+  except ConfigError as e:
+    cli.fail(e)
+  print(f"exported step {step} of {_WORKDIR.value} to {_OUT.value}")
+
+
+if __name__ == "__main__":
+  from absl import flags
+  from ml_collections import config_flags
+
+  from configs import cli as _cli
+  _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file of the run.",
+                                            lock_config=True)
+  _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory written by train.py.")
+  _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
+  _OUT = flags.DEFINE_string("out", None, "Directory to write the Hugging Face model to.")
+  _cli.run(main)
