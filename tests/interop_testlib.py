@@ -1,0 +1,158 @@
+"""Shared by tests/test_interop_*.py: random-init HF models saved with save_pretrained, their
+tokenizers, and HF-side reference computations (torch, CPU, float32).
+
+Nothing is downloaded: the tokenizers are trained here with `tokenizers` on real text
+(../shared/data/tinyshakespeare.txt when present, else the embedded CPython docs corpus) and
+saved through transformers' own tokenizer classes, as a model directory from the hub would be.
+"""
+import json
+import os
+
+import numpy as np
+import tokenizers
+import torch
+import transformers
+from tokenizers import models, normalizers, pre_tokenizers, trainers
+
+SHAKESPEARE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data",
+                           "tinyshakespeare.txt")
+VOCAB = 512
+# Lines that exercise the normalizers beyond plain English: accents, CJK, emoji, control chars,
+# odd spacing and numbers. (Text that spells a special token, "<|endoftext|>", is left out:
+# pancake encodes it as text, never as the control token; HF's tokenizers make it the token.)
+TRICKY = ["Café naïve résumé Ångström", "北京大学 and 東京", "emoji 🙂 here", "tab\tand\u00a0nbsp",
+          "  leading  and trailing  ", "3.14159, 1,000,000 and 2nd",
+          "Ünïcödé ÀÉÎÕÜ straße", "don't won't y'all", "a" * 120]
+
+
+def text_lines(n=3000):
+  """n non-empty lines of real text."""
+  if os.path.exists(SHAKESPEARE):
+    with open(SHAKESPEARE, encoding="utf-8") as f:
+      lines = [line.strip() for line in f if line.strip()]
+  else:  # the embedded corpus: CPython's documentation text (no network)
+    from pipeline import sources
+    lines = [line.strip() for _, doc in sources.embedded_documents() for line in doc.splitlines()
+             if line.strip()]
+  return lines[:n] + TRICKY
+
+
+def train_bpe(lines, vocab_size=VOCAB):
+  """(vocab, merges) of a byte-level BPE with <|endoftext|> = 0, as GPT-2's tokenizer is built."""
+  t = tokenizers.Tokenizer(models.BPE())
+  t.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+  t.train_from_iterator(lines, trainers.BpeTrainer(
+      vocab_size=vocab_size, special_tokens=["<|endoftext|>"], show_progress=False,
+      initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+  spec = json.loads(t.to_str())["model"]
+  return spec["vocab"], [tuple(m) for m in spec["merges"]]
+
+
+def train_wordpiece(lines, lowercase, vocab_size=VOCAB):
+  """A WordPiece vocabulary {token: id} with [PAD] [UNK] [CLS] [SEP] [MASK] = 0..4."""
+  t = tokenizers.Tokenizer(models.WordPiece(unk_token="[UNK]"))
+  t.normalizer = normalizers.BertNormalizer(lowercase=lowercase, strip_accents=lowercase)
+  t.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+  t.train_from_iterator(lines, trainers.WordPieceTrainer(
+      vocab_size=vocab_size, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"],
+      show_progress=False))
+  return json.loads(t.to_str())["model"]["vocab"]
+
+
+def write_gpt2_vocab_files(vocab, merges, out_dir):
+  """vocab.json + merges.txt, the layout of the original GPT-2 release."""
+  with open(os.path.join(out_dir, "vocab.json"), "w", encoding="utf-8") as f:
+    json.dump(vocab, f, ensure_ascii=False)
+  with open(os.path.join(out_dir, "merges.txt"), "w", encoding="utf-8") as f:
+    f.write("#version: 0.2\n")
+    f.writelines(f"{a} {b}\n" for a, b in merges)
+
+
+def write_bert_vocab_file(vocab, out_dir):
+  with open(os.path.join(out_dir, "vocab.txt"), "w", encoding="utf-8") as f:
+    f.writelines(t + "\n" for t, _ in sorted(vocab.items(), key=lambda kv: kv[1]))
+
+
+def save_gpt2(out_dir, *, layers=3, width=64, heads=4, positions=64, tie=True, seed=0,
+              vocab_files=False):
+  """A random-init GPT2LMHeadModel + its tokenizer in `out_dir` -> the torch model (eval mode).
+
+  initializer_range 0.1 spreads the logits so greedy choices are not near-ties.
+  """
+  vocab, merges = train_bpe(text_lines())
+  torch.manual_seed(seed)
+  cfg = transformers.GPT2Config(n_layer=layers, n_embd=width, n_head=heads, n_positions=positions,
+                                vocab_size=VOCAB, bos_token_id=0, eos_token_id=0,
+                                initializer_range=0.1, tie_word_embeddings=tie)
+  model = transformers.GPT2LMHeadModel(cfg).eval()
+  model.save_pretrained(out_dir)
+  if vocab_files:
+    write_gpt2_vocab_files(vocab, merges, out_dir)
+  else:
+    transformers.GPT2TokenizerFast(vocab=vocab, merges=merges).save_pretrained(out_dir)
+  return model
+
+
+def save_bert(out_dir, cls=transformers.BertForPreTraining, *, layers=2, width=64, heads=4,
+              positions=64, seed=0, lowercase=True):
+  """A random-init BERT of class `cls` + a vocab.txt WordPiece tokenizer -> the torch model."""
+  vocab = train_wordpiece(text_lines(), lowercase)
+  torch.manual_seed(seed)
+  cfg = transformers.BertConfig(num_hidden_layers=layers, hidden_size=width,
+                                num_attention_heads=heads, intermediate_size=2 * width,
+                                max_position_embeddings=positions, vocab_size=VOCAB,
+                                initializer_range=0.1, pad_token_id=0)
+  model = cls(cfg).eval()
+  model.save_pretrained(out_dir)
+  write_bert_vocab_file(vocab, out_dir)
+  with open(os.path.join(out_dir, "tokenizer_config.json"), "w") as f:
+    json.dump({"tokenizer_class": "BertTokenizer", "do_lower_case": lowercase}, f)
+  return model
+
+
+def padded_batch(vocab, batch=3, length=16, seed=0, pair=False):
+  """Random ids [B, L] with right padding (row r has L - 3r real tokens) and a 0/1 mask;
+  with pair=True also token types (second half of each row's real tokens = 1)."""
+  rs = np.random.RandomState(seed)
+  ids = rs.randint(5, vocab, (batch, length)).astype(np.int32)
+  lengths = length - 3 * np.arange(batch)
+  mask = (np.arange(length)[None] < lengths[:, None]).astype(np.int32)
+  ids = np.where(mask > 0, ids, 0)
+  types = ((np.arange(length)[None] >= lengths[:, None] // 2) & (mask > 0)).astype(np.int32)
+  return ids, mask, (types if pair else np.zeros_like(types))
+
+
+def torch_logits(model, ids, mask=None, types=None):
+  kwargs = {"input_ids": torch.tensor(ids, dtype=torch.long)}
+  if mask is not None:
+    kwargs["attention_mask"] = torch.tensor(mask, dtype=torch.long)
+  if types is not None:
+    kwargs["token_type_ids"] = torch.tensor(types, dtype=torch.long)
+  with torch.no_grad():
+    return model(**kwargs)
+
+
+def hf_causal_loss(model, batch):
+  """Token-weighted mean LM loss of HF `model` on a pancake causal batch: each packed document
+  segment (doc_ids) runs on its own, positions from 0, as pancake's attention mask has it."""
+  total, weight = 0.0, 0.0
+  for r in range(batch["input_ids"].shape[0]):
+    doc = batch["doc_ids"][r]
+    for d in np.unique(doc):
+      sel = np.where(doc == d)[0]
+      with torch.no_grad():
+        logits = model(torch.tensor(batch["input_ids"][r, sel][None], dtype=torch.long)).logits[0]
+      logp = torch.log_softmax(logits.double(), -1).numpy()
+      w = batch["target_weights"][r, sel]
+      total += float(-(logp[np.arange(len(sel)), batch["targets"][r, sel]] * w).sum())
+      weight += float(w.sum())
+  return total / weight
+
+
+def hf_greedy(model, prompt_ids, new_tokens, eos_id):
+  """HF generate, greedy: the generated ids (EOS included when reached)."""
+  with torch.no_grad():
+    out = model.generate(torch.tensor([prompt_ids], dtype=torch.long), do_sample=False,
+                         max_new_tokens=new_tokens, eos_token_id=eos_id, pad_token_id=eos_id,
+                         num_beams=1)
+  return out[0, len(prompt_ids):].tolist()
