@@ -27,7 +27,7 @@ def test_gpt2_bpe_from_vocab_json_and_merges_equals_gpt2_tokenizer_fast(lines, t
   theirs = transformers.GPT2TokenizerFast.from_pretrained(str(tmp_path))  # the two files
   ids = ours.encode_batch(lines)
   assert ids == _hf_ids(theirs, lines)
-  assert sum(map(len, ids)) > 10 * len(lines)  # real tokenization, not empty rows
+  assert sum(map(len, ids)) > 5 * len(lines)  # real tokenization, not empty rows
   assert ours.eot_id == theirs.eos_token_id
   # and through a saved tokenizer.json, the file transformers 5's save_pretrained writes
   theirs.save_pretrained(str(tmp_path / "saved"))
