@@ -244,13 +244,18 @@ def load_params(config, abstract_params, fallback=None, hf_dir=None):
     if layers == "all":
       shape = leaf.shape[1:]
 
-      def callback(index):
+      def callback(index):  # layers lo..hi of this device's block, written in place
         lo, hi = _norm(index[:1], leaf.shape[:1])[0]
-        return np.stack([_read_block(ckpt, found[i], rule, shape, index[1:])
-                         for i in range(lo, hi)]).astype(dtype)
+        block = None
+        for n, i in enumerate(range(lo, hi)):
+          layer = _read_block(ckpt, found[i], rule, shape, index[1:])
+          if block is None:
+            block = np.empty((hi - lo,) + layer.shape, dtype)
+          block[n] = layer
+        return block
     else:
       def callback(index):
-        return _read_block(ckpt, found[0], rule, leaf.shape, index).astype(dtype)
+        return _read_block(ckpt, found[0], rule, leaf.shape, index).astype(dtype, copy=False)
     return jax.make_array_from_callback(leaf.shape, leaf.sharding, callback)
 
   params = jax.tree_util.tree_map_with_path(make, abstract_params)

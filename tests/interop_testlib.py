@@ -14,6 +14,8 @@ import torch
 import transformers
 from tokenizers import models, normalizers, pre_tokenizers, trainers
 
+from bench import hf_parity
+
 SHAKESPEARE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data",
                            "tinyshakespeare.txt")
 VOCAB = 512
@@ -133,26 +135,9 @@ def torch_logits(model, ids, mask=None, types=None):
 
 
 def hf_causal_loss(model, batch):
-  """Token-weighted mean LM loss of HF `model` on a pancake causal batch: each packed document
-  segment (doc_ids) runs on its own, positions from 0, as pancake's attention mask has it."""
-  total, weight = 0.0, 0.0
-  for r in range(batch["input_ids"].shape[0]):
-    doc = batch["doc_ids"][r]
-    for d in np.unique(doc):
-      sel = np.where(doc == d)[0]
-      with torch.no_grad():
-        logits = model(torch.tensor(batch["input_ids"][r, sel][None], dtype=torch.long)).logits[0]
-      logp = torch.log_softmax(logits.double(), -1).numpy()
-      w = batch["target_weights"][r, sel]
-      total += float(-(logp[np.arange(len(sel)), batch["targets"][r, sel]] * w).sum())
-      weight += float(w.sum())
+  """Token-weighted mean LM loss of HF `model` on a pancake causal batch (bench/hf_parity.py)."""
+  total, weight = hf_parity.hf_causal_loss(model, batch)
   return total / weight
 
 
-def hf_greedy(model, prompt_ids, new_tokens, eos_id):
-  """HF generate, greedy: the generated ids (EOS included when reached)."""
-  with torch.no_grad():
-    out = model.generate(torch.tensor([prompt_ids], dtype=torch.long), do_sample=False,
-                         max_new_tokens=new_tokens, eos_token_id=eos_id, pad_token_id=eos_id,
-                         num_beams=1)
-  return out[0, len(prompt_ids):].tolist()
+hf_greedy = hf_parity.hf_greedy
