@@ -170,3 +170,19 @@ def test_trained_run_exports_with_the_same_heldout_loss_and_greedy_text(embedded
   tok = pipeline.get_tokenizer(config)
   for sample, prompt in zip(records["generate"]["samples"], generate.prompt_ids(tok, config)):
     assert sample["greedy_tokens"] == lib.hf_greedy(reloaded, prompt, 16, tok.eot_id)
+
+
+def test_sharded_checkpoint_index_is_read_file_by_file(gpt2, tmp_path):
+  """save_pretrained(max_shard_size=...) writes model.safetensors.index.json + several files."""
+  hf_dir, model = gpt2
+  out = str(tmp_path / "sharded")
+  model.save_pretrained(out, max_shard_size="100KB")
+  for name in ("tokenizer.json", "tokenizer_config.json"):
+    shutil.copy(os.path.join(hf_dir, name), out)
+  assert not os.path.exists(os.path.join(out, hf.WEIGHTS_FILE))
+  assert len([f for f in os.listdir(out) if f.endswith(".safetensors")]) > 2
+  config, setup, params = _imported(out)
+  ids, mask, _ = lib.padded_batch(lib.VOCAB, batch=2, length=12, seed=7)
+  ours = _pancake_logits(setup, params, ids, mask)
+  theirs = lib.torch_logits(model, ids, mask).logits.numpy()
+  assert np.abs(ours[mask > 0] - theirs[mask > 0]).max() < TOL
