@@ -58,6 +58,16 @@ def checkpoint_steps(workdir) -> list[int]:
   return sorted(ocp.utils.checkpoint_steps(directory))
 
 
+def check_step(workdir, steps, step):
+  """RunDirError unless `steps` (the workdir's checkpoints) holds `step` (None = the latest)."""
+  if not steps:
+    raise RunDirError(f"no checkpoint in {os.path.join(workdir, 'checkpoints')}; train first "
+                      "(train.py --workdir ...) or point --workdir at a trained run")
+  if step is not None and step not in steps:
+    raise RunDirError(f"--step {step} has no checkpoint in {workdir}; available steps: "
+                      f"{', '.join(map(str, steps))}")
+
+
 def _compare_with_run(config, workdir):
   """RunDirError if the config describes another model or tokenizer than the checkpoint's."""
   path = os.path.join(workdir, "config.json")
@@ -94,12 +104,8 @@ def check(config, workdir, suites, step=None) -> Plan:
     if step not in (None, 0):
       raise RunDirError(f"--step {step} has no checkpoint in {workdir}; without checkpoints "
                         f"the weights are init.from_hf={from_hf!r} (step 0)")
-  elif not steps:
-    raise RunDirError(f"no checkpoint in {os.path.join(workdir, 'checkpoints')}; train first "
-                      "(train.py --workdir ...) or point --workdir at a trained run")
-  if step is not None and step not in steps:
-    raise RunDirError(f"--step {step} has no checkpoint in {workdir}; available steps: "
-                      f"{', '.join(map(str, steps))}")
+  else:
+    check_step(workdir, steps, step)
   import objectives
   import pipeline
   from trainlib import loop

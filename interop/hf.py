@@ -391,7 +391,10 @@ def export(config, params, tokenizer, out_dir):
 
 
 def export_run(config, workdir, out_dir, step=None):
-  """Checks, restores a run's parameters (any mesh it was saved on) and exports them -> step."""
+  """Checks, restores a run's parameters (any mesh it was saved on) and exports them -> step.
+
+  Raises ConfigError (bad config, a model HF cannot represent) or evals.runner.RunDirError (no
+  such checkpoint) before anything is written."""
   import pipeline
   from evals import runner
   from trainlib import checkpoint as ckpt_lib
@@ -402,13 +405,7 @@ def export_run(config, workdir, out_dir, step=None):
   tokenizer = pipeline.get_tokenizer(config)
   hf_config.check_exportable(config.model, tokenizer.kind)
   from trainlib import fs
-  steps = runner.checkpoint_steps(workdir) if workdir and fs.isdir(workdir) else []
-  if not steps:
-    raise ConfigError(f"--workdir {workdir!r} holds no checkpoint; train first or point it at "
-                      "a run directory")
-  if step is not None and step not in steps:
-    raise ConfigError(f"--step {step} has no checkpoint in {workdir}; available steps: "
-                      f"{', '.join(map(str, steps))}")
+  runner.check_step(workdir, runner.checkpoint_steps(workdir) if fs.isdir(workdir) else [], step)
   if os.path.exists(out_dir) and not os.path.isdir(out_dir):
     raise ConfigError(f"--out {out_dir!r} exists and is not a directory")
   mesh = mesh_lib.make_mesh(config)
@@ -421,6 +418,7 @@ def export_run(config, workdir, out_dir, step=None):
 
 def main(argv):
   from configs import cli
+  from evals import runner
   if len(argv) != 2 or argv[1] != "export":
     cli.fail(f"usage: python -m interop.hf export --config C --workdir W [--step S] --out DIR; "
              f"got arguments {argv[1:]}")
@@ -430,7 +428,7 @@ def main(argv):
   try:
     local = lambda p: p if "://" in p else os.path.abspath(p)
     step = export_run(config, local(_WORKDIR.value), os.path.abspath(_OUT.value), _STEP.value)
-  except ConfigError as e:
+  except (ConfigError, runner.RunDirError) as e:
     cli.fail(e)
   print(f"exported step {step} of {_WORKDIR.value} to {_OUT.value}")
 
