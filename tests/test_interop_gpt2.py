@@ -60,15 +60,16 @@ def test_imported_logits_equal_hf_with_padding(gpt2, scan):
   assert np.abs(theirs[real]).max() > 0.1  # the comparison is not between near-zero logits
 
 
-def test_import_on_fsdp_tensor_mesh_reads_shards(gpt2):
-  """fsdp=4 x tensor=2: every parameter arrives already split over devices, same logits."""
+@pytest.mark.parametrize("fsdp,tensor", [(8, 1), (4, 2)])
+def test_import_on_a_sharded_mesh_reads_shards(gpt2, fsdp, tensor):
+  """Every parameter arrives already split over the 8 devices, with the same logits."""
   hf_dir, model = gpt2
-  config, setup, params = _imported(hf_dir, mesh__fsdp=4, mesh__tensor=2, mesh__data=1)
+  config, setup, params = _imported(hf_dir, mesh__fsdp=fsdp, mesh__tensor=tensor, mesh__data=1)
   query = params["stack"]["layers"]["attention"]["query"]["kernel"]  # [N, D, H, Dh]
   shard = query.addressable_shards[0].data.shape
-  assert shard == (3, 64 // 4, 4 // 2, 16), shard  # embed over fsdp, heads over tensor
+  assert shard == (3, 64 // fsdp, 4 // tensor, 16), shard  # embed over fsdp, heads over tensor
   table = params["embeddings"]["token"]["embedding"]  # [V, D]: vocab over tensor, embed over fsdp
-  assert table.addressable_shards[0].data.shape == (lib.VOCAB // 2, 64 // 4)
+  assert table.addressable_shards[0].data.shape == (lib.VOCAB // tensor, 64 // fsdp)
   ids, mask, _ = lib.padded_batch(lib.VOCAB, batch=8, length=16)
   ours = _pancake_logits(setup, params, ids, mask)
   theirs = lib.torch_logits(model, ids, mask).logits.numpy()
