@@ -187,3 +187,21 @@ def test_sharded_checkpoint_index_is_read_file_by_file(gpt2, tmp_path):
   ours = _pancake_logits(setup, params, ids, mask)
   theirs = lib.torch_logits(model, ids, mask).logits.numpy()
   assert np.abs(ours[mask > 0] - theirs[mask > 0]).max() < TOL
+
+
+def test_untied_lm_head_in_and_out(tmp_path):
+  """tie_word_embeddings=False: lm_head.weight [V, D] <-> pancake's lm_head kernel [D, V]."""
+  hf_dir = str(tmp_path / "untied")
+  model = lib.save_gpt2(hf_dir, layers=2, tie=False, seed=1)
+  config, setup, params = _imported(hf_dir)
+  assert not config.model.tie_embeddings and "lm_head" in params
+  ids, mask, _ = lib.padded_batch(lib.VOCAB, batch=2, length=12, seed=2)
+  ours = _pancake_logits(setup, params, ids, mask)
+  theirs = lib.torch_logits(model, ids, mask).logits.numpy()
+  assert np.abs(ours[mask > 0] - theirs[mask > 0]).max() < TOL
+  import pipeline
+  hf.export(config, params, pipeline.get_tokenizer(config), str(tmp_path / "out"))
+  original = load_file(os.path.join(hf_dir, hf.WEIGHTS_FILE))
+  exported = load_file(str(tmp_path / "out" / hf.WEIGHTS_FILE))
+  assert "lm_head.weight" in exported and exported.keys() == original.keys()
+  assert all(np.array_equal(exported[k], original[k]) for k in original)
