@@ -152,8 +152,7 @@ def _read_block(ckpt, name, rule, ours_shape, index):
 
 
 def _expect(ckpt, name, want, rule_ours, hf_dir):
-  if name not in ckpt.where:
-    return False
+  """ConfigError unless tensor `name` has shape `want` and a dtype numpy can read."""
   got = ckpt.shape(name)
   if got != want:
     raise ConfigError(f"{hf_dir}: tensor {name} has shape {list(got)} but pancake's {rule_ours} "
@@ -161,7 +160,6 @@ def _expect(ckpt, name, want, rule_ours, hf_dir):
   if ckpt.dtype(name) not in _NUMPY_DTYPES:
     raise ConfigError(f"{hf_dir}: tensor {name} is {ckpt.dtype(name)}; pancake reads "
                       f"{', '.join(_NUMPY_DTYPES)} (re-save the model in float32)")
-  return True
 
 
 def _resolve_names(ckpt, prefix):

@@ -120,3 +120,22 @@ def test_export_is_bitwise_inverse_and_loads_in_transformers(saved, tmp_path, na
   auto_tok = transformers.AutoTokenizer.from_pretrained(out)
   for line in lib.text_lines(100)[-12:]:
     assert auto_tok(line, add_special_tokens=False)["input_ids"] == tokenizer.encode(line), line
+
+
+def test_old_layer_norm_names_and_no_prefix_are_read(saved, tmp_path):
+  """TF-era checkpoints name LayerNorm parameters gamma/beta; BertModel files have no "bert."."""
+  import shutil
+  from safetensors.numpy import save_file
+  hf_dir, _ = saved["BertForPreTraining"]
+  old = shutil.copytree(hf_dir, tmp_path / "old")
+  tensors = load_file(os.path.join(hf_dir, hf.WEIGHTS_FILE))
+  renamed = {}
+  for name, value in tensors.items():
+    name = name.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias",
+                                                                      "LayerNorm.beta")
+    renamed[name.removeprefix("bert.")] = value
+  save_file(renamed, str(old / hf.WEIGHTS_FILE))
+  _, _, want = _imported(hf_dir)
+  _, _, got = _imported(str(old))
+  assert jax.tree.all(jax.tree.map(lambda a, b: np.array_equal(np.asarray(a), np.asarray(b)),
+                                   want, got))
