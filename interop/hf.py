@@ -278,14 +278,14 @@ def check_tokenizer(config, tokenizer):
   if tokenizer.vocab_size > cfg["vocab_size"]:
     raise ConfigError(f"{source} has {tokenizer.vocab_size} tokens but {path} gives "
                       f"vocab_size={cfg['vocab_size']}: the tokenizer is not this model's")
-  ids = {"eos_token_id": tokenizer.eot_id, "pad_token_id": tokenizer.pad_id}
-  if cfg["model_type"] == "bert":
-    ids = {"pad_token_id": tokenizer.pad_id}
-  for key, ours in ids.items():
+  ids = {"pad_token_id": ("padding", tokenizer.pad_id)}
+  if cfg["model_type"] == "gpt2":
+    ids["eos_token_id"] = ("end-of-text", tokenizer.eot_id)
+  for key, (role, ours) in ids.items():
     theirs = cfg.get(key)
     if theirs is not None and ours is not None and theirs != ours and theirs < cfg["vocab_size"]:
-      raise ConfigError(f"{path}: {key}={theirs} but {source} gives that token id {ours}: the "
-                        "tokenizer is not this model's")
+      raise ConfigError(f"{path}: {key}={theirs} but the {role} token of {source} has id "
+                        f"{ours}: the tokenizer is not this model's")
 
 
 def init_state(setup):

@@ -115,8 +115,8 @@ def test_missing_tensor_and_wrong_shape(gpt2_dir, tmp_path):
 def test_tokenizer_that_is_not_the_models(gpt2_dir, tmp_path):
   d = _copy(gpt2_dir, tmp_path / "vocab")
   _edit_config(d, eos_token_id=7)
-  with pytest.raises(ConfigError, match=r"config\.json: eos_token_id=7 but .*vocab\.json.* gives "
-                     r"that token id 0"):
+  with pytest.raises(ConfigError, match=r"config\.json: eos_token_id=7 but the end-of-text token "
+                     r"of .*vocab\.json has id 0"):
     _check(d)
   big = lib.train_bpe(lib.text_lines(), vocab_size=700)
   lib.write_gpt2_vocab_files(*big, d)
