@@ -14,7 +14,9 @@ NamedSharding (from trainlib.state.build_setup); the callback of each device rea
 lazily opened safetensors file, only the slice that device holds (interop/names.py says which
 HF slice that is), so no device and no host buffer ever holds a full copy of a sharded tensor.
 Export gathers each parameter to the host (orbax restores any checkpoint onto this process's
-mesh), rebuilds the HF tensors from the same table and writes them with safetensors.numpy.
+mesh), rebuilds the HF tensors from the same table and writes them with safetensors.numpy; it
+runs as one process (a pod's checkpoint exports from any single machine with the host memory
+for one copy of the parameters).
 
 Bad input (a missing file, a truncated safetensors, a missing tensor or a shape that does not
 fit, an unknown model_type, an override that contradicts config.json, a tokenizer larger than
