@@ -8,8 +8,9 @@ Kinds (data.tokenizer):
 - "bpe": GPT-2 byte-level BPE. Trained with <|endoftext|>=0 <pad>=1 <s>=2 </s>=3 <mask>=4
   (RoBERTa's names for PAD/CLS/SEP/MASK), or loaded from GPT-2 vocab.json + merges.txt (which
   has only <|endoftext|>: MLM objectives then fail with a ConfigError naming <mask>).
-- Either kind may instead come whole from an HF tokenizer.json (data.tokenizer_file).
 - "byte": ids 0..255 are the raw UTF-8 bytes, then <|endoftext|> <pad> <s> </s> <mask>.
+"wordpiece" and "bpe" may instead come whole from an HF tokenizer.json (data.tokenizer_file),
+e.g. the one in a Hugging Face model directory (configs/from_hf.py sets it).
 
 Trained tokenizers are cached as tokenizer.json under data.cache_dir, keyed by kind, size,
 lowercase and the corpus fingerprint; written atomically. WordPiece training returns ids in a
