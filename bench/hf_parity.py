@@ -19,9 +19,6 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file of the run.")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory written by train.py.")
-_OUT = flags.DEFINE_string("out", None, "Directory to export to.")
 
 
 def hf_causal_loss(model, batch):
@@ -90,6 +87,9 @@ def main(argv):
                     "abs_diff": abs(ours - theirs), "greedy": greedy}, ensure_ascii=False))
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # flags defined here: tests import this module's helpers
+  _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file of the run.")
+  _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory written by train.py.")
+  _OUT = flags.DEFINE_string("out", None, "Directory to export to.")
   flags.mark_flags_as_required(["config", "workdir", "out"])
   app.run(main)
