@@ -1,6 +1,6 @@
 r"""Train-step speed on this CPU: tokens/s and MFU of pancake's step, against HF PyTorch.
 
-  JAX_PLATFORMS=cpu .venv/bin/python -m bench.train_step [--steps 3 --rounds 2 --json FILE]
+  JAX_PLATFORMS=cpu .venv/bin/python -m bench.train_step [--steps 3 --rounds 3 --json FILE]
 
 Shapes (both families): 6 layers, d_model 512, 8 heads, d_ff 2048, length 256, batch 8, vocab
 8192, float32, dropout off. The decoder trains causal LM (as GPT-2); the encoder trains MLM+NSP
@@ -13,9 +13,11 @@ uses) x tokens/s / peak, where the peak is the best float32 [2048, 2048] matmul 
 framework measured in this run. Both frameworks are charged the same useful FLOPs, so the ratio
 of their MFUs is the ratio of their tokens/s.
 
-The machine is shared and noisy, so the frameworks alternate step by step and each reports its
-fastest step (the median is in the JSON too); the matmul peak is the best of every round. Figures
-are printed as a table and written as JSON.
+Run it on an idle machine (bench/machine.py warns otherwise and records the load average at
+start and end in the JSON). The frameworks alternate step by step, so a change of load hits both
+alike; each reports the median over rounds of its per-round median step (the fastest step is in
+the JSON too); the matmul peak is the best of every round. Figures are printed as a table and
+written as JSON.
 """
 
 import json
@@ -26,8 +28,10 @@ import time
 
 from absl import app, flags
 
+from bench import machine
+
 _STEPS = flags.DEFINE_integer("steps", 3, "Timed steps per framework per round.")
-_ROUNDS = flags.DEFINE_integer("rounds", 2, "Rounds, each starting with a matmul-peak measurement.")
+_ROUNDS = flags.DEFINE_integer("rounds", 3, "Rounds, each starting with a matmul-peak measurement.")
 _FAMILIES = flags.DEFINE_list("families", ["decoder", "encoder"], "Model families to time.")
 _TORCH = flags.DEFINE_bool("torch", True, "Also time the HF PyTorch reference.")
 _JSON = flags.DEFINE_string("json", "results/bench_train_step.json", "Where to write the figures.")
@@ -142,15 +146,15 @@ def run(families, steps, rounds, with_torch):
     if with_torch:
       trainers[(family, "hf (torch)")] = torch_reference.TorchTrainer(family, shape)
       trainers[(family, "hf (torch)")].step()  # warm-up (allocator, thread pool)
-  timings = {key: [] for key in trainers}
+  timings = {key: [[] for _ in range(rounds)] for key in trainers}
   peaks = {"jax": [], "torch": []}
-  for _ in range(rounds):
+  for r in range(rounds):
     peaks["jax"].append(jax_matmul_flops_per_second())
     if with_torch:
       peaks["torch"].append(torch_reference.matmul_flops_per_second())
     for _ in range(steps):  # one step each in turn, so load changes hit every framework alike
       for key, trainer in trainers.items():
-        timings[key].append(_seconds(trainer.step))
+        timings[key][r].append(_seconds(trainer.step))
   peak = max(max(v) for v in peaks.values() if v)
   results = {"shape": SHAPE, "steps_per_round": steps, "rounds": rounds,
              "matmul_peak_flops": {k: max(v) for k, v in peaks.items() if v}, "peak_flops": peak,
@@ -161,11 +165,12 @@ def run(families, steps, rounds, with_torch):
     for (fam, framework), trainer in trainers.items():
       if fam != family:
         continue
-      # The fastest step is the one least slowed by other processes on a shared machine.
-      seconds = min(timings[(fam, framework)])
+      per_round = timings[(fam, framework)]
+      seconds = statistics.median(statistics.median(steps) for steps in per_round)
       tokens_per_sec = tokens_per_step / seconds
-      median = statistics.median(timings[(fam, framework)])
-      rows[framework] = dict(step_seconds=round(seconds, 4), median_step_seconds=round(median, 4),
+      rows[framework] = dict(step_seconds=round(seconds, 4),
+                             fastest_step_seconds=round(min(min(t) for t in per_round), 4),
+                             all_step_seconds=[[round(t, 4) for t in ts] for ts in per_round],
                              tokens_per_sec=round(tokens_per_sec, 1),
                              mfu=round(flops_per_token * tokens_per_sec / peak, 4),
                              params=int(trainer.params))
@@ -178,8 +183,12 @@ def run(families, steps, rounds, with_torch):
 
 
 def format_table(results):
+  load = results.get("machine", {})
   lines = [f"matmul peak (float32 2048^3, best of run): {results['peak_flops'] / 1e9:.1f} GFLOP/s "
            f"({', '.join(f'{k} {v / 1e9:.1f}' for k, v in results['matmul_peak_flops'].items())})",
+           f"median of {results['rounds']} rounds x {results['steps_per_round']} steps; load average "
+           f"{load.get('load_average_start', ['?'])[0]} at start, "
+           f"{load.get('load_average_end', ['?'])[0]} at end",
            "",
            "| family | framework | params | step s | tokens/s | MFU | jax/torch |",
            "|---|---|---:|---:|---:|---:|---:|"]
@@ -194,7 +203,9 @@ def format_table(results):
 
 def main(argv):
   del argv
+  record = machine.start()
   results = run(_FAMILIES.value, _STEPS.value, _ROUNDS.value, _TORCH.value)
+  results["machine"] = machine.finish(record)
   print(format_table(results))
   if _JSON.value:
     os.makedirs(os.path.dirname(os.path.abspath(_JSON.value)), exist_ok=True)
