@@ -34,8 +34,9 @@ _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest
 
 
 def main(argv):
-  config = cli.loaded_config(_CONFIG, _WORKDIR, argv,
-                             "--config, --workdir, --suite, --step, --config.a.b=value")
+  config, workdir = cli.loaded_config(_CONFIG, _WORKDIR, argv,
+                                      "--config, --workdir, --suite, --step, --config.a.b=value",
+                                      writes_workdir=False)
   import evals
   from configs.errors import ConfigError
   try:  # names and families first: a typo costs no JAX start-up
@@ -46,7 +47,7 @@ def main(argv):
   from evals import runner
   cli.init_distributed()
   try:
-    runner.run(config, _WORKDIR.value, _SUITE.value, _STEP.value)
+    runner.run(config, workdir, _SUITE.value, _STEP.value)
   except (ConfigError, runner.RunDirError) as e:
     cli.fail(e)
 

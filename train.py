@@ -1,8 +1,9 @@
 r"""Train (and evaluate) a model: the one entry point for a laptop CPU and a TPU pod.
 
-    python train.py --config configs/quickstart.py --workdir /tmp/qs [--config.train.num_steps=100]
+    python train.py --config configs/quickstart.py --workdir runs/quickstart [--config.train.num_steps=800]
 
-Resumes automatically from the checkpoints in --workdir. Writes config.json, provenance.json,
+Resumes automatically from the checkpoints in --workdir; rerunning a finished run changes nothing
+(it says so and exits 0), and a larger train.num_steps continues it. Writes config.json, provenance.json,
 status.json, metrics.jsonl, tb/ and checkpoints/ there (docs/ARCHITECTURE.md, "Run directory").
 
 Multi-host (one process per host, same command on every host):
@@ -30,13 +31,14 @@ EXIT_PREEMPTED = 143
 
 
 def main(argv):
-  config = cli.loaded_config(_CONFIG, _WORKDIR, argv, "--config, --workdir, --config.a.b=value")
+  config, workdir = cli.loaded_config(_CONFIG, _WORKDIR, argv,
+                                      "--config, --workdir, --config.a.b=value")
   from configs.errors import ConfigError
   from trainlib import loop
   from trainlib.checkpoint import NonFiniteError
   cli.init_distributed()
   try:
-    result = loop.train_and_evaluate(config, _WORKDIR.value)
+    result = loop.train_and_evaluate(config, workdir)
   except ConfigError as e:
     cli.fail(e)
   except NonFiniteError as e:

@@ -22,8 +22,9 @@ the seqs/s per host printed here.
 import os
 import time
 
-from absl import app
-from absl import flags
+from absl import app, flags
+
+from bench import machine
 
 _SECONDS = flags.DEFINE_float("seconds", 5.0, "timing budget per objective")
 _DATA_DIR = flags.DEFINE_string("data_dir", "", "TFDS data_dir ('' = ~/.cache/pancake/tfds)")
@@ -70,6 +71,14 @@ def measure_workers(pipe, num_workers: int, seconds: float) -> float:
 
 def main(argv):
   del argv
+  record = machine.start()
+  _report()
+  record = machine.finish(record)
+  print(f"load average {record['load_average_start'][0]} at start, "
+        f"{record['load_average_end'][0]} at end ({'idle' if record['idle'] else 'NOT idle'})")
+
+
+def _report():
   import pipeline  # pylint: disable=g-import-not-at-top
   cases = (("mlm_nsp", "wordpiece", 128, 20 / 128), ("causal", "bpe", 1024, 1.0))
   pipes = [(name, seq_len, frac, pipeline.make_pipeline(_config(name, tok, seq_len), "train"))

@@ -1,6 +1,6 @@
 r"""Train-step speed on this CPU: tokens/s and MFU of pancake's step, against HF PyTorch.
 
-  JAX_PLATFORMS=cpu .venv/bin/python -m bench.train_step [--steps 3 --rounds 2 --json FILE]
+  JAX_PLATFORMS=cpu .venv/bin/python -m bench.train_step [--steps 3 --rounds 3 --json FILE]
 
 Shapes (both families): 6 layers, d_model 512, 8 heads, d_ff 2048, length 256, batch 8, vocab
 8192, float32, dropout off. The decoder trains causal LM (as GPT-2); the encoder trains MLM+NSP
@@ -13,9 +13,11 @@ uses) x tokens/s / peak, where the peak is the best float32 [2048, 2048] matmul 
 framework measured in this run. Both frameworks are charged the same useful FLOPs, so the ratio
 of their MFUs is the ratio of their tokens/s.
 
-The machine is shared and noisy, so the frameworks alternate step by step and each reports its
-fastest step (the median is in the JSON too); the matmul peak is the best of every round. Figures
-are printed as a table and written as JSON.
+Run it on an idle machine (bench/machine.py warns otherwise and records the load average at
+start and end in the JSON). The frameworks alternate step by step, so a change of load hits both
+alike; each reports the median over rounds of its per-round median step (the fastest step is in
+the JSON too); the matmul peak is the best of every round. Figures are printed as a table and
+written as JSON.
 """
 
 import json
@@ -26,8 +28,11 @@ import time
 
 from absl import app, flags
 
+from bench import machine
+from bench.jax_trainer import JaxTrainer
+
 _STEPS = flags.DEFINE_integer("steps", 3, "Timed steps per framework per round.")
-_ROUNDS = flags.DEFINE_integer("rounds", 2, "Rounds, each starting with a matmul-peak measurement.")
+_ROUNDS = flags.DEFINE_integer("rounds", 3, "Rounds, each starting with a matmul-peak measurement.")
 _FAMILIES = flags.DEFINE_list("families", ["decoder", "encoder"], "Model families to time.")
 _TORCH = flags.DEFINE_bool("torch", True, "Also time the HF PyTorch reference.")
 _JSON = flags.DEFINE_string("json", "results/bench_train_step.json", "Where to write the figures.")
@@ -57,54 +62,6 @@ def bench_config(family):
   c.train.global_batch_size = SHAPE["batch"]
   c.mesh.data = 1
   return c
-
-
-def synthetic_batch(objective, config, seed=0):
-  """A random global batch with the objective's keys, shapes and dtypes (no pipeline needed)."""
-  import numpy as np
-  rng = np.random.default_rng(seed)
-  vocab, length = config.model.vocab_size, config.data.seq_len
-  batch = {}
-  for key, (shape, dtype) in objective.batch_spec(config).items():
-    if key in ("input_ids", "targets", "masked_ids"):
-      value = rng.integers(0, vocab, shape)
-    elif key == "masked_positions":  # distinct sorted positions per row
-      value = np.sort(np.stack([rng.permutation(length)[:shape[1]] for _ in range(shape[0])]), 1)
-    elif key == "positions":
-      value = np.broadcast_to(np.arange(length), shape)
-    elif key == "token_type_ids":  # sentence A then sentence B
-      value = np.broadcast_to(np.arange(length) >= length // 2, shape)
-    elif key == "nsp_labels":
-      value = rng.integers(0, 2, shape)
-    else:  # doc_ids (one document per row), input_mask, *_weights: all real tokens
-      value = np.ones(shape)
-    batch[key] = np.asarray(value, dtype=dtype)
-  return batch
-
-
-class JaxTrainer:
-  """trainlib's jitted train step on a 1-device mesh, fed one fixed batch."""
-
-  def __init__(self, family):
-    import jax
-    from trainlib import mesh as mesh_lib
-    from trainlib import state as state_lib
-    from trainlib import step as step_lib
-
-    self.config = bench_config(family)
-    mesh = mesh_lib.make_mesh(self.config, jax.devices()[:1])
-    self.state, setup = state_lib.init_state_sharded(self.config, mesh)
-    self.step_fn = step_lib.make_train_step(setup)
-    self.batch = step_lib.global_batch(setup, synthetic_batch(setup.objective, self.config))
-    self.objective = setup.objective
-    self.params = state_lib.param_count(self.state.params)
-    self.flops_per_token = setup.objective.flops_per_token(
-        self.config.model, self.config.data, self.config.objective)
-    self.step()  # compile
-
-  def step(self):
-    self.state, metrics = self.step_fn(self.state, self.batch)
-    return float(metrics["grad_norm"])  # reading a result back waits for the step
 
 
 def _seconds(step):
@@ -138,19 +95,19 @@ def run(families, steps, rounds, with_torch):
   tokens_per_step = SHAPE["batch"] * SHAPE["seq_len"]
   trainers = {}
   for family in families:
-    trainers[(family, "pancake (jax)")] = JaxTrainer(family)
+    trainers[(family, "pancake (jax)")] = JaxTrainer(bench_config(family))
     if with_torch:
       trainers[(family, "hf (torch)")] = torch_reference.TorchTrainer(family, shape)
       trainers[(family, "hf (torch)")].step()  # warm-up (allocator, thread pool)
-  timings = {key: [] for key in trainers}
+  timings = {key: [[] for _ in range(rounds)] for key in trainers}
   peaks = {"jax": [], "torch": []}
-  for _ in range(rounds):
+  for r in range(rounds):
     peaks["jax"].append(jax_matmul_flops_per_second())
     if with_torch:
       peaks["torch"].append(torch_reference.matmul_flops_per_second())
     for _ in range(steps):  # one step each in turn, so load changes hit every framework alike
       for key, trainer in trainers.items():
-        timings[key].append(_seconds(trainer.step))
+        timings[key][r].append(_seconds(trainer.step))
   peak = max(max(v) for v in peaks.values() if v)
   results = {"shape": SHAPE, "steps_per_round": steps, "rounds": rounds,
              "matmul_peak_flops": {k: max(v) for k, v in peaks.items() if v}, "peak_flops": peak,
@@ -161,11 +118,12 @@ def run(families, steps, rounds, with_torch):
     for (fam, framework), trainer in trainers.items():
       if fam != family:
         continue
-      # The fastest step is the one least slowed by other processes on a shared machine.
-      seconds = min(timings[(fam, framework)])
+      per_round = timings[(fam, framework)]
+      seconds = statistics.median(statistics.median(steps) for steps in per_round)
       tokens_per_sec = tokens_per_step / seconds
-      median = statistics.median(timings[(fam, framework)])
-      rows[framework] = dict(step_seconds=round(seconds, 4), median_step_seconds=round(median, 4),
+      rows[framework] = dict(step_seconds=round(seconds, 4),
+                             fastest_step_seconds=round(min(min(t) for t in per_round), 4),
+                             all_step_seconds=[[round(t, 4) for t in ts] for ts in per_round],
                              tokens_per_sec=round(tokens_per_sec, 1),
                              mfu=round(flops_per_token * tokens_per_sec / peak, 4),
                              params=int(trainer.params))
@@ -178,8 +136,12 @@ def run(families, steps, rounds, with_torch):
 
 
 def format_table(results):
+  load = results.get("machine", {})
   lines = [f"matmul peak (float32 2048^3, best of run): {results['peak_flops'] / 1e9:.1f} GFLOP/s "
            f"({', '.join(f'{k} {v / 1e9:.1f}' for k, v in results['matmul_peak_flops'].items())})",
+           f"median of {results['rounds']} rounds x {results['steps_per_round']} steps; load average "
+           f"{load.get('load_average_start', ['?'])[0]} at start, "
+           f"{load.get('load_average_end', ['?'])[0]} at end",
            "",
            "| family | framework | params | step s | tokens/s | MFU | jax/torch |",
            "|---|---|---:|---:|---:|---:|---:|"]
@@ -194,7 +156,9 @@ def format_table(results):
 
 def main(argv):
   del argv
+  record = machine.start()
   results = run(_FAMILIES.value, _STEPS.value, _ROUNDS.value, _TORCH.value)
+  results["machine"] = machine.finish(record)
   print(format_table(results))
   if _JSON.value:
     os.makedirs(os.path.dirname(os.path.abspath(_JSON.value)), exist_ok=True)

@@ -12,6 +12,9 @@ import sys
 
 from absl import app, flags, logging
 
+from configs import paths
+from configs.errors import ConfigError
+
 EXIT_BAD_INPUT = 2
 
 # Multi-host: the same command on every host of a pod / every SLURM task.
@@ -45,8 +48,10 @@ def parse_flags(argv):
     fail(f"bad flag value: {e}")
 
 
-def loaded_config(config_flag, workdir_flag, argv, usage):
-  """The parsed config, after checking the flags every entry point needs."""
+def loaded_config(config_flag, workdir_flag, argv, usage, *, writes_workdir=True):
+  """-> (config, workdir): the parsed config and --workdir, every local path in them made
+  absolute (configs/paths.py), after checking the flags every entry point needs. With
+  `writes_workdir`, a --workdir that is a file or not writable is exit code 2 here."""
   if len(argv) > 1:
     fail(f"unexpected arguments {argv[1:]}; flags are {usage}")
   config = config_flag.value
@@ -58,7 +63,14 @@ def loaded_config(config_flag, workdir_flag, argv, usage):
     fail(e)
   if not workdir_flag.value:
     fail("--workdir is required")
-  return config
+  workdir = paths.absolute(workdir_flag.value)
+  paths.absolutize_config(config)
+  if writes_workdir:
+    try:
+      paths.check_writable_dir(workdir)
+    except ConfigError as e:
+      fail(e)
+  return config, workdir
 
 
 def _env_int(name):

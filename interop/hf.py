@@ -422,15 +422,20 @@ def main(argv):
   if len(argv) != 2 or argv[1] != "export":
     cli.fail(f"usage: python -m interop.hf export --config C --workdir W [--step S] --out DIR; "
              f"got arguments {argv[1:]}")
-  config = cli.loaded_config(_CONFIG, _WORKDIR, argv[:1], "--config, --workdir, --step, --out")
+  from configs import paths
+  config, workdir = cli.loaded_config(_CONFIG, _WORKDIR, argv[:1],
+                                      "--config, --workdir, --step, --out", writes_workdir=False)
   if not _OUT.value:
     cli.fail("--out is required: the directory to write the Hugging Face model to")
+  out = paths.absolute(_OUT.value)
   try:
-    local = lambda p: p if "://" in p else os.path.abspath(p)
-    step = export_run(config, local(_WORKDIR.value), os.path.abspath(_OUT.value), _STEP.value)
+    if paths.is_remote(out):
+      raise ConfigError(f"--out={out} must be a local directory (safetensors writes local files)")
+    paths.check_writable_dir(out, "--out")
+    step = export_run(config, workdir, out, _STEP.value)
   except (ConfigError, runner.RunDirError) as e:
     cli.fail(e)
-  print(f"exported step {step} of {_WORKDIR.value} to {_OUT.value}")
+  print(f"exported step {step} of {workdir} to {out}")
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ import subprocess
 import sys
 import time
 
+from configs import paths
 from configs.errors import ConfigError
 from figures.rundir import SWEEP_FILE, read_json, training_status
 from launch import sweep_plan
@@ -263,11 +264,12 @@ def run_sweep(sweep_path, root, *, seeds=None, backend="local", dry_run=False, o
   """
   if backend not in BACKENDS:
     raise ConfigError(f"--backend={backend!r} is not one of {BACKENDS}")
+  root = paths.absolute(root)  # local roots absolute for the subprocesses; gs:// unchanged
   sweep = sweep_plan.load_sweep(sweep_path)
   planned = sweep_plan.plan(sweep, root, seeds, overrides, eval_suites)
   opts = {"train_command": train_command, "eval_command": eval_command,
           "python": python or sys.executable, "sweep_name": sweep["name"],
-          "root": os.path.abspath(root), **backend_opts}
+          "root": root, **backend_opts}
   if backend != "local":
     missing = [k for k in (("tpu", "zone") if backend == "tpu" else ()) if not opts.get(k)]
     if missing:

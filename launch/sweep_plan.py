@@ -13,6 +13,7 @@ import re
 import shlex
 import sys
 
+from configs import paths
 from configs.errors import ConfigError
 
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -157,7 +158,7 @@ def plan(sweep, root, seeds=None, extra_overrides=None, eval_suites=None, valida
   if not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
     raise ConfigError(f"seeds={seeds!r} must be a non-empty list of non-negative integers")
   suites = sweep["eval_suites"] if eval_suites is None else eval_suites
-  root = os.path.abspath(root)
+  root = paths.absolute(root)
   planned = []
   for run in sweep["runs"]:
     for seed in seeds:

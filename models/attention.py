@@ -8,11 +8,18 @@ are meaningless but finite, and no real token ever sees padding or another docum
 
 attention_impl:
   "xla":   einsum + float32 softmax (the reference; materialises [B, H, L, L]).
-  "flash": when lowering for TPU, the Pallas flash-attention kernel from jax
-           (jax.experimental.pallas.ops.tpu.flash_attention), which never materialises [L, L];
-           inside a multi-device mesh it runs under shard_map with specs derived from the logical
-           axis rules in context. Elsewhere (CPU/GPU) jax.nn.dot_product_attention (cuDNN on GPU
-           when available). Lengths the kernel cannot tile (not a multiple of 128) also use it.
+  "flash": a fused kernel where the target has one (`attention_backend` decides, from the
+           lowering platform, dtype and shapes alone):
+           - TPU: the Pallas flash-attention kernel from jax
+             (jax.experimental.pallas.ops.tpu.flash_attention), which never materialises [L, L];
+             inside a multi-device mesh it runs under shard_map with specs derived from the
+             logical axis rules in context. Lengths it cannot tile (not a multiple of 128) fall
+             back to XLA.
+           - GPU: cuDNN's fused attention, `jax.nn.dot_product_attention(implementation="cudnn")`,
+             for bfloat16/float16 with head_dim a multiple of 8 and <= 128 and an even length
+             (cuDNN's limits); causality is passed as is_causal (cuDNN skips the masked blocks),
+             the segment mask as its mask input. Otherwise XLA.
+           - elsewhere (CPU): jax.nn.dot_product_attention's XLA implementation.
 Decoding with a cache and capture_attention always use the reference path (they need the
 probabilities or a query block of one token).
 """
@@ -117,14 +124,32 @@ def _tpu_flash(q, k, v, segments, causal):
                        out_specs=spec, check_vma=False)(q, k, v, segments)
 
 
+_CUDNN_DTYPES = ("bfloat16", "float16")
+
+
+def attention_backend(platform, dtype, length, head_dim) -> str:
+  """The kernel attention_impl="flash" runs: "pallas_tpu" | "cudnn" | "xla" (module docstring)."""
+  if platform == "tpu":
+    tileable = length % _FLASH_TILE == 0 and (head_dim <= 128 or head_dim % 128 == 0)
+    return "pallas_tpu" if tileable else "xla"
+  if platform in ("gpu", "cuda"):
+    fits = (jnp.dtype(dtype).name in _CUDNN_DTYPES and head_dim % 8 == 0 and head_dim <= 128
+            and length % 2 == 0)
+    return "cudnn" if fits else "xla"
+  return "xla"
+
+
 def fused_attention(q, k, v, segments, causal):
   """Attention without returning probabilities; q/k/v [B, L, H, Dh], segments [B, L]."""
-  length, head_dim = q.shape[1], q.shape[-1]
-  tileable = length % _FLASH_TILE == 0 and (head_dim <= 128 or head_dim % 128 == 0)
-  if _target_platform() == "tpu" and tileable:
+  backend = attention_backend(_target_platform(), q.dtype, q.shape[1], q.shape[-1])
+  if backend == "pallas_tpu":
     return _tpu_flash(q, k, v, segments, causal)
+  if backend == "cudnn":
+    mask = attention_mask(segments, segments, causal=False)
+    return jax.nn.dot_product_attention(q, k, v, mask=mask, is_causal=causal,
+                                        implementation="cudnn")
   mask = attention_mask(segments, segments, causal)
-  return jax.nn.dot_product_attention(q, k, v, mask=mask)
+  return jax.nn.dot_product_attention(q, k, v, mask=mask, implementation="xla")
 
 
 class SelfAttention(nn.Module):

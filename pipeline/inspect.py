@@ -10,7 +10,7 @@ position range, and the first (input -> target) pairs.
 import json
 import math
 
-from configs import cli
+from configs import cli, paths
 from absl import flags
 from ml_collections import config_flags
 
@@ -71,6 +71,7 @@ def main(argv):
     split = _SPLIT.value or config.data.train_split
   except OSError as e:  # the config file is missing or failed to load
     raise ConfigError(" ".join(str(e).split())) from None
+  paths.absolutize_config(config)
   pipe = pipeline.make_pipeline(config, split)
   name = config.objective.name
   want = _STATS.value if _STATS.value > 0 else _NUM.value

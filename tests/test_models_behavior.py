@@ -311,3 +311,28 @@ def test_untied_head_and_heads_of_the_encoder():
   np.testing.assert_allclose(gathered["mlm_logits"],
                              jnp.take_along_axis(out["mlm_logits"], positions[..., None], axis=1),
                              rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("platform, dtype, length, head_dim, want", [
+    ("cpu", "bfloat16", 128, 64, "xla"),
+    ("tpu", "float32", 256, 64, "pallas_tpu"),
+    ("tpu", "bfloat16", 100, 64, "xla"),          # the Pallas kernel tiles keys by 128
+    ("tpu", "bfloat16", 256, 192, "xla"),
+    ("gpu", "bfloat16", 1024, 64, "cudnn"),
+    ("cuda", "float16", 2048, 128, "cudnn"),
+    ("gpu", "float32", 1024, 64, "xla"),          # cuDNN's fused attention is half precision only
+    ("gpu", "bfloat16", 1024, 60, "xla"),         # head_dim must be a multiple of 8
+    ("gpu", "bfloat16", 1024, 256, "xla"),        # and <= 128 (256 only on Hopper)
+    ("gpu", "bfloat16", 1023, 64, "xla"),         # odd lengths: not with a mask in training
+])
+def test_flash_picks_the_kernel_the_target_can_run(platform, dtype, length, head_dim, want):
+  from models.attention import attention_backend
+  assert attention_backend(platform, jnp.dtype(dtype), length, head_dim) == want
+
+
+def test_flash_on_this_cpu_lowers_to_xla_not_cudnn():
+  from models.attention import fused_attention, segment_ids_from
+  q = jnp.ones((2, 8, 2, 8), jnp.bfloat16)
+  segments = segment_ids_from((2, 8))
+  text = jax.jit(lambda q: fused_attention(q, q, q, segments, True)).lower(q).as_text()
+  assert "cudnn" not in text.lower() and "custom_call" not in text

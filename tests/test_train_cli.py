@@ -76,6 +76,67 @@ def test_bad_input_exits_2_with_one_line_before_compiling(tmp_path, override, me
   assert not os.path.exists(workdir)  # failed before the run directory (or a compile) existed
 
 
+@pytest.mark.parametrize("workdir, message", [
+    ("{tmp}/a_file", "exists and is not a directory"),
+    ("{tmp}/a_file/run", "is a file, not a directory"),
+    ("/proc/pancake_run", "is not writable"),
+])
+def test_a_workdir_that_cannot_hold_a_run_exits_2_naming_it(tmp_path, workdir, message):
+  (tmp_path / "a_file").write_text("not a directory\n")
+  workdir = workdir.format(tmp=tmp_path)
+  proc = subprocess.run(_command(workdir, str(tmp_path)), cwd=REPO, env=_env(),
+                        capture_output=True, text=True, timeout=300)
+  errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  assert len(errors) == 1 and message in errors[0] and workdir in errors[0], proc.stderr[-2000:]
+  assert "Traceback" not in proc.stderr
+  assert (tmp_path / "a_file").read_text() == "not a directory\n"
+
+
+def _tree_bytes(root):
+  out = {}
+  for dirpath, _, files in os.walk(root):
+    for name in files:
+      path = os.path.join(dirpath, name)
+      with open(path, "rb") as f:
+        out[os.path.relpath(path, root)] = f.read()
+  return out
+
+
+@pytest.mark.slow
+def test_relative_paths_a_rerun_that_changes_nothing_and_eval(embedded_data_dir, tmp_path):
+  """As the README's first command runs: relative --workdir (orbax itself refuses relative
+  checkpoint paths) and a relative data_dir, from another directory; then the same command
+  again, then eval.py on the same relative workdir."""
+  here = tmp_path / "here"
+  here.mkdir()
+  data_dir = os.path.relpath(embedded_data_dir, here)
+  command = [sys.executable, os.path.join(REPO, "train.py"), "--config",
+             os.path.join(REPO, CONFIG), "--workdir", "runs/relative",
+             f"--config.data.data_dir={data_dir}"]
+  first = subprocess.run(command, cwd=here, env=_env(), capture_output=True, text=True,
+                         timeout=600)
+  assert first.returncode == 0, first.stderr[-3000:]
+  workdir = here / "runs" / "relative"
+  assert fs.read_json(str(workdir / "status.json"))["state"] == "finished"
+  assert sorted(os.listdir(workdir / "checkpoints")) == ["12", "3", "6", "9"]
+  assert fs.read_json(str(workdir / "config.json"))["data"]["data_dir"] == embedded_data_dir
+  before = _tree_bytes(workdir)
+
+  again = subprocess.run(command, cwd=here, env=_env(), capture_output=True, text=True,
+                         timeout=600)
+  assert again.returncode == 0, again.stderr[-3000:]
+  assert "this run finished at step 12" in again.stdout
+  assert _tree_bytes(workdir) == before
+
+  evaluated = subprocess.run(
+      [sys.executable, os.path.join(REPO, "eval.py")] + command[2:] + ["--suite", "heldout"],
+      cwd=here, env=_env(), capture_output=True, text=True, timeout=600)
+  assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+  record = fs.read_json(str(workdir / "eval" / "heldout.json"))
+  assert record["checkpoint_step"] == 12 and record["metrics"]["loss"] > 0
+
+
 def _wait_for_step(proc, workdir, step, timeout=600):
   deadline = time.monotonic() + timeout
   path = os.path.join(workdir, "metrics.jsonl")

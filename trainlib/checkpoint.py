@@ -8,8 +8,13 @@ pure function of (seed, step), so the step *is* the position), the data fingerpr
   only finished saves are committed, so a kill -9 mid-save leaves the previous checkpoint latest.
 - Restore takes an abstract state whose leaves carry target shardings: orbax reads each shard
   straight into the new layout, so a run saved on fsdp=8 restores onto data=2 x tensor=4.
-- A latest checkpoint that cannot be read is moved to `<workdir>/checkpoints.corrupt/` with a
-  warning and the previous one is tried.
+- Integrity: `meta` also holds a checksum of every array of the state (trainlib/checksum.py,
+  computed on the devices that hold the shards). A restore recomputes them on the restored
+  arrays and checks that the parameters are finite. A latest checkpoint that cannot be read, or
+  whose arrays do not match their checksums, or whose parameters are not finite, is moved to
+  `<workdir>/checkpoints.corrupt/` with a warning naming the step and the arrays, and the
+  previous one is tried. (Orbax/tensorstore check only the checkpoint's structure: zarr3 shard
+  indices carry a crc32c, the array bytes none.)
 - A state with a non-finite parameter is refused (`NonFiniteError`): a NaN is never saved.
 """
 
@@ -21,11 +26,35 @@ from absl import logging
 from etils import epath
 from jax.experimental import multihost_utils
 
+from trainlib import checksum
 from trainlib.step import all_finite
 
 
 class NonFiniteError(RuntimeError):
   """The loss, a gradient or a parameter is NaN/Inf."""
+
+
+class CorruptCheckpointError(RuntimeError):
+  """A checkpoint's arrays do not match the checksums saved with them, or are not finite."""
+
+
+def verify(step, arrays, meta, finite, checksummer, directory):
+  """Raises CorruptCheckpointError naming the step and arrays unless `arrays` (a state, or
+  {"params": ...}) match meta["checksums"] and its parameters are finite."""
+  expected = meta.get("checksums")
+  if expected is None:
+    logging.warning("checkpoint %d in %s has no checksums (saved before pancake recorded them): "
+                    "only finiteness is checked", step, directory)
+  else:
+    bad = checksum.mismatches(expected, checksummer(arrays))
+    if bad:
+      raise CorruptCheckpointError(
+          f"checkpoint {step} in {directory}: {len(bad)} array(s) do not match the checksums "
+          f"saved with them: {', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}")
+  params = arrays["params"] if isinstance(arrays, dict) else arrays.params
+  if not bool(jax.device_get(finite(params))):
+    raise CorruptCheckpointError(f"checkpoint {step} in {directory}: the restored parameters "
+                                 "are not finite")
 
 
 class Checkpointer:
@@ -39,11 +68,13 @@ class Checkpointer:
     self.manager = ocp.CheckpointManager(self.directory, options=options,
                                          item_names=("state", "meta"))
     self._finite = jax.jit(all_finite)
+    self._checksums = checksum.Checksummer()
 
-  def compile_checks(self, params):
-    """Compiles the finiteness check for `params` now (multi-process runs compile every
-    collective before the processes line up; see loop._Trainer._compile_and_line_up)."""
-    self._finite = jax.jit(all_finite).lower(params).compile()
+  def compile_checks(self, state):
+    """Compiles the finiteness check and the checksums for `state` now (multi-process runs
+    compile every collective before the processes line up; loop._Trainer._compile_and_line_up)."""
+    self._finite = jax.jit(all_finite).lower(state.params).compile()
+    self._checksums.compile(state)
 
   def latest_step(self):
     return self.manager.latest_step()
@@ -51,18 +82,24 @@ class Checkpointer:
   def all_steps(self):
     return sorted(self.manager.all_steps())
 
-  def save(self, step, state, meta, force=True):
-    """Saves `state` at `step` unless a parameter is non-finite (then raises NonFiniteError)."""
+  def save(self, step, state, meta, force=True, checksums=True):
+    """Saves `state` at `step` with the checksums of its arrays (`checksums=False`: without,
+    as checkpoints before them were; for the benchmark) unless a parameter is non-finite (then
+    raises NonFiniteError)."""
     if not bool(jax.device_get(self._finite(state.params))):
       raise NonFiniteError(f"refusing to checkpoint step {step}: the parameters are not finite")
+    meta = dict(meta, step=int(step))
+    if checksums:
+      meta["checksums"] = self._checksums(state)
     saved = self.manager.save(
         step, args=ocp.args.Composite(state=ocp.args.PyTreeSave(state),
-                                      meta=ocp.args.JsonSave(dict(meta, step=int(step)))),
+                                      meta=ocp.args.JsonSave(meta)),
         force=force)
     return saved
 
-  def restore(self, abstract_state, step=None):
-    """-> (state, meta) of `step` (default: latest readable), or None when there is none.
+  def restore(self, abstract_state, step=None, verify_checksums=True):
+    """-> (state, meta) of `step` (default: latest readable and intact), or None when there is
+    none. With an explicit `step`, an unreadable or corrupt checkpoint raises instead.
 
     `abstract_state` leaves are ShapeDtypeStructs with the *target* shardings.
     """
@@ -74,15 +111,20 @@ class Checkpointer:
                 abstract_state,
                 restore_args=ocp.checkpoint_utils.construct_restore_args(abstract_state)),
             meta=ocp.args.JsonRestore()))
+        state, meta = restored["state"], dict(restored["meta"])
+        if verify_checksums:
+          verify(s, state, meta, self._finite, self._checksums, self.directory)
       except Exception as e:  # noqa: BLE001  (orbax/tensorstore raise many kinds)
         if step is not None:
           raise
-        logging.warning("checkpoint %d in %s cannot be restored (%s: %s); moving it to %s and "
-                        "falling back to the previous checkpoint", s, self.directory,
-                        type(e).__name__, str(e).splitlines()[0][:300], self._corrupt_dir())
+        what = ("does not match its checksums" if isinstance(e, CorruptCheckpointError)
+                else "cannot be restored")
+        logging.warning("checkpoint %d in %s %s (%s: %s); moving it to %s and falling back to "
+                        "the previous checkpoint", s, self.directory, what, type(e).__name__,
+                        str(e).splitlines()[0][:500], self._corrupt_dir())
         self._quarantine(s)
         continue
-      return restored["state"], dict(restored["meta"])
+      return state, meta
     return None
 
   def _corrupt_dir(self):
@@ -113,7 +155,8 @@ class Checkpointer:
 
 
 def restore_params(directory, abstract_params, step=None):
-  """Eval: only the parameters of a checkpoint -> (params, step).
+  """Eval: only the parameters of a checkpoint -> (params, step), verified against the
+  checksums saved with them (CorruptCheckpointError).
 
   `directory` is `<workdir>/checkpoints`; `abstract_params` is `setup.abstract_state.params` (or
   any tree of ShapeDtypeStructs with shardings), so eval may use a mesh of its own.
@@ -128,6 +171,10 @@ def restore_params(directory, abstract_params, step=None):
   restored = manager.restore(step, args=ocp.args.Composite(
       state=ocp.args.PyTreeRestore(
           item, restore_args=ocp.checkpoint_utils.construct_restore_args(item),
-          partial_restore=True)))
+          partial_restore=True),
+      meta=ocp.args.JsonRestore()))
   manager.close()
-  return restored["state"]["params"], step
+  params = {"params": restored["state"]["params"]}
+  verify(step, params, dict(restored["meta"]), jax.jit(all_finite), checksum.Checksummer(),
+         directory)  # CorruptCheckpointError names the arrays; eval.py reports it (exit 2)
+  return params["params"], step

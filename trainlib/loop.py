@@ -6,9 +6,13 @@ Order matters: every config check (all layers, mesh, batch divisibility, positio
 before the pipeline is built, and the pipeline's tokenizer checks run before anything compiles,
 so a bad input costs seconds and raises ConfigError (train.py: exit code 2).
 
-The loop resumes from the latest readable checkpoint in `workdir`: state, step, rng and the data
-position (batch(step) is a pure function of (seed, step)), so a killed-and-resumed run computes
-exactly the updates of an uninterrupted one.
+The loop resumes from the latest intact checkpoint in `workdir` (readable, matching its
+checksums, finite: trainlib/checkpoint.py): state, step, rng and the data position (batch(step)
+is a pure function of (seed, step)), so a killed-and-resumed run computes exactly the updates of
+an uninterrupted one. A run already finished at train.num_steps is left untouched (nothing is
+rewritten); a larger num_steps continues it. metrics.jsonl holds one row per (split, step)
+through any sequence of kills, resumes and reruns: rows past the restored step are dropped, and
+the restored checkpoint's meta says whether its step was evaluated before it was saved.
 """
 
 import dataclasses
@@ -18,6 +22,7 @@ import time
 from typing import Any
 
 import jax
+import orbax.checkpoint as ocp
 from absl import logging
 from jax.experimental import multihost_utils
 
@@ -70,6 +75,7 @@ class RunResult:
   step: int                   # optimizer steps completed
   preempted: bool
   last_eval: dict | None      # summarized held-out metrics of the last evaluation
+  already_finished: bool = False  # the workdir held a finished run: nothing ran (state is None)
 
 
 class _Preemption:
@@ -153,10 +159,34 @@ def _flatten(d, prefix=""):
   return out
 
 
+def finished_step(config, workdir):
+  """The step at which the run in `workdir` finished, if it did at or past train.num_steps and
+  its checkpoint of that step is there; else None. Reads two small files, touches nothing."""
+  path = os.path.join(workdir, "status.json")
+  if not fs.exists(path):
+    return None
+  status = fs.read_json(path)
+  step = status.get("step")
+  if status.get("state") != "finished" or not isinstance(step, int) or step < config.train.num_steps:
+    return None
+  directory = os.path.join(workdir, "checkpoints")
+  steps = ocp.utils.checkpoint_steps(directory) if fs.isdir(directory) else []
+  return step if steps and max(steps) == step else None
+
+
 def train_and_evaluate(config, workdir, model=None) -> RunResult:
   """Trains `config` in `workdir` (resuming if it holds checkpoints). See module docstring."""
   import pipeline
   validate(config)
+  done = finished_step(config, workdir)
+  if done is not None:
+    if jax.process_index() == 0:
+      _warn_config_change(workdir, config)
+      print(f"{workdir}: this run finished at step {done} (train.num_steps="
+            f"{config.train.num_steps}); nothing to do, nothing rewritten. Raise "
+            "--config.train.num_steps to continue it.", flush=True)
+    return RunResult(state=None, setup=None, step=done, preempted=False, last_eval=None,
+                     already_finished=True)
   mesh = mesh_lib.make_mesh(config)
   mesh_lib.validate_batch(config, mesh)
   row_index, row_count = mesh_lib.host_batch_rows(config, mesh)
@@ -203,6 +233,7 @@ class _Trainer:
     self.window, self.pending = _Window(), None
     self.timer_start, self.timer_steps = None, 0
     self.last_eval, self.eval_done_at = None, None
+    self.restored_from = None  # step of the checkpoint this run resumed from
 
   def _restore_or_init(self):
     restored = self.ckpt.restore(self.setup.abstract_state)  # may set an unreadable one aside
@@ -219,7 +250,13 @@ class _Trainer:
     if data_step != start:
       raise RuntimeError(f"checkpoint holds state step {start} but data position {data_step}")
     logging.info("resumed from checkpoint step %d", start)
-    self.writer.drop_after(start)  # rows past the checkpoint are produced again
+    self.restored_from = start
+    # Every process reads "evaluated" from the checkpoint (not from metrics.jsonl, which only
+    # process 0 may see), so all agree on whether the eval at `start` runs again.
+    if meta.get("evaluated"):
+      self.eval_done_at = start
+    # rows past the checkpoint are produced again, and so is its eval row if it was not saved
+    self.writer.drop_after(start, keep_eval_at_step=bool(meta.get("evaluated")))
     return state, start
 
   def _status(self, state, step, error=None):
@@ -237,6 +274,10 @@ class _Trainer:
       message = (f"non-finite loss at step {done}: loss={loss} grad_norm="
                  f"{float(host['grad_norm'])}; the update was skipped and not checkpointed "
                  f"(last checkpoint: step {self.last_saved})")
+      if self.restored_from is not None and done == self.restored_from + 1:
+        message += (f"; this is the first step after restoring checkpoint {self.restored_from}, "
+                    "so that checkpoint is the likely cause (it matched its checksums and its "
+                    "parameters were finite: look for a changed config or data stream too)")
       if self.t.stop_on_nonfinite:
         raise NonFiniteError(message + "; lower optim.learning_rate or check the data "
                              "(train.stop_on_nonfinite=False skips such steps instead)")
@@ -245,7 +286,8 @@ class _Trainer:
 
   def _save(self, state, step):
     self._resolve()  # never save past an unchecked step
-    self.ckpt.save(step, state, dict(self.ckpt_meta, data=self.train_pipe.state_dict(step)))
+    self.ckpt.save(step, state, dict(self.ckpt_meta, data=self.train_pipe.state_dict(step),
+                                     evaluated=self.eval_done_at == step))
     self.last_saved = step
 
   def _eval(self, params, step):
@@ -287,9 +329,11 @@ class _Trainer:
     batch = step_lib.abstract_batch(self.setup)
     compiled = train_step.lower(state, batch).compile()
     self.eval_step = self.eval_step.lower(state.params, batch).compile()
-    self.ckpt.compile_checks(state.params)
-    client = jax._src.distributed.global_state.client  # noqa: SLF001  (as orbax does)
-    client.wait_at_barrier("pancake_steps_compiled", _LINE_UP_TIMEOUT_MS)
+    self.ckpt.compile_checks(state)
+    # jax has no public barrier on its distributed client; orbax's public multihost API wraps
+    # that client's wait_at_barrier (no device collective, our timeout).
+    ocp.multihost.get_barrier_sync_fn()(key="pancake_steps_compiled",
+                                        timeout_ms=_LINE_UP_TIMEOUT_MS)
     return compiled
 
   def run(self) -> RunResult:
@@ -334,7 +378,8 @@ class _Trainer:
         if step % t.checkpoint_every == 0 and step < t.num_steps:
           self._save(state, step)
         if step < t.num_steps and preemption.reached(step):
-          self._save(state, step)
+          if self.last_saved != step:  # a SIGTERM on a checkpoint step saves once
+            self._save(state, step)
           preempted = True
           break
       self._resolve()

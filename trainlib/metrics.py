@@ -83,13 +83,20 @@ class MetricsWriter:
       from tensorboardX import SummaryWriter  # imported lazily: only process 0 needs it
       self._tb = SummaryWriter(os.path.join(workdir, "tb"))
 
-  def drop_after(self, step):
-    """On resume: forget rows past the restored step (they will be produced again)."""
+  def drop_after(self, step, keep_eval_at_step=True):
+    """On resume: forget rows past the restored step (they will be produced again), and its
+    eval row unless `keep_eval_at_step` (the checkpoint was saved after that eval)."""
     if not self.enabled or not fs.exists(self.path):
       return
-    rows = [line + "\n" for line in fs.read_text(self.path).splitlines()
-            if line.strip() and json.loads(line)["step"] <= step]
-    self._file.replace("".join(rows))
+    kept = []
+    for line in fs.read_text(self.path).splitlines():
+      if not line.strip():
+        continue
+      row = json.loads(line)
+      if row["step"] < step or (row["step"] == step and (keep_eval_at_step
+                                                         or row.get("split") != "eval")):
+        kept.append(line + "\n")
+    self._file.replace("".join(kept))
 
   def write(self, row):
     if not self.enabled:

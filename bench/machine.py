@@ -1,0 +1,36 @@
+"""What every benchmark records about the machine it ran on: load average at start and end.
+
+A figure from a loaded machine is not a figure. Each bench calls `start()` first (it warns when
+something else is running) and `finish(record)` last; both load averages go into its JSON, so a
+reader can tell an idle measurement from a shared one.
+"""
+
+import datetime
+import os
+import platform
+import sys
+
+IDLE_LOAD = 0.5  # 1-minute load average above which start() warns
+
+
+def load_average():
+  """(1, 5, 15)-minute load averages, rounded."""
+  return [round(x, 2) for x in os.getloadavg()]
+
+
+def start():
+  """-> the machine record of this run; warns on stderr when the machine is not idle."""
+  load = load_average()
+  if load[0] > IDLE_LOAD:
+    print(f"warning: load average {load[0]} at start (> {IDLE_LOAD}): something else is running, "
+          "so these figures are not idle-machine figures", file=sys.stderr)
+  return {"load_average_start": load, "cpu_count": os.cpu_count(), "machine": platform.machine(),
+          "python": platform.python_version(),
+          "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+
+
+def finish(record):
+  """Adds the load average at the end (and whether both ends were idle) to `record`."""
+  record["load_average_end"] = load_average()
+  record["idle"] = max(record["load_average_start"][0], record["load_average_end"][0]) <= IDLE_LOAD
+  return record
