@@ -410,8 +410,12 @@ def export_run(config, workdir, out_dir, step=None):
     raise ConfigError(f"--out {out_dir!r} exists and is not a directory")
   mesh = mesh_lib.make_mesh(config)
   setup = state_lib.build_setup(config, mesh)
-  params, restored = ckpt_lib.restore_params(os.path.join(workdir, "checkpoints"),
-                                             setup.abstract_state.params, step)
+  try:
+    params, restored = ckpt_lib.restore_params(os.path.join(workdir, "checkpoints"),
+                                               setup.abstract_state.params, step)
+  except Exception as e:  # noqa: BLE001  (orbax/tensorstore raise many kinds; as eval does)
+    raise runner.RunDirError(f"cannot restore the parameters of step {step or 'latest'} from "
+                             f"{workdir}: {type(e).__name__}: {str(e).splitlines()[0][:300]}") from e
   export(config, params, tokenizer, out_dir)
   return int(restored)
 
