@@ -5,8 +5,10 @@ r"""Evaluate a trained run: held-out metrics, cloze, fine-tuning, generation, at
 
 Pass the config (and --config.* overrides) the run was trained with; eval.* fields may differ.
 Restores the parameters of the latest (or --step) checkpoint in DIR onto the current devices
-(mesh from config.mesh), runs the suites in order and writes DIR/eval/<suite>.json, TensorBoard
-scalars in DIR/tb/eval, and a table on stdout. --suite defaults to eval.suites.
+(mesh from config.mesh), verified against the checksums saved with them, runs the suites in order
+and writes DIR/eval/<suite>.json, TensorBoard scalars in DIR/tb/eval, and a table on stdout.
+--suite defaults to eval.suites. With init.from_hf set (configs/from_hf.py:HF_DIR) and no
+checkpoint in DIR, the Hugging Face weights are evaluated as step 0 (DIR is created).
 
 Suites: heldout (loss / perplexity, MLM / NSP loss and accuracy), cloze (blank-filling accuracy,
 the same items for every objective), finetune (GLUE from TFDS or the offline doc_order task),
@@ -18,7 +20,8 @@ on every host; process 0 writes the results (2 processes x 2 devices give the me
 tests/test_eval_cli.py).
 
 Exit codes: 0 done; 2 bad input (one line `error: ...` on stderr, before anything compiles):
-unknown suite, suite not for this model family, missing workdir or checkpoint, bad config.
+unknown suite, suite not for this model family, missing workdir or checkpoint (unless
+init.from_hf is set), a checkpoint that does not match its checksums, bad config.
 """
 
 from absl import flags

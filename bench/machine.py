@@ -22,8 +22,9 @@ def start():
   """-> the machine record of this run; warns on stderr when the machine is not idle."""
   load = load_average()
   if load[0] > IDLE_LOAD:
-    print(f"warning: load average {load[0]} at start (> {IDLE_LOAD}): something else is running, "
-          "so these figures are not idle-machine figures", file=sys.stderr)
+    print(f"warning: load average {load[0]} at start (> {IDLE_LOAD}): something else is running "
+          "or ran within the last minute; figures are idle-machine figures only if nothing else "
+          "runs beside this bench", file=sys.stderr)
   return {"load_average_start": load, "cpu_count": os.cpu_count(), "machine": platform.machine(),
           "python": platform.python_version(),
           "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}

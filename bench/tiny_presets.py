@@ -1,14 +1,16 @@
 r"""Cost of one training step of the tiny presets on this CPU (the figures in their docstrings).
 
-  JAX_PLATFORMS=cpu python -m bench.tiny_presets [--steps 10]
+  JAX_PLATFORMS=cpu python -m bench.tiny_presets [--steps 10 --rounds 3]
 
 Random tokens, the preset's batch and sequence length, a plain AdamW step (forward + backward +
 update, no input pipeline). Prints one JSON line per preset: wall and CPU seconds per step (CPU
 time counts every thread, so on a shared machine it is the steadier figure) and the projected
-time of the preset's num_steps.
+time of the preset's num_steps. Medians over --rounds rounds of --steps steps; the load average
+at start and end is printed last (bench/machine.py).
 """
 
 import json
+import statistics
 import time
 
 from absl import app
@@ -19,12 +21,14 @@ import jax.numpy as jnp
 import optax
 
 import models
+from bench import machine
 from configs import tiny_decoder, tiny_encoder
 
-_STEPS = flags.DEFINE_integer("steps", 10, "Timed steps per preset (after one compile step).")
+_STEPS = flags.DEFINE_integer("steps", 10, "Timed steps per preset per round (after a compile step).")
+_ROUNDS = flags.DEFINE_integer("rounds", 3, "Rounds; the figures are their medians.")
 
 
-def measure(config, steps):
+def measure(config, steps, rounds=1):
   model = models.build_model(config.model)
   batch, length = config.train.global_batch_size, config.data.seq_len
   ids = jax.random.randint(jax.random.key(0), (batch, length), 0, config.model.vocab_size)
@@ -48,11 +52,15 @@ def measure(config, steps):
 
   state = (params, optimizer.init(params))
   jax.block_until_ready(step(*state))  # compile
-  wall, cpu = time.time(), time.process_time()
-  for _ in range(steps):
-    *state, value = step(*state)
-  jax.block_until_ready(value)
-  wall, cpu = (time.time() - wall) / steps, (time.process_time() - cpu) / steps
+  walls, cpus = [], []
+  for _ in range(rounds):
+    wall, cpu = time.time(), time.process_time()
+    for _ in range(steps):
+      *state, value = step(*state)
+    jax.block_until_ready(value)
+    walls.append((time.time() - wall) / steps)
+    cpus.append((time.process_time() - cpu) / steps)
+  wall, cpu = statistics.median(walls), statistics.median(cpus)
   return {"preset": config.name, "wall_s_per_step": round(wall, 3),
           "cpu_s_per_step": round(cpu, 3), "num_steps": config.train.num_steps,
           "projected_cpu_minutes": round(cpu * config.train.num_steps / 60, 1)}
@@ -60,8 +68,10 @@ def measure(config, steps):
 
 def main(argv):
   del argv
+  record = machine.start()
   for preset in (tiny_encoder, tiny_decoder):
-    print(json.dumps(measure(preset.get_config(), _STEPS.value)))
+    print(json.dumps(measure(preset.get_config(), _STEPS.value, _ROUNDS.value)))
+  print(json.dumps(machine.finish(record)))
 
 
 if __name__ == "__main__":

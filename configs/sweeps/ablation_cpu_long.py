@@ -8,7 +8,8 @@ suite. Read next to ablation_cpu: which differences grow with budget, which stay
     python -m launch.sweep --sweep configs/sweeps/ablation_cpu_long.py --root runs/ablation_cpu_long
     python -m figures.make --root runs/ablation_cpu_long --out results/
 
-Measured on a 2-core CPU: 57 min for the 8 runs and their evals. Expected (mean of 2 seeds;
+The 8 runs and their evals took 57 min on this 2-core CPU when the committed results were
+made (load not recorded then). Expected (mean of 2 seeds;
 results/ablation_cpu_long/): MLM accuracy 17.5-18.9% and MLM loss 5.14-5.23 for the three MLM
 variants, NSP accuracy 65%; LTR LM loss 4.11; cloze 26-29% for the MLM variants and 68% for LTR
 (chance 20%); doc_order fine-tuning 50-54% (majority 51.8%).
