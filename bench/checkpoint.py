@@ -10,11 +10,9 @@ finiteness check). Prints medians over the rounds; writes every time and both lo
 the JSON.
 """
 
-import json
 import os
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 
@@ -101,13 +99,7 @@ def main(argv):
   finally:
     if not _DIR.value:
       shutil.rmtree(directory, ignore_errors=True)
-  results["machine"] = machine.finish(record)
-  print(format_table(results))
-  if _JSON.value:
-    os.makedirs(os.path.dirname(os.path.abspath(_JSON.value)), exist_ok=True)
-    with open(_JSON.value, "w") as f:
-      json.dump(results, f, indent=2)
-    print(f"wrote {_JSON.value}", file=sys.stderr)
+  machine.report(results, record, format_table, _JSON.value)
 
 
 if __name__ == "__main__":

@@ -11,10 +11,7 @@ tokens/s / the device's dense bf16 peak (trainlib.metrics.PEAK_FLOPS). Median of
 steps after --warmup. bench/gpu.sh runs this after the model tests; figures go to the JSON.
 """
 
-import json
-import os
 import statistics
-import sys
 import time
 
 from absl import app, flags
@@ -149,13 +146,7 @@ def main(argv):
   record = machine.start()
   results = run(_PRESETS.value, _BATCH.value, _SEQ_LEN.value, _STEPS.value, _WARMUP.value,
                 _TORCH.value and _torch_cuda())
-  results["machine"] = machine.finish(record)
-  print(format_table(results))
-  if _JSON.value:
-    os.makedirs(os.path.dirname(os.path.abspath(_JSON.value)), exist_ok=True)
-    with open(_JSON.value, "w") as f:
-      json.dump(results, f, indent=2)
-    print(f"wrote {_JSON.value}", file=sys.stderr)
+  machine.report(results, record, format_table, _JSON.value)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ reader can tell an idle measurement from a shared one.
 """
 
 import datetime
+import json
 import os
 import platform
 import sys
@@ -36,3 +37,15 @@ def finish(record):
   record["load_average_end"] = load_average()
   record["idle"] = record["load_average_start"][0] <= IDLE_LOAD
   return record
+
+
+def report(results, record, table, json_path):
+  """The end of every bench: the machine record into `results`, `table` printed, the JSON
+  written to `json_path` ("" = none)."""
+  results["machine"] = finish(record)
+  print(table(results))
+  if json_path:
+    os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
+    with open(json_path, "w") as f:
+      json.dump(results, f, indent=2)
+    print(f"wrote {json_path}", file=sys.stderr)

@@ -20,10 +20,8 @@ the JSON too); the matmul peak is the best of every round. Figures are printed a
 written as JSON.
 """
 
-import json
 import os
 import statistics
-import sys
 import time
 
 from absl import app, flags
@@ -158,13 +156,7 @@ def main(argv):
   del argv
   record = machine.start()
   results = run(_FAMILIES.value, _STEPS.value, _ROUNDS.value, _TORCH.value)
-  results["machine"] = machine.finish(record)
-  print(format_table(results))
-  if _JSON.value:
-    os.makedirs(os.path.dirname(os.path.abspath(_JSON.value)), exist_ok=True)
-    with open(_JSON.value, "w") as f:
-      json.dump(results, f, indent=2)
-    print(f"wrote {_JSON.value}", file=sys.stderr)
+  machine.report(results, record, format_table, _JSON.value)
 
 
 if __name__ == "__main__":

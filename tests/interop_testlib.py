@@ -5,6 +5,8 @@ Nothing is downloaded: the tokenizers are trained here with `tokenizers` on real
 (../shared/data/tinyshakespeare.txt when present, else the embedded CPython docs corpus) and
 saved through transformers' own tokenizer classes, as a model directory from the hub would be.
 """
+import functools
+import itertools
 import json
 import os
 
@@ -27,16 +29,24 @@ TRICKY = ["Café naïve résumé Ångström", "北京大学 and 東京", "emoji 
           "Ünïcödé ÀÉÎÕÜ straße", "don't won't y'all", "a" * 120]
 
 
-def text_lines(n=3000):
-  """n non-empty lines of real text."""
+def _first_nonempty(lines, n):
+  return tuple(itertools.islice((line.strip() for line in lines if line.strip()), n))
+
+
+@functools.lru_cache(maxsize=None)
+def _real_lines(n):
   if os.path.exists(SHAKESPEARE):
     with open(SHAKESPEARE, encoding="utf-8") as f:
-      lines = [line.strip() for line in f if line.strip()]
-  else:  # the embedded corpus: CPython's documentation text (no network)
-    from pipeline import sources
-    lines = [line.strip() for _, doc in sources.embedded_documents() for line in doc.splitlines()
-             if line.strip()]
-  return lines[:n] + TRICKY
+      return _first_nonempty(f, n)
+  # the embedded corpus: CPython's documentation text (no network), read only as far as n lines
+  from pipeline import sources
+  return _first_nonempty((line for _, doc in sources.embedded_documents()
+                          for line in doc.splitlines()), n)
+
+
+def text_lines(n=3000):
+  """n non-empty lines of real text (read once per n), then the TRICKY lines."""
+  return list(_real_lines(n)) + TRICKY
 
 
 def train_bpe(lines, vocab_size=VOCAB):

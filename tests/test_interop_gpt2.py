@@ -129,7 +129,8 @@ def test_train_starts_from_the_imported_weights(gpt2, tmp_path):
   from trainlib import loop
   import pipeline
   text = tmp_path / "corpus.txt"
-  text.write_text("\n\n".join(" ".join(lib.text_lines(400)[i:i + 8]) for i in range(0, 400, 8)))
+  lines = lib.text_lines(400)
+  text.write_text("\n\n".join(" ".join(lines[i:i + 8]) for i in range(0, 400, 8)))
   config = from_hf.get_config(hf_dir)
   d, t = config.data, config.train
   d.corpus, d.text_files, d.data_dir, d.seq_len = "local_text", str(text), str(tmp_path / "tfds"), 32

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from launch import local
-from tests.train_testlib import loop_config
+from tests.train_testlib import loop_config, tree_bytes
 from trainlib import fs, loop
 from trainlib import mesh as mesh_lib
 from trainlib import state as state_lib
@@ -93,16 +93,6 @@ def test_a_workdir_that_cannot_hold_a_run_exits_2_naming_it(tmp_path, workdir, m
   assert (tmp_path / "a_file").read_text() == "not a directory\n"
 
 
-def _tree_bytes(root):
-  out = {}
-  for dirpath, _, files in os.walk(root):
-    for name in files:
-      path = os.path.join(dirpath, name)
-      with open(path, "rb") as f:
-        out[os.path.relpath(path, root)] = f.read()
-  return out
-
-
 @pytest.mark.slow
 def test_relative_paths_a_rerun_that_changes_nothing_and_eval(embedded_data_dir, tmp_path):
   """As the README's first command runs: relative --workdir (orbax itself refuses relative
@@ -121,13 +111,13 @@ def test_relative_paths_a_rerun_that_changes_nothing_and_eval(embedded_data_dir,
   assert fs.read_json(str(workdir / "status.json"))["state"] == "finished"
   assert sorted(os.listdir(workdir / "checkpoints")) == ["12", "3", "6", "9"]
   assert fs.read_json(str(workdir / "config.json"))["data"]["data_dir"] == embedded_data_dir
-  before = _tree_bytes(workdir)
+  before = tree_bytes(workdir)
 
   again = subprocess.run(command, cwd=here, env=_env(), capture_output=True, text=True,
                          timeout=600)
   assert again.returncode == 0, again.stderr[-3000:]
   assert "this run finished at step 12" in again.stdout
-  assert _tree_bytes(workdir) == before
+  assert tree_bytes(workdir) == before
 
   evaluated = subprocess.run(
       [sys.executable, os.path.join(REPO, "eval.py")] + command[2:] + ["--suite", "heldout"],

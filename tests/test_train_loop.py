@@ -15,7 +15,7 @@ import orbax.checkpoint as ocp
 import pytest
 from absl import logging
 
-from tests.train_testlib import loop_config
+from tests.train_testlib import loop_config, tree_bytes
 from trainlib import fs, loop, rundir
 from trainlib import mesh as mesh_lib
 from trainlib import state as state_lib
@@ -60,17 +60,6 @@ def _flip(step_dir, nbytes=64):
     data = bytes(b ^ 0xFF for b in f.read(nbytes))
     f.seek(size // 2)
     f.write(data)
-
-
-def _snapshot(workdir):
-  """{relative path: file bytes} of a whole run directory."""
-  out = {}
-  for root, _, files in os.walk(workdir):
-    for name in files:
-      path = os.path.join(root, name)
-      with open(path, "rb") as f:
-        out[os.path.relpath(path, workdir)] = f.read()
-  return out
 
 
 def _all_rows(workdir):
@@ -141,12 +130,12 @@ def test_rerun_of_a_finished_run_changes_nothing_and_more_steps_continue_it(
     reference, embedded_data_dir, tmp_path, capsys):
   workdir = str(tmp_path / "run")
   shutil.copytree(reference[0], workdir)
-  before = _snapshot(workdir)
+  before = tree_bytes(workdir)
   config = loop_config(embedded_data_dir)
   again = loop.train_and_evaluate(config, workdir)
   assert again.already_finished and again.step == 12 and again.state is None
   assert "finished at step 12" in capsys.readouterr().out
-  assert _snapshot(workdir) == before  # not a byte of metrics, checkpoints or status changed
+  assert tree_bytes(workdir) == before  # not a byte of metrics, checkpoints or status changed
 
   config.train.num_steps = 15
   longer = loop.train_and_evaluate(config, workdir)

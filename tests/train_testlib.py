@@ -4,6 +4,8 @@ Synthetic batches (random ids with the objective's layout) keep the step-level t
 of the input pipeline; the loop and CLI tests use the real pipeline on the embedded corpus.
 """
 
+import os
+
 import numpy as np
 
 from configs import base
@@ -68,3 +70,14 @@ def loop_config(data_dir=""):
   t.checkpoint_every, t.keep_checkpoints = 3, 10
   c.optim.learning_rate, c.optim.warmup_steps = 3e-3, 2
   return c
+
+
+def tree_bytes(root):
+  """{relative path: file bytes} of every file under `root` (a run directory)."""
+  out = {}
+  for dirpath, _, files in os.walk(root):
+    for name in files:
+      path = os.path.join(dirpath, name)
+      with open(path, "rb") as f:
+        out[os.path.relpath(path, root)] = f.read()
+  return out
