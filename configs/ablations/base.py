@@ -14,7 +14,7 @@ Sizes (`--config configs/ablations/<name>.py:cpu` or `:pod`):
   (BookCorpus is not in the TFDS catalog); point data.tfds_name elsewhere to change it.
 - "cpu": a 2-layer, d_model 128 version on the embedded corpus (WordPiece trained to 4,096), 400
   steps of 16 x 128 tokens (819k tokens). Measured on 2 CPU cores with nothing else running
-  (2026-12-01): bert_mlm_nsp trains at 5.1 steps/s, 91 s for the whole train.py run (start-up
+  (2026-12-01, one run each): bert_mlm_nsp trains at 5.1 steps/s, 91 s for the whole train.py run (start-up
   and WordPiece training included); ltr_causal at 3.2 steps/s (its output layer scores every
   position), 138 s. Dropout is 0 here: a few hundred steps are far from overfitting.
 

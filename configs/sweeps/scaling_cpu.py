@@ -4,7 +4,7 @@ Fixed tokens: every size trains 400 steps of 16 x 128 tokens, so the figure is L
 (Kaplan et al. 2020, Figure 1 middle, at a tiny scale): it bends towards a data-limited floor as
 N grows. Learning rate by width (configs/scaling_rules.py: GPT-3 Table 2.1 power law, capped at
 2e-3), one batch for every size, warmup 5% of the steps, cosine to 10%. Non-embedding sizes
-25k-786k parameters. Measured on 2 CPU cores with nothing else running (2026-12-01): the largest
+25k-786k parameters. Measured on 2 CPU cores with nothing else running (2026-12-01, one run): the largest
 run (L4_d128) trains at 2.45 steps/s, 202 s for the whole train.py run (start-up and its 10
 held-out evaluations included); the smaller runs are faster. (The whole sweep took ~30 minutes
 on a machine shared with other jobs, load ~8, when the committed results were made.)
