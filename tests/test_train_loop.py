@@ -5,6 +5,7 @@ All runs share one tiny config (tests/train_testlib.loop_config) so the compiled
 through the persistent compile cache.
 """
 
+import itertools
 import json
 import os
 import shutil
@@ -62,28 +63,29 @@ def _flip_at(path, fraction, nbytes=64):
 
 
 def _rot_silently(step_dir, abstract_state):
-  """Bit rot that orbax and tensorstore do not notice: inverts 64 bytes inside the largest array
-  data file, at the first of a few offsets where the checkpoint still restores without error
-  but with other values (where bytes land in a file depends on write order, so the offset is
-  searched, not fixed). Returns the offset; fails if no offset gives silent rot."""
-  path = _data_files(step_dir)[0]
+  """Bit rot that orbax and tensorstore do not notice: inverts 64 bytes inside one of the largest
+  array data files, at the first of a few offsets where the checkpoint still restores without
+  error but with other values (where bytes land depends on write order, so the place is
+  searched, not fixed). Returns the offset; fails if no place gives silent rot."""
   directory, step = os.path.dirname(step_dir), int(os.path.basename(step_dir))
   with Checkpointer(directory) as ckpt:
     intact, _ = ckpt.restore(abstract_state, step=step)
-    for fraction in (0.5, 0.3, 0.7, 0.2, 0.8, 0.4, 0.6):
-      offset, old = _flip_at(path, fraction)
-      try:
+  for path, fraction in itertools.product(_data_files(step_dir)[:4],
+                                          (0.5, 0.3, 0.7, 0.2, 0.8, 0.4, 0.6)):
+    offset, old = _flip_at(path, fraction)
+    try:
+      with Checkpointer(directory) as ckpt:  # a new one each time: nothing read from a cache
         rotten, _ = ckpt.restore(abstract_state, step=step, verify_checksums=False)
-        changed = any(not np.array_equal(np.asarray(a), np.asarray(b))
-                      for a, b in zip(jax.tree.leaves(intact), jax.tree.leaves(rotten)))
-      except Exception:  # noqa: BLE001  (a decode error: torn, not silent; try elsewhere)
-        changed = False
-      if changed:
-        return offset
-      with open(path, "r+b") as f:  # undo, try another offset
-        f.seek(offset)
-        f.write(old)
-  raise AssertionError(f"no offset in {path} gave silent corruption")
+      changed = any(not np.array_equal(np.asarray(a), np.asarray(b))
+                    for a, b in zip(jax.tree.leaves(intact), jax.tree.leaves(rotten)))
+    except Exception:  # noqa: BLE001  (a decode error: torn, not silent; try elsewhere)
+      changed = False
+    if changed:
+      return offset
+    with open(path, "r+b") as f:  # undo, try another place
+      f.seek(offset)
+      f.write(old)
+  raise AssertionError(f"no offset in the data files of {step_dir} gave silent corruption")
 
 
 def _all_rows(workdir):
