@@ -38,12 +38,12 @@ tests/interop_testlib.py builds them, e.g. `save_gpt2(DIR)` for the GPT-2 below)
 
 import os
 
-from configs import base
+from configs import base, paths
 from interop import hf_config
 
 
 def get_config(hf_dir=""):
-  hf_dir = hf_dir if "://" in hf_dir else os.path.abspath(hf_dir) if hf_dir else hf_dir
+  hf_dir = paths.absolute(hf_dir)
   cfg = hf_config.read_config(hf_dir)
   fixed = hf_config.fixed_model_fields(cfg, hf_dir)
   c = base.get_config()

@@ -35,6 +35,7 @@ from safetensors.numpy import save_file
 
 from configs.errors import ConfigError
 from interop import hf_config, names
+from trainlib import fs
 
 WEIGHTS_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
@@ -338,12 +339,6 @@ def export_tensors(config, params):
   return tensors
 
 
-def _write_json(path, value):
-  with open(path, "w", encoding="utf-8") as f:
-    json.dump(value, f, indent=2, sort_keys=True)
-    f.write("\n")
-
-
 def write_tokenizer(tokenizer, max_len, out_dir):
   """tokenizer.json, tokenizer_config.json and the classic vocabulary files of HF's layout."""
   spec = json.loads(tokenizer.hf.to_str())
@@ -369,12 +364,12 @@ def write_tokenizer(tokenizer, max_len, out_dir):
     if tokenizer.pad_id is not None:
       tok_cfg["pad_token"] = token(tokenizer.pad_id)
     if tokenizer.kind == "bpe":
-      _write_json(os.path.join(out_dir, "vocab.json"), model["vocab"])
+      fs.write_json(os.path.join(out_dir, "vocab.json"), model["vocab"])
       with open(os.path.join(out_dir, "merges.txt"), "w", encoding="utf-8") as f:
         f.write("#version: 0.2\n")
         f.writelines((m if isinstance(m, str) else " ".join(m)) + "\n" for m in model["merges"])
   tok_cfg["model_max_length"] = max_len
-  _write_json(os.path.join(out_dir, "tokenizer_config.json"),
+  fs.write_json(os.path.join(out_dir, "tokenizer_config.json"),
               {k: v for k, v in tok_cfg.items() if v is not None})
 
 
@@ -383,7 +378,7 @@ def export(config, params, tokenizer, out_dir):
   hf_config.check_exportable(config.model, tokenizer.kind)
   tensors = export_tensors(config, jax.device_get(params))
   os.makedirs(out_dir, exist_ok=True)
-  _write_json(os.path.join(out_dir, hf_config.CONFIG_FILE),
+  fs.write_json(os.path.join(out_dir, hf_config.CONFIG_FILE),
               hf_config.hf_config(config.model, tokenizer))
   save_file(tensors, os.path.join(out_dir, WEIGHTS_FILE), metadata={"format": "pt"})
   write_tokenizer(tokenizer, config.model.max_len, out_dir)

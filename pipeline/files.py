@@ -13,13 +13,11 @@ import tempfile
 
 import numpy as np
 
+from configs.paths import is_remote  # noqa: F401  (one definition; files.is_remote for callers)
+
 
 def default_data_dir() -> str:
   return os.path.join(os.path.expanduser("~"), ".cache", "pancake", "tfds")
-
-
-def is_remote(path: str) -> bool:
-  return "://" in path
 
 
 @contextlib.contextmanager

@@ -20,9 +20,7 @@ import pathlib
 import shutil
 import tempfile
 
-
-def is_remote(path) -> bool:
-  return "://" in str(path)
+from configs.paths import is_remote  # noqa: F401  (one definition; fs.is_remote for callers)
 
 
 def _epath(path):
