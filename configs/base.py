@@ -65,6 +65,7 @@ def get_config():
   m.tie_embeddings = True         # LM/MLM head reuses the token embedding matrix
   m.nsp_head = True               # encoder: build pooler + 2-way NSP classifier
   m.scan_layers = True            # nn.scan over layers (compile time flat in depth) vs unrolled
+  m.scan_unroll = 0               # layers per scan iteration (speed only, same parameters); 0 = all on CPU up to 12 layers, else 1 (models/stack.py)
   m.remat_policy = "none"         # "none" | "full" | "save_dots" | "save_qkv_out" (see models/)
   m.dtype = "float32"             # compute dtype ("bfloat16" on pods); params stay float32
   m.param_dtype = "float32"       # storage dtype of parameters
@@ -144,6 +145,7 @@ def get_config():
   ms.dcn_data = 1                 # across-slice (DCN) degree of data parallelism
   ms.dcn_fsdp = 1                 # across-slice degree of FSDP
   ms.dcn_tensor = 1               # across-slice degree of tensor parallelism
+  ms.cpu_devices = 0              # CPU backend: devices exposed, so the batch splits over cores; 0 = one per core when plain data parallel (trainlib/cpu_devices.py)
   c.logical_axis_rules = [list(r) for r in DEFAULT_RULES]  # logical -> mesh axes (see above)
 
   # ---------------------------------------------------------------- evaluation (eval.py)

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 from jax.ad_checkpoint import checkpoint_name
 
 from configs.errors import ConfigError
-from models.layers import BLD, DenseGeneral, constrain, residual_scale
+from models.layers import BLD, DenseGeneral, constrain, residual_scale, target_platform
 from models.spec import ModelSpec
 
 # Logical names of per-head activations [B, L, H, Dh].
@@ -74,14 +74,6 @@ def reference_attention(q, k, v, mask, dropout_fn=None):
   if dropout_fn is not None:
     weights = dropout_fn(weights)
   return jnp.einsum("bhqk,bkhd->bqhd", weights, v), probs
-
-
-def _target_platform():
-  """Platform being lowered for: the context mesh's devices (AOT for a TPU topology on a CPU
-  host sets a TPU mesh), else the default backend."""
-  mesh = jax.sharding.get_abstract_mesh()
-  device = None if mesh.empty else mesh.abstract_device
-  return device.platform if device is not None else jax.default_backend()
 
 
 def _tile(length):
@@ -141,7 +133,7 @@ def attention_backend(platform, dtype, length, head_dim) -> str:
 
 def fused_attention(q, k, v, segments, causal):
   """Attention without returning probabilities; q/k/v [B, L, H, Dh], segments [B, L]."""
-  backend = attention_backend(_target_platform(), q.dtype, q.shape[1], q.shape[-1])
+  backend = attention_backend(target_platform(), q.dtype, q.shape[1], q.shape[-1])
   if backend == "pallas_tpu":
     return _tpu_flash(q, k, v, segments, causal)
   if backend == "cudnn":

@@ -18,6 +18,15 @@ from models.spec import ModelSpec
 BLD = ("activation_batch", "activation_length", "activation_embed")
 
 
+def target_platform():
+  """Platform being lowered for: the context mesh's devices (AOT for a TPU topology on a CPU
+  host sets a TPU mesh), else the default backend. Layers that pick an implementation per
+  target (attention kernels, scan unrolling) ask this at trace time."""
+  mesh = jax.sharding.get_abstract_mesh()
+  device = None if mesh.empty else mesh.abstract_device
+  return device.platform if device is not None else jax.default_backend()
+
+
 def constrain(x, names):
   """Sharding constraint by logical names; a no-op without a mesh and rules in context."""
   return nn.with_logical_constraint(x, names)

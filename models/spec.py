@@ -21,7 +21,7 @@ ATTENTION_IMPLS = ("xla", "flash")
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
 _POSITIVE_INTS = ("vocab_size", "max_len", "num_layers", "d_model", "num_heads")
-_NON_NEGATIVE_INTS = ("d_head", "d_ff", "type_vocab_size")
+_NON_NEGATIVE_INTS = ("d_head", "d_ff", "type_vocab_size", "scan_unroll")
 _BOOLS = ("use_bias", "scale_residual_init", "tie_embeddings", "nsp_head", "scan_layers")
 _RATES = ("dropout_rate", "attention_dropout_rate")
 _CHOICES = (("family", FAMILIES), ("activation", ACTIVATIONS), ("ln_placement", LN_PLACEMENTS),
@@ -104,6 +104,7 @@ class ModelSpec:
   tie_embeddings: bool
   nsp_head: bool
   scan_layers: bool
+  scan_unroll: int
   remat_policy: str
   dtype: Any
   param_dtype: Any
@@ -144,6 +145,7 @@ def resolve(model_cfg, capture_attention=False):
       tie_embeddings=model_cfg.tie_embeddings,
       nsp_head=model_cfg.nsp_head,
       scan_layers=model_cfg.scan_layers,
+      scan_unroll=model_cfg.scan_unroll,
       remat_policy=model_cfg.remat_policy,
       dtype=DTYPES[model_cfg.dtype],
       param_dtype=DTYPES[model_cfg.param_dtype],
