@@ -4,6 +4,10 @@ Scanned: one block is traced and compiled once whatever the depth; parameters (a
 `intermediates` collections) gain a leading [num_layers] axis with logical name "layers", under
 `stack/layers`. Unrolled: `stack/layers_0 ... layers_{N-1}`, same per-layer shapes.
 
+What differs between layers (sliding window or global attention, the RoPE base) is data, not
+Python: `layer_data` holds one value per layer, scanned along with the parameters (so the scan body
+is one compiled block) and indexed per layer when unrolled.
+
 remat_policy (what the backward pass may keep instead of recomputing, per block):
   "none":          keep everything (no rematerialisation).
   "full":          keep only the block input; recompute the whole block.
@@ -15,6 +19,7 @@ remat_policy (what the backward pass may keep instead of recomputing, per block)
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 from models.block import Block
 from models.spec import ModelSpec
@@ -36,24 +41,36 @@ def _block_class(spec: ModelSpec, decode: bool):
   return nn.remat(Block, policy=_POLICIES[spec.remat_policy], prevent_cse=not spec.scan_layers)
 
 
+def layer_data(spec: ModelSpec):
+  """{"window": [N] int32 (0 = global), "rope_base": [N] float32}, one entry per layer."""
+  is_global = [spec.layer_is_global(i) for i in range(spec.num_layers)]
+  return {
+      "window": jnp.asarray([0 if g else spec.attention_window for g in is_global], jnp.int32),
+      "rope_base": jnp.asarray([spec.rope_base if g else spec.rope_local_base for g in is_global],
+                               jnp.float32),
+  }
+
+
 class Stack(nn.Module):
   spec: ModelSpec
 
   @nn.compact
-  def __call__(self, x, segments, deterministic=True, decode=False):
-    # x: [B, L, D], segments: [B, L] -> [B, L, D]
+  def __call__(self, x, segments, deterministic=True, decode=False, positions=None):
+    # x: [B, L, D], segments/positions: [B, L] -> [B, L, D]
     spec = self.spec
     block = _block_class(spec, decode)
+    per_layer = layer_data(spec)
     if spec.scan_layers:
       scanned = nn.scan(
           block,
           variable_axes={"params": 0, "cache": 0, "intermediates": 0},
           split_rngs={"params": True, "dropout": True},
-          in_axes=nn.broadcast,
+          in_axes=(nn.broadcast, nn.broadcast, 0),  # segments, positions, per_layer
           length=spec.num_layers,
           metadata_params={nn.PARTITION_NAME: "layers"})
-      x, _ = scanned(spec, deterministic, decode, name="layers")(x, segments)
+      x, _ = scanned(spec, deterministic, decode, name="layers")(x, segments, positions, per_layer)
       return x
     for i in range(spec.num_layers):
-      x, _ = block(spec, deterministic, decode, name=f"layers_{i}")(x, segments)
+      layer = jax.tree.map(lambda a, i=i: a[i], per_layer)
+      x, _ = block(spec, deterministic, decode, name=f"layers_{i}")(x, segments, positions, layer)
     return x
