@@ -22,6 +22,8 @@ DEFAULT_RULES = (
     ("embed", "fsdp"),            # d_model dimension of weights (ZeRO-3 style sharding)
     ("mlp", "tensor"),            # d_ff dimension (Megatron column/row parallel)
     ("heads", "tensor"),          # attention heads
+    ("kv_heads", None),           # key/value heads of grouped-query attention (num_kv_heads <
+                                  # num_heads): few (1 for multi-query), so replicated
     ("kv", None),                 # per-head dimension
     ("layers", None),             # stacked layer dimension of scanned params
     ("positions", None),          # position-embedding table rows
@@ -33,6 +35,7 @@ DEFAULT_RULES = (
     ("activation_embed", None),
     ("activation_mlp", "tensor"),
     ("activation_heads", "tensor"),
+    ("activation_kv_heads", None),
     ("activation_kv", None),
     ("activation_vocab", "tensor"),
 )
