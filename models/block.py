@@ -20,9 +20,10 @@ class Block(nn.Module):
   decode: bool = False
 
   @nn.compact
-  def __call__(self, x, segments, positions, layer):
+  def __call__(self, x, segments, positions=None, layer=None):
     # x: [B, L, D], segments/positions: [B, L] int32 (see models/attention.py);
-    # layer: this block's {"window", "rope_base"} scalars (models/stack.py)
+    # layer: this block's {"window", "rope_base"} scalars (models/stack.py); both may be None
+    # when neither RoPE nor a sliding window is on
     spec = self.spec
     attention = SelfAttention(spec, self.deterministic, self.decode, name="attention")
     mlp = Mlp(spec, name="mlp")
