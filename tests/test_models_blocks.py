@@ -4,6 +4,8 @@ window / global layers) on tiny configs: NumPy references, equivalences, and eve
 unchanged: tests/test_models_golden.py."""
 
 import dataclasses
+import importlib
+import pathlib
 
 import flax.linen as nn
 import jax
@@ -12,7 +14,7 @@ import numpy as np
 import pytest
 
 import models
-from configs import base
+from configs import base, presets
 from configs.errors import ConfigError
 from models import counting
 from models.rope import apply_rope
@@ -20,6 +22,7 @@ from models.spec import ModelSpec, resolve
 from tests.test_models_behavior import (B, L, empty_cache, fill_params, init, jit, random_ids,
                                         tiny, unstack_layers)
 
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 MODERN = dict(position_embedding="rope", rope_fraction=0.5, rope_base=500.0, rope_local_base=50.0,
               norm="rmsnorm", mlp="glu", activation="silu", use_bias=False, num_kv_heads=2,
               qk_norm=True, attention_window=4, global_every=2)
@@ -294,3 +297,61 @@ def test_windowed_attention_flops_count_the_keys_each_query_sees():
   # Global causal layers keep the existing L / 2 keys per query; windowed ones count theirs.
   assert models.train_flops_per_token(tiny("decoder"), 16, "causal") - causal == pytest.approx(
       2 * 12 * spec.d_attn * (16 / 2 - causal_keys))
+
+
+# ------------------------------------------------------------------ presets
+
+NEW_PRESETS = ([f"ettin_{family}_{size}" for family in ("encoder", "decoder")
+                for size in ("17m", "32m", "68m", "150m", "400m", "1b")]
+               + ["llama2_7b", "tiny_modern_encoder", "tiny_modern_decoder"])
+ETTIN_PUBLISHED = {"17m": 17e6, "32m": 32e6, "68m": 68e6, "150m": 150e6, "400m": 400e6, "1b": 1e9}
+
+
+def _preset(name):
+  return importlib.import_module(f"configs.{name}").get_config()
+
+
+@pytest.mark.parametrize("name", NEW_PRESETS)
+def test_new_presets_are_valid_and_documented(name):
+  config = _preset(name)
+  spec = resolve(config.model)
+  assert config.data.seq_len <= spec.max_len and config.name == name
+  assert {"encoder": "mlm", "decoder": "causal"}[spec.family] == config.objective.name
+  doc = (ROOT / "configs" / f"{name}.py").read_text()
+  assert f"python -m models.summary --config configs/{name}.py" in doc and "Expected:" in doc
+  assert f"params_total {models.param_counts(config.model)['params_total']:,}" in doc
+
+
+@pytest.mark.parametrize("size", sorted(ETTIN_PUBLISHED))
+def test_ettin_sizes_match_the_published_ones(size):
+  """The paper names each pair by a rounded size that counts the embeddings (the 17M model's
+  table alone is 12.9M): 400M is ModernBERT-large's 395M, 1B is 1.03B. So the backbone
+  (embeddings + blocks + final norm; no MLM head or pooler) must be within 3% of the name, and
+  the decoder is exactly ModernBERT's layout counted by hand."""
+  layers, d, heads, d_ff = presets.ETTIN_TABLE[size]
+  for family in ("encoder", "decoder"):
+    groups = models.param_counts(_preset(f"ettin_{family}_{size}").model)["params_by_group"]
+    backbone = groups["embeddings"] + groups["stack"] + groups["final_ln"]
+    assert abs(backbone / ETTIN_PUBLISHED[size] - 1) < 0.03, (family, backbone)
+  # ModernBERT: token table, embedding norm, per layer q/k/v/out + GLU (3 d x d_ff) + 2 norm
+  # scales, minus layer 0's attention norm (it has none), final norm; no biases; tied head.
+  modernbert = 50368 * d + d + layers * (4 * d * d + 3 * d * d_ff + 2 * d) - d + d
+  groups = models.param_counts(_preset(f"ettin_decoder_{size}").model)["params_by_group"]
+  assert sum(groups.values()) == modernbert  # ours: no embedding norm, but layer 0's is there
+
+
+def test_llama2_7b_has_the_published_count_exactly():
+  assert models.param_counts(_preset("llama2_7b").model)["params_total"] == 6_738_415_616
+
+
+def test_new_presets_follow_their_sources():
+  m = _preset("ettin_encoder_150m").model
+  assert (m.num_layers, m.d_model, m.num_heads, m.d_ff, m.vocab_size) == (22, 768, 12, 1152, 50368)
+  spec = resolve(m)
+  assert [spec.layer_is_global(i) for i in range(6)] == [True, False, False] * 2
+  assert (spec.rope_base, spec.rope_local_base, spec.attention_window) == (160000.0, 10000.0, 128)
+  assert (m.mlp, m.activation, m.use_bias, m.norm, m.ln_placement) == (
+      "glu", "gelu_exact", False, "layernorm", "pre")
+  llama = _preset("llama2_7b").model
+  assert (llama.norm, llama.mlp, llama.activation, llama.position_embedding,
+          llama.tie_embeddings) == ("rmsnorm", "glu", "silu", "rope", False)
