@@ -355,3 +355,13 @@ def test_new_presets_follow_their_sources():
   llama = _preset("llama2_7b").model
   assert (llama.norm, llama.mlp, llama.activation, llama.position_embedding,
           llama.tie_embeddings) == ("rmsnorm", "glu", "silu", "rope", False)
+
+
+@pytest.mark.parametrize("overrides, field", [
+    (dict(position_embedding="rope"), "position_embedding"), (dict(norm="rmsnorm"), "norm"),
+    (dict(mlp="glu"), "mlp"), (dict(num_kv_heads=2), "num_kv_heads"),
+    (dict(qk_norm=True), "qk_norm"), (dict(attention_window=8), "attention_window")])
+def test_gpt2_export_refuses_the_new_block_options(overrides, field):
+  from interop import hf_config
+  with pytest.raises(ConfigError, match=f"model.{field}=.* cannot be exported"):
+    hf_config.check_exportable(tiny("decoder", **overrides), "bpe")
