@@ -3,9 +3,10 @@
 Masking is described by per-token segment ids and a sliding window rather than an [L, L] array, so
 fused kernels never need one: a query at i attends to a key at j iff both carry the same segment id
 (and, for decoders, j <= i; and, in a layer with window w > 0, |i - j| <= w // 2). The window is a
-per-layer value (0 = global) that may be traced: a scanned stack passes each layer's as data. Segment ids come from `doc_ids` (packed documents) with padding
-(`input_mask == 0`) given id 0. Padding queries therefore attend only to padding keys: their outputs
-are meaningless but finite, and no real token ever sees padding or another document.
+per-layer value (0 = global) that may be traced: a scanned stack passes each layer's as data.
+Segment ids come from `doc_ids` (packed documents) with padding (`input_mask == 0`) given id 0.
+Padding queries therefore attend only to padding keys: their outputs are meaningless but finite,
+and no real token ever sees padding or another document.
 
 attention_impl:
   "xla":   einsum + float32 softmax (the reference; materialises [B, H, L, L]).

@@ -1,8 +1,9 @@
 """Building blocks shared by both families: dense layers, norms, embeddings, the MLP.
 
 Every parameter is created through `nn.with_logical_partitioning` with logical axis names
-(vocab, embed, mlp, heads, kv_heads, kv, positions, token_types, classes); the mesh mapping lives in config
-(configs/base.py DEFAULT_RULES). Activations are pinned with `constrain` (activation_* names).
+(vocab, embed, mlp, heads, kv_heads, kv, positions, token_types, classes); the mesh mapping lives
+in config (configs/base.py DEFAULT_RULES). Activations are pinned with `constrain` (activation_*
+names).
 Parameters are stored in spec.param_dtype; compute runs in spec.dtype.
 """
 
