@@ -14,6 +14,7 @@ import math
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from configs.errors import ConfigError
 from models import build_model
@@ -62,8 +63,11 @@ def train_flops_per_token(model_cfg, seq_len, objective_name, predictions_per_se
       N_eff = N_stack                                   (all blocks + final LN: every token)
             + f * (N_vocab_projection + N_mlm_head)      (the vocabulary head)
             + N_pooler_nsp / seq_len                     (mlm_nsp only: once per sequence)
-      attention = 12 * num_layers * seq_len * d_attn     bidirectional (encoders)
-                =  6 * num_layers * seq_len * d_attn     causal (decoders: half the score matrix)
+      attention = 12 * d_attn * sum over layers of the keys each query sees:
+                  seq_len in a global bidirectional layer (encoders), seq_len / 2 in a global
+                  causal one (decoders: half the score matrix), and in a sliding-window layer
+                  the exact mean number of keys within attention_window // 2 (causal: behind;
+                  the work a windowed kernel does, not what the XLA reference spends on masks)
 
   6 = 2 FLOPs per multiply-add in the forward pass + 4 in the backward pass (gradients with respect
   to activations and to weights). N_vocab_projection = d_model * vocab_size whether tied or not
@@ -104,7 +108,16 @@ def train_flops_per_token(model_cfg, seq_len, objective_name, predictions_per_se
       raise ConfigError("objective.name='mlm_nsp' needs model.nsp_head=True")
     per_sequence = groups["pooler"] + groups["nsp_classifier"]
   n_eff = per_token + fraction * vocab_head + per_sequence / seq_len
-  attention = 12 * spec.num_layers * seq_len * spec.d_attn
-  if spec.causal:
-    attention /= 2
+  attention = 12 * spec.d_attn * sum(
+      _keys_per_query(spec, seq_len, layer) for layer in range(spec.num_layers))
   return 6 * n_eff + attention
+
+
+def _keys_per_query(spec, seq_len, layer):
+  """Mean keys a query attends to: seq_len (seq_len / 2 causal) in a global layer; in a
+  sliding-window layer the exact mean over positions of the keys within window // 2."""
+  if spec.layer_is_global(layer):
+    return seq_len / 2 if spec.causal else seq_len
+  half, i = spec.attention_window // 2, np.arange(seq_len)
+  last = i if spec.causal else np.minimum(i + half, seq_len - 1)
+  return float(np.mean(last - np.maximum(i - half, 0) + 1))

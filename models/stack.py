@@ -12,6 +12,10 @@ iteration; at the depths a CPU trains, a fully unrolled scan ran the nanoGPT-sha
 (4L d128 T64 B12) 2.3x faster (144 -> 63 ms) and as fast as the unrolled stack
 (bench/train_step.py). Unrolling grows compile time linearly in depth, hence the cap.
 
+What differs between layers (sliding window or global attention, the RoPE base) is data, not
+Python: `layer_data` holds one value per layer, scanned along with the parameters (so the scan body
+is one compiled block) and indexed per layer when unrolled.
+
 remat_policy (what the backward pass may keep instead of recomputing, per block):
   "none":          keep everything (no rematerialisation).
   "full":          keep only the block input; recompute the whole block.
@@ -23,6 +27,7 @@ remat_policy (what the backward pass may keep instead of recomputing, per block)
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 from models.block import Block
 from models.layers import target_platform
@@ -58,26 +63,38 @@ def _block_class(spec: ModelSpec, decode: bool, unroll: int):
   return nn.remat(Block, policy=_POLICIES[spec.remat_policy], prevent_cse=not rolled_scan)
 
 
+def layer_data(spec: ModelSpec):
+  """{"window": [N] int32 (0 = global), "rope_base": [N] float32}, one entry per layer."""
+  is_global = [spec.layer_is_global(i) for i in range(spec.num_layers)]
+  return {
+      "window": jnp.asarray([0 if g else spec.attention_window for g in is_global], jnp.int32),
+      "rope_base": jnp.asarray([spec.rope_base if g else spec.rope_local_base for g in is_global],
+                               jnp.float32),
+  }
+
+
 class Stack(nn.Module):
   spec: ModelSpec
 
   @nn.compact
-  def __call__(self, x, segments, deterministic=True, decode=False):
-    # x: [B, L, D], segments: [B, L] -> [B, L, D]
+  def __call__(self, x, segments, deterministic=True, decode=False, positions=None):
+    # x: [B, L, D], segments/positions: [B, L] -> [B, L, D]
     spec = self.spec
     unroll = auto_unroll(spec, target_platform()) if spec.scan_layers else 1
     block = _block_class(spec, decode, unroll)
+    per_layer = layer_data(spec)
     if spec.scan_layers:
       scanned = nn.scan(
           block,
           variable_axes={"params": 0, "cache": 0, "intermediates": 0},
           split_rngs={"params": True, "dropout": True},
-          in_axes=nn.broadcast,
+          in_axes=(nn.broadcast, nn.broadcast, 0),  # segments, positions, per_layer
           length=spec.num_layers,
           unroll=unroll,
           metadata_params={nn.PARTITION_NAME: "layers"})
-      x, _ = scanned(spec, deterministic, decode, name="layers")(x, segments)
+      x, _ = scanned(spec, deterministic, decode, name="layers")(x, segments, positions, per_layer)
       return x
     for i in range(spec.num_layers):
-      x, _ = block(spec, deterministic, decode, name=f"layers_{i}")(x, segments)
+      layer = jax.tree.map(lambda a, i=i: a[i], per_layer)
+      x, _ = block(spec, deterministic, decode, name=f"layers_{i}")(x, segments, positions, layer)
     return x
