@@ -1,4 +1,4 @@
-r"""GPT-2 and BERT weights in and out of pancake, through HF's safetensors layout.
+r"""GPT-2, BERT, Llama and ModernBERT weights in and out of pancake, through HF's safetensors layout.
 
 Import (config: `configs/from_hf.py:DIR`, which sets init.from_hf = DIR):
     train.py / eval.py start from DIR's weights whenever the workdir holds no checkpoint
@@ -96,8 +96,7 @@ def _path_key(path):
 
 def _leaf_rules(config, params_tree):
   """{leaf path tuple: (rule, layers)}: layers = None (global), int (unrolled), "all" (scanned)."""
-  _, global_rules, layer_rules, _ = names.family_rules(config.model.family,
-                                                       config.model.tie_embeddings)
+  _, global_rules, layer_rules, _ = names.family_rules(config.model)
   by_ours = {r.ours: r for r in global_rules}
   by_layer = {r.ours: r for r in layer_rules}
   out = {}
@@ -189,7 +188,7 @@ def plan_import(config, abstract_params, hf_dir=None):
   """
   hf_dir = hf_dir or config.init.from_hf
   ckpt = Checkpoint(hf_dir)
-  prefix, _, _, ignored = names.family_rules(config.model.family, config.model.tie_embeddings)
+  prefix, _, _, ignored = names.family_rules(config.model)
   resolve = _resolve_names(ckpt, prefix)
   leaves = dict((_path_key(p), leaf) for p, leaf in
                 jax.tree_util.tree_flatten_with_path(abstract_params)[0])
@@ -197,20 +196,27 @@ def plan_import(config, abstract_params, hf_dir=None):
   for key, (rule, layers) in _leaf_rules(config, abstract_params).items():
     shape = leaves[key].shape[1:] if layers == "all" else leaves[key].shape
     want = names.hf_shape(rule, shape)
-    wanted = [names.hf_name(rule, prefix, i) if layers is not None else
-              names.hf_name(rule, prefix) for i in _layer_list(layers, config.model.num_layers)]
-    found = [resolve(n) for n in wanted]
-    if all(f is None for f in found) and rule.group != "body":
+    if layers is None:
+      wanted = [names.hf_name(rule, prefix)]
+    else:  # None: a layer below rule.from_layer, which HF does not have (filled, not read)
+      wanted = [names.hf_name(rule, prefix, i) if i >= rule.from_layer else None
+                for i in _layer_list(layers, config.model.num_layers)]
+    if all(w is None for w in wanted):
+      plan[key] = (rule, layers, wanted)
+      continue
+    found = [resolve(n) if n is not None else None for n in wanted]
+    if all(f is None for f, w in zip(found, wanted) if w is not None) and rule.group != "body":
       missing.add(rule.group)
       plan[key] = (rule, layers, None)
       continue
-    absent = [w for w, f in zip(wanted, found) if f is None]
+    absent = [w for w, f in zip(wanted, found) if f is None and w is not None]
     if absent:
       raise ConfigError(f"{hf_dir}: the checkpoint has no tensor {absent[0]} (needed for "
                         f"{'/'.join(key)}); is config.json from the same model?")
-    for f in found:
+    found_names = [f for f in found if f is not None]
+    for f in found_names:
       _expect(ckpt, f, want, "/".join(key), hf_dir)
-    used.update(found)
+    used.update(found_names)
     plan[key] = (rule, layers, found)
   unused = sorted(n for n in ckpt.names() - used if not n.endswith(ignored))
   if unused:
@@ -229,12 +235,18 @@ def load_params(config, abstract_params, fallback=None, hf_dir=None):
   ckpt, plan, missing = plan_import(config, abstract_params, hf_dir)
   if missing:
     logging.warning("%s has no %s: initialised from config.seed", hf_dir,
-                    ", ".join(names.HEAD_GROUPS[g] for g in sorted(missing)))
+                    ", ".join(names.head_groups(config.model)[g] for g in sorted(missing)))
     if fallback is None:
       raise ConfigError(f"{hf_dir} lacks {', '.join(sorted(missing))} and nothing initialises them")
   initialised = fallback() if missing else None
   flat_init = (dict((_path_key(p), v) for p, v in
                     jax.tree_util.tree_flatten_with_path(initialised)[0]) if missing else {})
+
+  def read_layer(name, rule, shape, index, dtype):
+    if name is None:  # below rule.from_layer: the identity norm pancake's init also gives
+      fill = 1.0 if rule.ours.endswith("/scale") else 0.0
+      return np.full([b - a for a, b in _norm(index, shape)], fill, dtype)
+    return _read_block(ckpt, name, rule, shape, index)
 
   def make(path, leaf):
     key = _path_key(path)
@@ -249,18 +261,19 @@ def load_params(config, abstract_params, fallback=None, hf_dir=None):
         lo, hi = _norm(index[:1], leaf.shape[:1])[0]
         block = None
         for n, i in enumerate(range(lo, hi)):
-          layer = _read_block(ckpt, found[i], rule, shape, index[1:])
+          layer = read_layer(found[i], rule, shape, index[1:], dtype)
           if block is None:
             block = np.empty((hi - lo,) + layer.shape, dtype)
           block[n] = layer
         return block
     else:
       def callback(index):
-        return _read_block(ckpt, found[0], rule, leaf.shape, index).astype(dtype, copy=False)
+        return read_layer(found[0], rule, leaf.shape, index, dtype).astype(dtype, copy=False)
     return jax.make_array_from_callback(leaf.shape, leaf.sharding, callback)
 
   params = jax.tree_util.tree_map_with_path(make, abstract_params)
-  logging.info("imported %d tensors from %s", sum(len(p[2] or []) for p in plan.values()), hf_dir)
+  logging.info("imported %d tensors from %s",
+               sum(sum(n is not None for n in p[2] or []) for p in plan.values()), hf_dir)
   return params
 
 
@@ -304,7 +317,7 @@ def init_state(setup):
 
 def export_tensors(config, params):
   """Host numpy parameters -> {HF name: float32 array} (the inverse of the import)."""
-  prefix, _, _, _ = names.family_rules(config.model.family, config.model.tie_embeddings)
+  prefix, _, _, _ = names.family_rules(config.model)
   tensors = {}
   flat = dict((_path_key(p), np.asarray(v)) for p, v in
               jax.tree_util.tree_flatten_with_path(params)[0])
@@ -320,6 +333,8 @@ def export_tensors(config, params):
     order = [a for group in axes for a in group]
     part_shape = [int(np.prod([per_layer[a] for a in g], dtype=np.int64)) for g in axes]
     for n, layer in enumerate(_layer_list(layers, config.model.num_layers)):
+      if layers is not None and layer < rule.from_layer:
+        continue  # HF has no such tensor (pancake's is unused there)
       block = value[n] if layers == "all" else value
       name = (names.hf_name(rule, prefix, layer) if layers is not None
               else names.hf_name(rule, prefix))
@@ -334,8 +349,8 @@ def export_tensors(config, params):
       where[rule.split_axis] = slice(rule.part * width, (rule.part + 1) * width)
       tensors[name][tuple(where)] = part
   if drop & {"pooler"}:
-    logging.warning("model.nsp_head=False: exported as BertForMaskedLM, which has no pooler "
-                    "(pancake's pooler weights are not written)")
+    logging.warning("model.nsp_head=False: exported as %s, which has no pooler (pancake's "
+                    "pooler weights are not written)", hf_config.architecture_class(config.model))
   return tensors
 
 

@@ -18,7 +18,12 @@ from interop import names
 CONFIG_FILE = "config.json"
 GPT2_ARCHITECTURES = ("GPT2LMHeadModel",)
 BERT_ARCHITECTURES = ("BertForPreTraining", "BertForMaskedLM", "BertModel")
-MODEL_TYPES = {"gpt2": "decoder", "bert": "encoder"}
+LLAMA_ARCHITECTURES = ("LlamaForCausalLM",)
+MODERNBERT_ARCHITECTURES = ("ModernBertForMaskedLM",)
+MODEL_TYPES = {"gpt2": "decoder", "bert": "encoder", "llama": "decoder", "modernbert": "encoder"}
+# Block options of GPT-2 and BERT checkpoints (base.py's defaults): config.json fixes them too.
+_CLASSIC_BLOCK = dict(position_embedding="learned", norm="layernorm", mlp="dense", num_kv_heads=0,
+                      qk_norm=False, attention_window=0, global_every=0, first_attention_norm=True)
 
 
 def read_json(path, what):
@@ -40,7 +45,8 @@ def read_config(hf_dir):
   cfg = read_json(path, "an HF model directory holds config.json (save_pretrained writes it)")
   if cfg.get("model_type") not in MODEL_TYPES:
     raise ConfigError(f"{path}: model_type={cfg.get('model_type')!r} is not one of "
-                      f"{', '.join(repr(t) for t in MODEL_TYPES)} (GPT-2 and BERT checkpoints)")
+                      f"{', '.join(repr(t) for t in MODEL_TYPES)} (GPT-2, BERT, Llama and ModernBERT "
+                      "checkpoints)")
   return cfg
 
 
@@ -69,8 +75,11 @@ def _unsupported(cfg, path, key, expected):
 def fixed_model_fields(cfg, hf_dir):
   """model.* fields that config.json fixes (the weights only fit this architecture)."""
   path = os.path.join(hf_dir, CONFIG_FILE)
-  family = MODEL_TYPES[cfg["model_type"]]
-  if family == "decoder":
+  if cfg["model_type"] == "llama":
+    return _llama_fields(cfg, path)
+  if cfg["model_type"] == "modernbert":
+    return _modernbert_fields(cfg, path)
+  if cfg["model_type"] == "gpt2":
     _unsupported(cfg, path, "add_cross_attention", False)
     _unsupported(cfg, path, "scale_attn_weights", True)
     _unsupported(cfg, path, "scale_attn_by_inverse_layer_idx", False)
@@ -85,7 +94,7 @@ def fixed_model_fields(cfg, hf_dir):
         d_ff=0 if inner is None else _field(cfg, path, "n_inner"),
         activation=_activation(cfg, path, "activation_function"), ln_placement="pre",
         ln_epsilon=float(_field(cfg, path, "layer_norm_epsilon", 1e-5, (int, float))),
-        use_bias=True, tie_embeddings=bool(cfg.get("tie_word_embeddings", True)))
+        use_bias=True, tie_embeddings=bool(cfg.get("tie_word_embeddings", True)), **_CLASSIC_BLOCK)
   _unsupported(cfg, path, "is_decoder", False)
   _unsupported(cfg, path, "add_cross_attention", False)
   _unsupported(cfg, path, "position_embedding_type", "absolute")
@@ -101,7 +110,115 @@ def fixed_model_fields(cfg, hf_dir):
       d_head=0, d_ff=_field(cfg, path, "intermediate_size"),
       activation=_activation(cfg, path, "hidden_act"), ln_placement="post",
       ln_epsilon=float(_field(cfg, path, "layer_norm_eps", 1e-12, (int, float))),
-      use_bias=True, tie_embeddings=bool(cfg.get("tie_word_embeddings", True)))
+      use_bias=True, tie_embeddings=bool(cfg.get("tie_word_embeddings", True)), **_CLASSIC_BLOCK)
+
+
+def _rope_theta(cfg, path, layer_type=None):
+  """RoPE theta from rope_parameters (transformers >= 5; per layer type for ModernBERT) or the
+  older top-level keys; any rope_type but "default" (scaled RoPE) is refused."""
+  legacy = {None: "rope_theta", "full_attention": "global_rope_theta",
+            "sliding_attention": "local_rope_theta"}[layer_type]
+  params = cfg.get("rope_parameters") or {}
+  if layer_type is not None:
+    params = params.get(layer_type) or {}
+  scaling = cfg.get("rope_scaling")
+  rope_type = params.get("rope_type", (scaling or {}).get("rope_type", "default"))
+  if rope_type != "default":
+    raise ConfigError(f"{path}: rope_type={rope_type!r} is not supported (pancake computes "
+                      "unscaled RoPE, rope_type 'default')")
+  theta = params.get("rope_theta", cfg.get(legacy, 10000.0))
+  if not isinstance(theta, (int, float)) or isinstance(theta, bool) or theta <= 0:
+    raise ConfigError(f"{path}: rope_theta={theta!r} must be a positive number")
+  return float(theta)
+
+
+def _heads(cfg, path, d_model):
+  heads = _field(cfg, path, "num_attention_heads")
+  d_head = cfg.get("head_dim") or (d_model // heads if d_model % heads == 0 else None)
+  if d_head is None:
+    raise ConfigError(f"{path}: hidden_size={d_model} is not divisible by "
+                      f"num_attention_heads={heads} and head_dim is not given")
+  return heads, (0 if d_head * heads == d_model else _field(cfg, path, "head_dim"))
+
+
+def _llama_fields(cfg, path):
+  for key in ("attention_bias", "mlp_bias"):
+    _unsupported(cfg, path, key, False)
+  _unsupported(cfg, path, "pretraining_tp", 1)
+  d_model = _field(cfg, path, "hidden_size")
+  heads, d_head = _heads(cfg, path, d_model)
+  kv = cfg.get("num_key_value_heads") or heads
+  if not isinstance(kv, int) or heads % kv:
+    raise ConfigError(f"{path}: num_key_value_heads={kv!r} must divide num_attention_heads={heads}")
+  return dict(
+      family="decoder", vocab_size=_field(cfg, path, "vocab_size"),
+      max_len=_field(cfg, path, "max_position_embeddings"),
+      num_layers=_field(cfg, path, "num_hidden_layers"), d_model=d_model, num_heads=heads,
+      num_kv_heads=0 if kv == heads else kv, d_head=d_head,
+      d_ff=_field(cfg, path, "intermediate_size"), mlp="glu",
+      activation=_activation(cfg, path, "hidden_act"), norm="rmsnorm", ln_placement="pre",
+      ln_epsilon=float(_field(cfg, path, "rms_norm_eps", 1e-6, (int, float))),
+      position_embedding="rope", rope_base=_rope_theta(cfg, path), rope_local_base=0.0,
+      rope_fraction=1.0, qk_norm=False, attention_window=0, global_every=0,
+      first_attention_norm=True, use_bias=False,
+      tie_embeddings=bool(cfg.get("tie_word_embeddings", False)))
+
+
+def _global_every(layer_types, path):
+  """layer_types (full_attention | sliding_attention per layer) -> model.global_every: the n
+  with layer i global iff i % n == 0 (0: every layer sliding), else ConfigError."""
+  n = len(layer_types)
+  is_global = [t == "full_attention" for t in layer_types]
+  bad = [t for t in layer_types if t not in ("full_attention", "sliding_attention")]
+  if bad:
+    raise ConfigError(f"{path}: layer_types holds {bad[0]!r}; pancake reads 'full_attention' "
+                      "and 'sliding_attention'")
+  if not any(is_global):
+    return 0
+  for every in range(1, n + 1):
+    if is_global == [i % every == 0 for i in range(n)]:
+      return every
+  raise ConfigError(f"{path}: layer_types={layer_types} is not 'layer i global iff i % n == 0' "
+                    "for any n (the pattern model.global_every expresses)")
+
+
+def _modernbert_fields(cfg, path):
+  _unsupported(cfg, path, "decoder_bias", True)  # pancake's MLM head always has the output bias
+  biases = {k: bool(cfg.get(k, False))
+            for k in ("norm_bias", "attention_bias", "mlp_bias", "classifier_bias")}
+  if len(set(biases.values())) > 1:
+    raise ConfigError(f"{path}: {biases} must all be equal (pancake's model.use_bias sets every "
+                      "bias at once)")
+  if cfg.get("classifier_activation", "gelu") != cfg.get("hidden_activation", "gelu"):
+    raise ConfigError(f"{path}: classifier_activation={cfg.get('classifier_activation')!r} must "
+                      f"equal hidden_activation={cfg.get('hidden_activation')!r} (pancake's MLM "
+                      "head uses model.activation)")
+  d_model = _field(cfg, path, "hidden_size")
+  heads = _field(cfg, path, "num_attention_heads")
+  if d_model % heads:
+    raise ConfigError(f"{path}: hidden_size={d_model} is not divisible by "
+                      f"num_attention_heads={heads}")
+  layers = _field(cfg, path, "num_hidden_layers")
+  every_n = cfg.get("global_attn_every_n_layers", 3)
+  types = cfg.get("layer_types") or ["full_attention" if i % every_n == 0 else
+                                     "sliding_attention" for i in range(layers)]
+  if len(types) != layers:
+    raise ConfigError(f"{path}: layer_types has {len(types)} entries for num_hidden_layers={layers}")
+  global_every = _global_every(types, path)
+  windowed = global_every != 1
+  return dict(
+      family="encoder", vocab_size=_field(cfg, path, "vocab_size"),
+      max_len=_field(cfg, path, "max_position_embeddings"), type_vocab_size=0,
+      num_layers=layers, d_model=d_model, num_heads=heads, num_kv_heads=0, d_head=0,
+      d_ff=_field(cfg, path, "intermediate_size"), mlp="glu",
+      activation=_activation(cfg, path, "hidden_activation"), norm="layernorm",
+      ln_placement="pre", first_attention_norm=False,
+      ln_epsilon=float(_field(cfg, path, "norm_eps", 1e-5, (int, float))),
+      position_embedding="rope", rope_base=_rope_theta(cfg, path, "full_attention"),
+      rope_local_base=_rope_theta(cfg, path, "sliding_attention"), rope_fraction=1.0,
+      qk_norm=False, attention_window=_field(cfg, path, "local_attention", 128) if windowed else 0,
+      global_every=global_every if windowed else 0, use_bias=biases["norm_bias"],
+      tie_embeddings=bool(cfg.get("tie_word_embeddings", True)), nsp_head=False)
 
 
 def free_model_fields(cfg):
@@ -111,6 +228,14 @@ def free_model_fields(cfg):
                 attention_dropout_rate=float(cfg.get("attn_pdrop", 0.1)),
                 init_range=float(cfg.get("initializer_range", 0.02)), scale_residual_init=True,
                 nsp_head=False)
+  if cfg["model_type"] == "llama":
+    return dict(dropout_rate=0.0, attention_dropout_rate=float(cfg.get("attention_dropout", 0.0)),
+                init_range=float(cfg.get("initializer_range", 0.02)), scale_residual_init=False,
+                nsp_head=False)
+  if cfg["model_type"] == "modernbert":
+    return dict(dropout_rate=float(cfg.get("mlp_dropout", 0.0)),
+                attention_dropout_rate=float(cfg.get("attention_dropout", 0.0)),
+                init_range=float(cfg.get("initializer_range", 0.02)), scale_residual_init=False)
   architectures = cfg.get("architectures") or ["BertForPreTraining"]
   return dict(dropout_rate=float(cfg.get("hidden_dropout_prob", 0.1)),
               attention_dropout_rate=float(cfg.get("attention_probs_dropout_prob", 0.1)),
@@ -157,30 +282,55 @@ def check_against_config(config):
 # ------------------------------------------------------------------ export: pancake -> config.json
 
 
+_TARGETS = {"gpt2": "GPT-2", "bert": "BERT", "llama": "Llama", "modernbert": "ModernBERT"}
+# model.* values each architecture's checkpoints have (names.architecture picks the target).
+_EXPORT_NEEDS = {
+    "gpt2": dict(_CLASSIC_BLOCK, ln_placement="pre", use_bias=True),
+    "bert": dict(_CLASSIC_BLOCK, ln_placement="post", use_bias=True),
+    "llama": dict(ln_placement="pre", use_bias=False, norm="rmsnorm", mlp="glu", qk_norm=False,
+                  attention_window=0, rope_fraction=1.0, first_attention_norm=True),
+    "modernbert": dict(ln_placement="pre", norm="layernorm", mlp="glu", qk_norm=False,
+                       rope_fraction=1.0, first_attention_norm=False, type_vocab_size=0,
+                       nsp_head=False),
+}
+
+
+def architecture_class(model_cfg):
+  """The transformers class an exported model loads as."""
+  arch = names.architecture(model_cfg)
+  if arch == "gpt2":
+    return GPT2_ARCHITECTURES[0]
+  if arch == "bert":
+    return "BertForPreTraining" if model_cfg.nsp_head else "BertForMaskedLM"
+  return (LLAMA_ARCHITECTURES if arch == "llama" else MODERNBERT_ARCHITECTURES)[0]
+
+
 def check_exportable(model_cfg, tokenizer_kind):
-  """ConfigError naming the first model.* field that GPT-2 / BERT cannot represent exactly."""
+  """ConfigError naming the first model.* field that GPT-2 / BERT / Llama / ModernBERT (the
+  architecture names.architecture picks) cannot represent exactly."""
   m = model_cfg
-  target = "GPT-2" if m.family == "decoder" else "BERT"
-  need = {"ln_placement": "pre" if m.family == "decoder" else "post", "use_bias": True,
-          "position_embedding": "learned", "norm": "layernorm", "mlp": "dense", "qk_norm": False,
-          "attention_window": 0}
-  for key, value in need.items():
+  arch = names.architecture(m)
+  target = _TARGETS[arch]
+  for key, value in _EXPORT_NEEDS[arch].items():
     if m[key] != value:
       raise ConfigError(f"model.{key}={m[key]!r} cannot be exported: {target} checkpoints have "
                         f"{key}={value!r}")
-  if m.num_kv_heads not in (0, m.num_heads):
+  if arch != "llama" and m.num_kv_heads not in (0, m.num_heads):
     raise ConfigError(f"model.num_kv_heads={m.num_kv_heads!r} cannot be exported: {target} "
                       "checkpoints have one key/value head per query head")
   d_head = m.d_head or m.d_model // m.num_heads
-  if d_head * m.num_heads != m.d_model:
+  if arch != "llama" and d_head * m.num_heads != m.d_model:
     raise ConfigError(f"model.d_head={m.d_head} x model.num_heads={m.num_heads} = "
                       f"{d_head * m.num_heads} != model.d_model={m.d_model} cannot be exported: "
                       f"{target} attention is d_model wide")
+  if arch == "llama" and m.rope_local_base not in (0, m.rope_base):
+    raise ConfigError(f"model.rope_local_base={m.rope_local_base!r} cannot be exported: Llama "
+                      "checkpoints have one RoPE theta (rope_base)")
   if m.activation not in names.ACTIVATIONS:
     raise ConfigError(f"model.activation={m.activation!r} cannot be exported")
   if m.family == "encoder" and tokenizer_kind != "wordpiece":
-    raise ConfigError(f"data.tokenizer={tokenizer_kind!r} cannot be exported with a BERT "
-                      "checkpoint: BertTokenizer is WordPiece")
+    raise ConfigError(f"data.tokenizer={tokenizer_kind!r} cannot be exported with a {target} "
+                      "checkpoint: pancake writes encoder tokenizers as BertTokenizer (WordPiece)")
 
 
 def hf_config(model_cfg, tokenizer):
@@ -189,6 +339,38 @@ def hf_config(model_cfg, tokenizer):
   act = names.ACTIVATIONS[m.activation][0]
   common = dict(vocab_size=m.vocab_size, initializer_range=m.init_range,
                 tie_word_embeddings=m.tie_embeddings, dtype="float32")
+  arch = names.architecture(m)
+  if arch == "llama":
+    eos = tokenizer.eot_id
+    return dict(
+        architectures=list(LLAMA_ARCHITECTURES), model_type="llama",
+        max_position_embeddings=m.max_len, hidden_size=m.d_model, num_hidden_layers=m.num_layers,
+        num_attention_heads=m.num_heads, num_key_value_heads=m.num_kv_heads or m.num_heads,
+        head_dim=m.d_head or m.d_model // m.num_heads, intermediate_size=m.d_ff or 4 * m.d_model,
+        hidden_act=act, rms_norm_eps=m.ln_epsilon,
+        rope_parameters=dict(rope_type="default", rope_theta=m.rope_base),
+        attention_bias=False, mlp_bias=False, attention_dropout=m.attention_dropout_rate,
+        bos_token_id=eos, eos_token_id=eos, pad_token_id=tokenizer.pad_id, **common)
+  if arch == "modernbert":
+    global_every = m.global_every if m.attention_window else 1
+    layer_types = ["full_attention" if m.attention_window == 0 or (
+        global_every and i % global_every == 0) else "sliding_attention"
+                   for i in range(m.num_layers)]
+    return dict(
+        architectures=list(MODERNBERT_ARCHITECTURES), model_type="modernbert",
+        max_position_embeddings=m.max_len, hidden_size=m.d_model, num_hidden_layers=m.num_layers,
+        num_attention_heads=m.num_heads, intermediate_size=m.d_ff or 4 * m.d_model,
+        hidden_activation=act, classifier_activation=act, norm_eps=m.ln_epsilon,
+        norm_bias=m.use_bias, attention_bias=m.use_bias, mlp_bias=m.use_bias,
+        classifier_bias=m.use_bias, decoder_bias=True, layer_types=layer_types,
+        local_attention=m.attention_window or 128,
+        rope_parameters={"full_attention": dict(rope_type="default", rope_theta=m.rope_base),
+                         "sliding_attention": dict(rope_type="default",
+                                                   rope_theta=m.rope_local_base or m.rope_base)},
+        embedding_dropout=m.dropout_rate, mlp_dropout=m.dropout_rate,
+        attention_dropout=m.attention_dropout_rate, pad_token_id=tokenizer.pad_id,
+        cls_token_id=tokenizer.cls_id, sep_token_id=tokenizer.sep_id,
+        bos_token_id=tokenizer.cls_id, eos_token_id=tokenizer.sep_id, **common)
   if m.family == "decoder":
     eos = tokenizer.eot_id
     return dict(

@@ -2,11 +2,13 @@
 
 post-LN (BERT, Vaswani et al.):  x = LN(x + Drop(Attn(x)));   x = LN(x + Drop(Mlp(x)))
 pre-LN  (GPT-2/3):               x = x + Drop(Attn(LN(x)));   x = x + Drop(Mlp(LN(x)))
-(pre-LN stacks end with one more LayerNorm, applied by the model after the last block.)
+(pre-LN stacks end with one more LayerNorm, applied by the model after the last block; with
+first_attention_norm=False block 0 attends to x itself, as ModernBERT's does.)
 LN is spec.norm (LayerNorm or RMSNorm); Mlp is dense or gated (models/layers.py).
 """
 
 import flax.linen as nn
+import jax.numpy as jnp
 
 from models.attention import SelfAttention
 from models.layers import BLD, Mlp, constrain, layer_norm
@@ -31,7 +33,10 @@ class Block(nn.Module):
     ln_attention = layer_norm(spec, "ln_attention")
     ln_mlp = layer_norm(spec, "ln_mlp")
     if spec.ln_placement == "pre":
-      x = x + drop(attention(ln_attention(x), segments, positions, layer))
+      h = ln_attention(x)
+      if not spec.first_attention_norm:  # ModernBERT's block 0: Identity (a select, so exact)
+        h = jnp.where(layer["attention_norm"], h, x)
+      x = x + drop(attention(h, segments, positions, layer))
       x = x + drop(mlp(ln_mlp(x)))
     else:
       x = ln_attention(x + drop(attention(x, segments, positions, layer)))

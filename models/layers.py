@@ -124,7 +124,7 @@ def embed_table(spec: ModelSpec, rows, row_axis, name):
 
 
 class Embeddings(nn.Module):
-  """Token + learned position (unless RoPE) (+ segment for encoders) embeddings.
+  """Token + learned position (unless RoPE) (+ segment for encoders unless type_vocab_size=0).
 
   Encoders (BERT) follow the sum with LayerNorm, then dropout; decoders (GPT-2) only dropout.
   `attend` reuses the token table as the output projection (tied LM/MLM head).
@@ -137,7 +137,8 @@ class Embeddings(nn.Module):
     if spec.position_embedding == "learned":  # RoPE rotates q and k instead (models/rope.py)
       self.position = embed_table(spec, spec.max_len, "positions", "position")
     if spec.family == "encoder":
-      self.token_type = embed_table(spec, spec.type_vocab_size, "token_types", "token_type")
+      if spec.type_vocab_size:  # ModernBERT has none: 0 rows = no table, ids ignored
+        self.token_type = embed_table(spec, spec.type_vocab_size, "token_types", "token_type")
       self.ln = layer_norm(spec, "ln")
     self.dropout = nn.Dropout(spec.dropout_rate)
 
@@ -147,9 +148,11 @@ class Embeddings(nn.Module):
     if self.spec.position_embedding == "learned":
       x = x + self.position(positions)
     if self.spec.family == "encoder":
-      if token_type_ids is None:
-        token_type_ids = jnp.zeros_like(input_ids)
-      x = self.ln(x + self.token_type(token_type_ids))
+      if self.spec.type_vocab_size:
+        if token_type_ids is None:
+          token_type_ids = jnp.zeros_like(input_ids)
+        x = x + self.token_type(token_type_ids)
+      x = self.ln(x)
     x = self.dropout(x, deterministic=deterministic)
     return constrain(x, BLD)
 

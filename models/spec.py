@@ -86,9 +86,12 @@ def validate(model_cfg):
   if m.position_embedding == "rope" and rotary_dims(_RESOLVERS["d_head"](m), m.rope_fraction) == 0:
     raise ConfigError(f"model.rope_fraction={m.rope_fraction} rotates no pair of the "
                       f"{_RESOLVERS['d_head'](m)} dims of a head; raise it")
-  if m.family == "encoder" and m.type_vocab_size < 1:
-    raise ConfigError(f"model.type_vocab_size={m.type_vocab_size} must be >= 1 for "
-                      "family='encoder' (segment embeddings)")
+  if m.family == "encoder" and m.type_vocab_size < 1 and m.nsp_head:
+    raise ConfigError(f"model.type_vocab_size={m.type_vocab_size} must be >= 1 with "
+                      "model.nsp_head=True (NSP needs segment embeddings)")
+  if not m.first_attention_norm and m.ln_placement != "pre":
+    raise ConfigError("model.first_attention_norm=False needs model.ln_placement='pre' (got "
+                      f"{m.ln_placement!r}): only a pre-LN block normalises its attention input")
   if m.attention_impl == "flash" and m.attention_dropout_rate > 0:
     raise ConfigError(
         f"model.attention_impl='flash' cannot apply model.attention_dropout_rate="

@@ -64,13 +64,17 @@ def _block_class(spec: ModelSpec, decode: bool, unroll: int):
 
 
 def layer_data(spec: ModelSpec):
-  """{"window": [N] int32 (0 = global), "rope_base": [N] float32}, one entry per layer."""
+  """{"window": [N] int32 (0 = global), "rope_base": [N] float32}, one entry per layer; with
+  first_attention_norm=False also "attention_norm": [N] bool (False in block 0 only)."""
   is_global = [spec.layer_is_global(i) for i in range(spec.num_layers)]
-  return {
+  data = {
       "window": jnp.asarray([0 if g else spec.attention_window for g in is_global], jnp.int32),
       "rope_base": jnp.asarray([spec.rope_base if g else spec.rope_local_base for g in is_global],
                                jnp.float32),
   }
+  if not spec.first_attention_norm:  # only then: every other model scans exactly what it did
+    data["attention_norm"] = jnp.arange(spec.num_layers) > 0
+  return data
 
 
 class Stack(nn.Module):

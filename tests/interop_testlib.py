@@ -151,3 +151,56 @@ def hf_causal_loss(model, batch):
 
 
 hf_greedy = hf_parity.hf_greedy
+
+
+def save_llama(out_dir, *, layers=2, width=64, heads=4, kv_heads=2, positions=64, tie=False,
+               seed=0, theta=500.0):
+  """A random-init LlamaForCausalLM (GQA, SwiGLU, RMSNorm, RoPE) + a byte-level BPE tokenizer.
+
+  A small rope theta makes the rotation visible at 64 positions (every frequency turns)."""
+  vocab, merges = train_bpe(text_lines())
+  torch.manual_seed(seed)
+  cfg = transformers.LlamaConfig(
+      num_hidden_layers=layers, hidden_size=width, num_attention_heads=heads,
+      num_key_value_heads=kv_heads, intermediate_size=3 * width, max_position_embeddings=positions,
+      vocab_size=VOCAB, bos_token_id=0, eos_token_id=0, pad_token_id=None, initializer_range=0.1,
+      rms_norm_eps=1e-6, tie_word_embeddings=tie,
+      rope_parameters={"rope_type": "default", "rope_theta": theta}, attn_implementation="eager")
+  model = transformers.LlamaForCausalLM(cfg).eval()
+  _randomise_norms(model)
+  model.save_pretrained(out_dir)
+  transformers.GPT2TokenizerFast(vocab=vocab, merges=merges).save_pretrained(out_dir)
+  return model
+
+
+def save_modernbert(out_dir, *, layers=4, width=64, heads=4, positions=64, window=8, every=3,
+                    tie=True, seed=0):
+  """A random-init ModernBertForMaskedLM (global layers 0 and 3, 8-token windows elsewhere, so
+  16-token inputs see the window) + a vocab.txt WordPiece tokenizer -> the torch model."""
+  vocab = train_wordpiece(text_lines(), True)
+  torch.manual_seed(seed)
+  cfg = transformers.ModernBertConfig(
+      num_hidden_layers=layers, hidden_size=width, num_attention_heads=heads,
+      intermediate_size=2 * width, max_position_embeddings=positions, vocab_size=VOCAB,
+      pad_token_id=0, cls_token_id=2, sep_token_id=3, bos_token_id=2, eos_token_id=3,
+      initializer_range=0.1, local_attention=window, global_attn_every_n_layers=every,
+      rope_parameters={"full_attention": {"rope_type": "default", "rope_theta": 1000.0},
+                       "sliding_attention": {"rope_type": "default", "rope_theta": 100.0}},
+      tie_word_embeddings=tie, attn_implementation="eager", reference_compile=False)
+  model = transformers.ModernBertForMaskedLM(cfg).eval()
+  _randomise_norms(model)
+  model.save_pretrained(out_dir)
+  write_bert_vocab_file(vocab, out_dir)
+  with open(os.path.join(out_dir, "tokenizer_config.json"), "w") as f:
+    json.dump({"tokenizer_class": "BertTokenizer", "do_lower_case": True}, f)
+  return model
+
+
+def _randomise_norms(model):
+  """Norm weights (and the MLM decoder bias) init to ones/zeros; random values test their
+  mapping too."""
+  gen = torch.Generator().manual_seed(1)
+  with torch.no_grad():
+    for name, p in model.named_parameters():
+      if "norm" in name or name.endswith("decoder.bias"):
+        p.copy_(p + 0.2 * torch.randn(p.shape, generator=gen))
