@@ -57,8 +57,8 @@ def _field(cfg, path, key, default=None, kind=int):
   return value
 
 
-def _activation(cfg, path, key):
-  hf = cfg.get(key)
+def _activation(cfg, path, key, default=None):
+  hf = cfg.get(key, default)
   for ours, theirs in names.ACTIVATIONS.items():
     if hf in theirs:
       return ours
@@ -156,7 +156,7 @@ def _llama_fields(cfg, path):
       num_layers=_field(cfg, path, "num_hidden_layers"), d_model=d_model, num_heads=heads,
       num_kv_heads=0 if kv == heads else kv, d_head=d_head,
       d_ff=_field(cfg, path, "intermediate_size"), mlp="glu",
-      activation=_activation(cfg, path, "hidden_act"), norm="rmsnorm", ln_placement="pre",
+      activation=_activation(cfg, path, "hidden_act", "silu"), norm="rmsnorm", ln_placement="pre",
       ln_epsilon=float(_field(cfg, path, "rms_norm_eps", 1e-6, (int, float))),
       position_embedding="rope", rope_base=_rope_theta(cfg, path), rope_local_base=0.0,
       rope_fraction=1.0, qk_norm=False, attention_window=0, global_every=0,
@@ -211,7 +211,7 @@ def _modernbert_fields(cfg, path):
       max_len=_field(cfg, path, "max_position_embeddings"), type_vocab_size=0,
       num_layers=layers, d_model=d_model, num_heads=heads, num_kv_heads=0, d_head=0,
       d_ff=_field(cfg, path, "intermediate_size"), mlp="glu",
-      activation=_activation(cfg, path, "hidden_activation"), norm="layernorm",
+      activation=_activation(cfg, path, "hidden_activation", "gelu"), norm="layernorm",
       ln_placement="pre", first_attention_norm=False,
       ln_epsilon=float(_field(cfg, path, "norm_eps", 1e-5, (int, float))),
       position_embedding="rope", rope_base=_rope_theta(cfg, path, "full_attention"),
