@@ -357,7 +357,8 @@ def test_new_presets_follow_their_sources():
 
 
 @pytest.mark.parametrize("overrides, field", [
-    (dict(position_embedding="rope"), "position_embedding"), (dict(norm="rmsnorm"), "norm"),
+    # a RoPE decoder exports as Llama (tests/test_interop_llama.py), which has no biases
+    (dict(position_embedding="rope"), "use_bias"), (dict(norm="rmsnorm"), "norm"),
     (dict(mlp="glu"), "mlp"), (dict(num_kv_heads=2), "num_kv_heads"),
     (dict(qk_norm=True), "qk_norm"), (dict(attention_window=8), "attention_window")])
 def test_gpt2_export_refuses_the_new_block_options(overrides, field):
