@@ -1,10 +1,14 @@
-r"""Start from a Hugging Face GPT-2 or BERT checkpoint you have: `configs/from_hf.py:DIR`.
+r"""Start from a Hugging Face GPT-2, BERT, Llama or ModernBERT checkpoint you have:
+`configs/from_hf.py:DIR`.
 
 DIR is a model directory as `save_pretrained` writes it: config.json, model.safetensors (or a
 sharded model.safetensors.index.json) and the tokenizer (tokenizer.json, or vocab.json +
 merges.txt for GPT-2, or vocab.txt for BERT). Supported: GPT2LMHeadModel (every size) and
 BertForPreTraining / BertForMaskedLM / BertModel (heads a checkpoint lacks are initialised from
-config.seed, and a warning line says which).
+config.seed, and a warning line says which), LlamaForCausalLM and ModernBertForMaskedLM (its
+pooler-less encoder gets pancake's pooler initialised; tokenizer: vocab.txt or a WordPiece
+tokenizer.json). Llama and ModernBERT set the block options too (RoPE thetas, RMSNorm or
+LayerNorm, GLU, key/value heads, sliding windows, biases, first_attention_norm, type_vocab_size).
 
 The config reproduces the checkpoint's architecture from config.json (family, layers, width,
 heads, d_ff, vocabulary, positions, LayerNorm epsilon, activation, tied head, segment
