@@ -295,7 +295,7 @@ def check_tokenizer(config, tokenizer):
     raise ConfigError(f"{source} has {tokenizer.vocab_size} tokens but {path} gives "
                       f"vocab_size={cfg['vocab_size']}: the tokenizer is not this model's")
   ids = {"pad_token_id": ("padding", tokenizer.pad_id)}
-  if cfg["model_type"] == "gpt2":
+  if cfg["model_type"] in ("gpt2", "llama"):
     ids["eos_token_id"] = ("end-of-text", tokenizer.eot_id)
   for key, (role, ours) in ids.items():
     theirs = cfg.get(key)

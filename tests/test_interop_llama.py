@@ -149,3 +149,23 @@ def test_llama_export_refuses_what_llama_cannot_hold():
   m.norm = "rmsnorm"
   with pytest.raises(ConfigError, match="model.attention_window=32 cannot be exported: Llama"):
     hf_config.check_exportable(m, "bpe")
+
+
+def test_import_checks_pass_and_catch_a_foreign_tokenizer(llama):
+  """hf.check (train.py / eval.py, before the workdir): the saved model passes; an EOS id that
+  is not the tokenizer's end-of-text token is refused."""
+  import pipeline
+  from trainlib import mesh as mesh_lib
+  from trainlib import state as state_lib
+  hf_dir, _ = llama
+  config = from_hf.get_config(hf_dir)
+  setup = state_lib.build_setup(config, mesh_lib.make_mesh(config))
+  tokenizer = pipeline.get_tokenizer(config)
+  hf.check(config, tokenizer, setup.abstract_state.params)
+  cfg = json.load(open(os.path.join(hf_dir, "config.json")))
+  try:
+    json.dump(dict(cfg, eos_token_id=7), open(os.path.join(hf_dir, "config.json"), "w"))
+    with pytest.raises(ConfigError, match="eos_token_id=7 but the end-of-text token"):
+      hf.check_tokenizer(config, tokenizer)
+  finally:
+    json.dump(cfg, open(os.path.join(hf_dir, "config.json"), "w"))
