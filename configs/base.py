@@ -72,7 +72,7 @@ def get_config():
 
   # ---------------------------------------------------------------- objective (objectives/)
   o = c.objective = ml_collections.ConfigDict()
-  o.name = "causal"               # "mlm_nsp" (BERT) | "mlm" (No NSP) | "mlm_full_sentences" (RoBERTa) | "causal"
+  o.name = "causal"               # encoders: "mlm_nsp" (BERT) | "mlm" (No NSP) | "mlm_full_sentences" (RoBERTa); decoders: "causal" | "prefix_lm" | "gpt_bert" (objectives/)
   o.mask_prob = 0.15              # fraction of maskable tokens selected for prediction
   o.mask_token_frac = 0.8         # of the selected: replaced by [MASK]
   o.random_token_frac = 0.1       # of the selected: replaced by a random token (rest unchanged)
@@ -82,6 +82,7 @@ def get_config():
   o.static_masking_dupes = 10     # static masking: number of distinct masks per example (BERT: 10)
   o.short_seq_prob = 0.1          # NSP/MLM: probability of a shorter target length (BERT: 0.1)
   o.nsp_random_prob = 0.5         # NSP: probability that segment B comes from another document
+  o.causal_fraction = 1 / 16      # gpt_bert: share of each batch's rows that are causal, the rest masked next-token (GPT-BERT: 1:15)
 
   # ---------------------------------------------------------------- data (pipeline/)
   d = c.data = ml_collections.ConfigDict()

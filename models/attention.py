@@ -22,7 +22,17 @@ attention_impl:
            - elsewhere (CPU): jax.nn.dot_product_attention's XLA implementation.
 Decoding with a cache and capture_attention always use the reference path (they need the
 probabilities or a query block of one token).
+
+Prefix masks (prefix LM, GPT-BERT's bidirectional rows): a decoder may be given `prefix_len[B]`;
+in its row, keys before prefix_len are visible to every query of their segment (bidirectional
+over the prefix, causal after; prefix_len = L is a fully bidirectional row, 0 a causal one). The
+layers receive it with the segment ids as a `PrefixSegments` pair, so the mask stays two small
+arrays a kernel could take. No fused kernel here takes a prefix yet, so "flash" runs
+jax.nn.dot_product_attention's XLA path for such batches (it builds the [B, 1, L, L] mask).
 """
+
+from typing import NamedTuple
+
 
 import flax.linen as nn
 import jax
@@ -47,17 +57,27 @@ def segment_ids_from(batch_shape, doc_ids=None, input_mask=None):
   return segments
 
 
-def attention_mask(q_segments, k_segments, causal, q_index=None, k_index=None):
+class PrefixSegments(NamedTuple):
+  """Segment ids [B, L] with a per-row prefix length [B] (see the module docstring)."""
+  ids: jax.Array
+  prefix_len: jax.Array
+
+
+def attention_mask(q_segments, k_segments, causal, q_index=None, k_index=None, prefix_len=None):
   """[B, 1, Lq, Lk] bool: True where query i may attend to key j.
 
   q_index / k_index are absolute sequence indices (default 0..L-1); they differ when decoding
-  new tokens against a cache of earlier ones.
+  new tokens against a cache of earlier ones. prefix_len [B] (causal only): keys j < prefix_len
+  are visible to every query of their segment.
   """
   mask = q_segments[:, :, None] == k_segments[:, None, :]
   if causal:
     q_index = jnp.arange(q_segments.shape[1]) if q_index is None else q_index
     k_index = jnp.arange(k_segments.shape[1]) if k_index is None else k_index
-    mask = mask & (k_index[None, None, :] <= q_index[None, :, None])
+    visible = k_index[None, None, :] <= q_index[None, :, None]
+    if prefix_len is not None:
+      visible = visible | (k_index[None, None, :] < prefix_len[:, None, None])
+    mask = mask & visible
   return mask[:, None, :, :]
 
 
@@ -139,8 +159,11 @@ def attention_backend(platform, dtype, length, head_dim) -> str:
   return "xla"
 
 
-def fused_attention(q, k, v, segments, causal):
+def fused_attention(q, k, v, segments, causal, prefix_len=None):
   """Attention without returning probabilities; q/k/v [B, L, H, Dh], segments [B, L]."""
+  if prefix_len is not None:  # no kernel here takes a prefix (module docstring)
+    mask = attention_mask(segments, segments, causal, prefix_len=prefix_len)
+    return jax.nn.dot_product_attention(q, k, v, mask=mask, implementation="xla")
   backend = attention_backend(_target_platform(), q.dtype, q.shape[1], q.shape[-1])
   if backend == "pallas_tpu":
     return _tpu_flash(q, k, v, segments, causal)
@@ -165,8 +188,13 @@ class SelfAttention(nn.Module):
 
   @nn.compact
   def __call__(self, x, segments):
-    # x: [B, L, D], segments: [B, L] int32 -> [B, L, D]
+    # x: [B, L, D], segments: [B, L] int32 or PrefixSegments -> [B, L, D]
     spec = self.spec
+    prefix_len = None
+    if isinstance(segments, PrefixSegments):
+      if self.decode:
+        raise ValueError("prefix_len is for training and scoring passes, not cached decoding")
+      segments, prefix_len = segments
     project = lambda name: DenseGeneral(
         spec, (spec.num_heads, spec.d_head), ("embed", "heads", "kv"), name=name)
     q = constrain(checkpoint_name(project("query")(x), "query_proj"), BLHD)  # [B, L, H, Dh]
@@ -182,14 +210,14 @@ class SelfAttention(nn.Module):
       dropout = None
       if spec.attention_dropout_rate > 0 and not self.deterministic:
         dropout = lambda w: nn.Dropout(spec.attention_dropout_rate)(w, deterministic=False)
-      mask = attention_mask(segments, k_segments, spec.causal, q_index, k_index)
+      mask = attention_mask(segments, k_segments, spec.causal, q_index, k_index, prefix_len)
       out, probs = reference_attention(q, k, v, mask, dropout)
       if spec.capture_attention:
         self.sow("intermediates", "attention_probs", probs)               # [B, H, Lq, Lk]
         self.sow("intermediates", "queries", jnp.swapaxes(q, 1, 2))       # [B, H, Lq, Dh]
         self.sow("intermediates", "keys", jnp.swapaxes(k, 1, 2))          # [B, H, Lk, Dh]
     else:
-      out = fused_attention(q, k, v, segments, spec.causal)
+      out = fused_attention(q, k, v, segments, spec.causal, prefix_len)
     out = constrain(out, BLHD)
 
     out = DenseGeneral(spec, (spec.d_model,), ("heads", "kv", "embed"), num_in=2,

@@ -20,10 +20,6 @@ from models import build_model
 from models.spec import resolve
 
 EMBEDDING_AXES = ("vocab", "positions", "token_types")
-OBJECTIVE_FAMILIES = {"mlm_nsp": "encoder", "mlm": "encoder", "mlm_full_sentences": "encoder",
-                      "causal": "decoder"}
-# Fraction of positions that reach the MLM head when the caller does not say (BERT's mask_prob).
-DEFAULT_MLM_PREDICTED_FRACTION = 0.15
 
 
 def abstract_params(model_cfg):
@@ -55,15 +51,34 @@ def param_counts(model_cfg):
           "params_by_group": by_group}
 
 
-def train_flops_per_token(model_cfg, seq_len, objective_name, predictions_per_seq=None):
+def train_flops_per_token(model_cfg, seq_len, objective_name, predictions_per_seq=None,
+                          objective_cfg=None):
+  """Training FLOPs per input token of `objective_name` on this model: `train_flops` with the
+  terms the objective declares (objectives/<name>.py's `flop_terms`; the registry is read late,
+  since objectives builds on models). predictions_per_seq overrides an MLM objective's
+  objective_cfg.max_predictions_per_seq; with neither, 0.15 of the positions reach the head."""
+  import objectives  # the objective's own declaration; imported late (objectives imports models)
+  objective = objectives.get(objective_name)
+  spec = resolve(model_cfg)
+  if objective.family != spec.family:
+    raise ConfigError(f"objective.name={objective_name!r} needs model.family="
+                      f"{objective.family!r}, got {spec.family!r}")
+  terms = objective.flop_terms(seq_len, objective_cfg, predictions_per_seq)
+  return train_flops(model_cfg, seq_len, terms, f"objective.name={objective_name!r}")
+
+
+def train_flops(model_cfg, seq_len, terms, who="objective"):
   """Training FLOPs (forward + backward) per input token, analytically.
 
       flops = 6 * N_eff + attention
       N_eff = N_stack                                   (all blocks + final LN: every token)
             + f * (N_vocab_projection + N_mlm_head)      (the vocabulary head)
-            + N_pooler_nsp / seq_len                     (mlm_nsp only: once per sequence)
-      attention = 12 * num_layers * seq_len * d_attn     bidirectional (encoders)
-                =  6 * num_layers * seq_len * d_attn     causal (decoders: half the score matrix)
+            + N_per_sequence / seq_len                   (e.g. pooler + NSP: once per sequence)
+      attention = a * 12 * num_layers * seq_len * d_attn
+
+  `terms` (an objectives.base.FlopTerms) gives f (head_fraction), the per-sequence parameter
+  groups and a (attention_fraction): the part of the score matrix computed, 1 bidirectional,
+  1/2 causal (a kernel skips the masked half), in between for prefix masks.
 
   6 = 2 FLOPs per multiply-add in the forward pass + 4 in the backward pass (gradients with respect
   to activations and to weights). N_vocab_projection = d_model * vocab_size whether tied or not
@@ -71,40 +86,24 @@ def train_flops_per_token(model_cfg, seq_len, objective_name, predictions_per_se
   FLOPs. The attention term is q.k^T and probs.v: 2 * 2 * seq_len * d_attn per token per layer
   forward, times 3 for training.
 
-  f is the fraction of positions that reach the vocabulary head: 1 for causal LM; for MLM
-  objectives the model gathers `predictions_per_seq` positions per sequence before the head (the
-  objective's max_predictions_per_seq, padding slots included, since they are computed), so
-  f = predictions_per_seq / seq_len; when it is not given, f = 0.15 (BERT's mask_prob).
+  f is 1 for decoder objectives (logits at every position); MLM objectives gather
+  max_predictions_per_seq positions per sequence before the head (padding slots included, since
+  they are computed), so f = predictions_per_seq / seq_len.
   XLA's cost analysis cannot replace this: it counts a scanned layer once.
   """
-  if objective_name not in OBJECTIVE_FAMILIES:
-    raise ConfigError(f"objective.name={objective_name!r} is not one of "
-                      + ", ".join(repr(n) for n in OBJECTIVE_FAMILIES))
   spec = resolve(model_cfg)
-  if OBJECTIVE_FAMILIES[objective_name] != spec.family:
-    raise ConfigError(f"objective.name={objective_name!r} needs model.family="
-                      f"{OBJECTIVE_FAMILIES[objective_name]!r}, got {spec.family!r}")
   if not isinstance(seq_len, int) or not 0 < seq_len <= spec.max_len:
     raise ConfigError(f"data.seq_len={seq_len!r} must be in [1, model.max_len={spec.max_len}]")
 
   groups = param_counts(model_cfg)["params_by_group"]
   per_token = groups["stack"] + groups.get("final_ln", 0)
-  vocab_head = spec.d_model * spec.vocab_size
-  if spec.family == "decoder":
-    fraction = 1.0
-  else:
-    vocab_head += groups["mlm_head"] + groups["mlm_output_bias"]
-    if predictions_per_seq is None:
-      fraction = DEFAULT_MLM_PREDICTED_FRACTION
-    else:
-      fraction = predictions_per_seq / seq_len
-  per_sequence = 0
-  if objective_name == "mlm_nsp":
-    if "nsp_classifier" not in groups:
-      raise ConfigError("objective.name='mlm_nsp' needs model.nsp_head=True")
-    per_sequence = groups["pooler"] + groups["nsp_classifier"]
-  n_eff = per_token + fraction * vocab_head + per_sequence / seq_len
-  attention = 12 * spec.num_layers * seq_len * spec.d_attn
-  if spec.causal:
-    attention /= 2
+  vocab_head = (spec.d_model * spec.vocab_size + groups.get("mlm_head", 0)
+                + groups.get("mlm_output_bias", 0))
+  missing = [g for g in terms.per_sequence_groups if g not in groups]
+  if missing:
+    raise ConfigError(f"{who} needs model.nsp_head=True (it runs {', '.join(missing)} once "
+                      "per sequence)")
+  per_sequence = sum(groups[g] for g in terms.per_sequence_groups)
+  n_eff = per_token + terms.head_fraction * vocab_head + per_sequence / seq_len
+  attention = 12 * spec.num_layers * seq_len * spec.d_attn * terms.attention_fraction
   return 6 * n_eff + attention
