@@ -42,6 +42,7 @@ SHAPE = dict(num_layers=6, d_model=512, num_heads=8, d_ff=2048, seq_len=256, bat
 def bench_config(family):
   """pancake's config for the bench shape (BERT-base-like encoder / GPT-2-like decoder)."""
   from configs import base
+  import objectives
   c = base.get_config()
   c.name = f"bench_{family}"
   m = c.model
@@ -51,11 +52,11 @@ def bench_config(family):
   m.dropout_rate = m.attention_dropout_rate = 0.0
   if family == "encoder":
     m.activation, m.ln_placement, m.ln_epsilon, m.nsp_head = "gelu_exact", "post", 1e-12, True
-    c.objective.name = "mlm_nsp"
+    c.objective.name = objectives.default_for(family)  # BERT's MLM + NSP
     c.objective.max_predictions_per_seq = SHAPE["predictions_per_seq"]
   else:
     m.activation, m.ln_placement, m.ln_epsilon = "gelu_tanh", "pre", 1e-5
-    c.objective.name = "causal"
+    c.objective.name = objectives.default_for(family)  # GPT's causal LM
   c.data.seq_len = SHAPE["seq_len"]
   c.train.global_batch_size = SHAPE["batch"]
   c.mesh.data = 1

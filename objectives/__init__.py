@@ -24,6 +24,8 @@ _REGISTRY = {o.name: o for o in (
     gpt_bert.make(),
 )}
 NAMES = tuple(_REGISTRY)
+# The objective a family trains when nothing else is asked for (benchmarks, summaries).
+FAMILY_DEFAULTS = {"encoder": "mlm_nsp", "decoder": "causal"}
 
 
 def get(name) -> Objective:
@@ -35,6 +37,11 @@ def get(name) -> Objective:
 def for_family(family) -> tuple[str, ...]:
   """Names of the objectives that train `family`."""
   return tuple(n for n, o in _REGISTRY.items() if o.family == family)
+
+
+def default_for(family) -> str:
+  """The name of `family`'s default objective (FAMILY_DEFAULTS)."""
+  return FAMILY_DEFAULTS[family]
 
 
 def validate(config):
@@ -63,5 +70,5 @@ def check_tokenizer(config, tokenizer):
         f"({tokenizer.vocab_size}); set model.vocab_size >= {tokenizer.vocab_size}")
 
 
-__all__ = ["Objective", "FlopTerms", "NAMES", "get", "for_family", "validate", "check_tokenizer",
+__all__ = ["Objective", "FlopTerms", "NAMES", "FAMILY_DEFAULTS", "get", "for_family", "default_for", "validate", "check_tokenizer",
            "weighted_cross_entropy"]

@@ -89,12 +89,12 @@ def gpt_bert_stats(batches: list[dict], tokenizer) -> dict:
   A masked row's original token j is targets[j - 1] where target_weights[j - 1] > 0."""
   special = np.zeros(tokenizer.vocab_size, bool)
   special[tokenizer.special_ids] = True
-  counts = dict(rows=0, causal=0, maskable=0, selected=0, mask=0, same=0, special=0)
+  counts = dict(rows=0, causal_rows=0, maskable=0, selected=0, mask=0, same=0, special=0)
   causal_shifted = True
   for b in batches:
     masked = b["prefix_len"] > 0
     counts["rows"] += len(masked)
-    counts["causal"] += int((~masked).sum())
+    counts["causal_rows"] += int((~masked).sum())
     c_in, c_t = b["input_ids"][~masked], b["targets"][~masked]
     causal_shifted &= bool(np.array_equal(c_t[:, :-1], c_in[:, 1:]))
     ids, targets, w = b["input_ids"][masked], b["targets"][masked], b["target_weights"][masked]
@@ -108,7 +108,7 @@ def gpt_bert_stats(batches: list[dict], tokenizer) -> dict:
     counts["same"] += int(((seen != tokenizer.mask_id) & (seen == orig)).sum())
     counts["special"] += int(special[orig].sum()) + int((w[:, -1] > 0).sum())
   sel = max(1, counts["selected"])
-  return dict(examples=counts["rows"], causal_row_fraction=counts["causal"] / max(1, counts["rows"]),
+  return dict(examples=counts["rows"], causal_row_fraction=counts["causal_rows"] / max(1, counts["rows"]),
               causal_targets_are_shifted_inputs=causal_shifted,
               masked_fraction=counts["selected"] / max(1, counts["maskable"]),
               mask_token_fraction=counts["mask"] / sel,
@@ -116,4 +116,4 @@ def gpt_bert_stats(batches: list[dict], tokenizer) -> dict:
               random_token_fraction=(sel - counts["mask"] - counts["same"]) / sel,
               special_tokens_selected=counts["special"],
               mean_predictions_per_masked_row=counts["selected"] / max(1, counts["rows"]
-                                                                       - counts["causal"]))
+                                                                       - counts["causal_rows"]))
