@@ -106,9 +106,11 @@ def get_config():
   d.lowercase = True              # wordpiece: lowercase + strip accents (BERT uncased)
   d.cache_dir = ""                # trained tokenizers + tokenized splits; "" = <data_dir>/pancake_cache (local data_dir) or ~/.cache/pancake/cache
 
-  # ---------------------------------------------------------------- initialisation (interop/)
+  # ---------------------------------------------------------------- initialisation (interop/, trainlib/from_run.py)
   i = c.init = ml_collections.ConfigDict()
   i.from_hf = ""                  # HF model directory (config.json + model.safetensors): its weights are step 0 when the workdir holds no checkpoint (configs/from_hf.py)
+  i.from_run = ""                 # workdir of another pancake run: its parameters of matching path and shape are step 0 (any family/objective; the rest fresh) when the workdir holds no checkpoint (trainlib/from_run.py)
+  i.from_step = -1                # init.from_run's checkpoint step; -1 = its latest
 
   # ---------------------------------------------------------------- training (trainlib/)
   t = c.train = ml_collections.ConfigDict()
