@@ -123,3 +123,22 @@ def test_gpt_bert_checks_its_ratio(embedded_config):
     config.train.global_batch_size = batch
     with pytest.raises(pipeline.ConfigError, match="objective.causal_fraction"):
       pipeline.validate(config)
+
+
+@pytest.mark.parametrize("name", ["prefix_lm", "gpt_bert"])
+def test_inspect_prints_rows_and_stats(name, embedded_data_dir):
+  import json  # pylint: disable=g-import-not-at-top
+  import os  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  base = [sys.executable, "-m", "pipeline.inspect", "--config", "configs/base.py",
+          f"--config.objective.name={name}", f"--config.data.data_dir={embedded_data_dir}",
+          "--config.data.train_vocab_size=512", "--config.data.seq_len=32",
+          "--config.train.global_batch_size=8", "--config.objective.causal_fraction=0.25"]
+  rows = subprocess.run(base + ["--num", "3"], cwd=repo, capture_output=True, text=True,
+                        timeout=300, check=True).stdout
+  assert ("prefix_len=" if name == "prefix_lm" else "mode=masked next-token") in rows
+  stats = json.loads(subprocess.run(base + ["--stats", "64"], cwd=repo, capture_output=True,
+                                    text=True, timeout=300, check=True).stdout.splitlines()[-1])
+  assert stats["objective"] == name and stats["examples"] == 64
