@@ -35,7 +35,12 @@ def main(argv):
                                       "--config, --workdir, --config.a.b=value")
   from configs.errors import ConfigError
   from trainlib import loop
+  from trainlib import cpu_devices
   from trainlib.checkpoint import NonFiniteError
+  try:
+    cpu_devices.use_cpu_cores(config, cli.multihost_requested())
+  except ConfigError as e:
+    cli.fail(e)
   cli.init_distributed()
   try:
     result = loop.train_and_evaluate(config, workdir)

@@ -1,7 +1,9 @@
-"""pancake's real train step on one device, fed one fixed synthetic batch: what the benches time.
+"""pancake's real train step, fed one fixed synthetic batch: what the benches time.
 
 `JaxTrainer(config=c).step()` runs one jitted step of trainlib (AdamW, clipping, donated state)
 and waits for it; bench/train_step.py (CPU, against HF torch) and bench/gpu_step.py use it.
+On CPU it uses as many devices as train.py would (trainlib/cpu_devices.py: one per core, the
+batch split over them); on an accelerator one device.
 """
 
 
@@ -33,12 +35,18 @@ class JaxTrainer:
 
   def __init__(self, config):
     import jax
+    from trainlib import cpu_devices
     from trainlib import mesh as mesh_lib
     from trainlib import state as state_lib
     from trainlib import step as step_lib
 
     self.config = config
-    mesh = mesh_lib.make_mesh(self.config, jax.devices()[:1])
+    count = 1
+    if jax.default_backend() == "cpu":  # the bench process exposes every core as a device
+      count = cpu_devices.device_count(config, len(jax.devices())) or 1
+    self.devices = count
+    config.mesh.data = count  # only the devices used: the mesh names them all
+    mesh = mesh_lib.make_mesh(self.config, jax.devices()[:count])
     self.state, setup = state_lib.init_state_sharded(self.config, mesh)
     self.step_fn = step_lib.make_train_step(setup)
     self.batch = step_lib.global_batch(setup, synthetic_batch(setup.objective, self.config))

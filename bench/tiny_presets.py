@@ -1,4 +1,4 @@
-r"""Cost of one training step of the tiny presets on this CPU (the figures in their docstrings).
+r"""Cost of one training step of the tiny presets (classic and modern pairs) on this CPU.
 
   JAX_PLATFORMS=cpu python -m bench.tiny_presets [--steps 10 --rounds 3]
 
@@ -22,7 +22,7 @@ import optax
 
 import models
 from bench import machine
-from configs import tiny_decoder, tiny_encoder
+from configs import tiny_decoder, tiny_encoder, tiny_modern_decoder, tiny_modern_encoder
 
 _STEPS = flags.DEFINE_integer("steps", 10, "Timed steps per preset per round (after a compile step).")
 _ROUNDS = flags.DEFINE_integer("rounds", 3, "Rounds; the figures are their medians.")
@@ -69,7 +69,7 @@ def measure(config, steps, rounds=1):
 def main(argv):
   del argv
   record = machine.start()
-  for preset in (tiny_encoder, tiny_decoder):
+  for preset in (tiny_encoder, tiny_decoder, tiny_modern_encoder, tiny_modern_decoder):
     print(json.dumps(measure(preset.get_config(), _STEPS.value, _ROUNDS.value)))
   print(json.dumps(machine.finish(record)))
 

@@ -1,25 +1,36 @@
-r"""Train-step speed on this CPU: tokens/s and MFU of pancake's step, against HF PyTorch.
+r"""Train-step speed on this CPU: tokens/s and MFU of pancake's step against HF PyTorch, per shape.
 
-  JAX_PLATFORMS=cpu .venv/bin/python -m bench.train_step [--steps 3 --rounds 3 --json FILE]
+  JAX_PLATFORMS=cpu .venv/bin/python -m bench.train_step [--cases a,b --rounds 3 --json FILE]
 
-Shapes (both families): 6 layers, d_model 512, 8 heads, d_ff 2048, length 256, batch 8, vocab
-8192, float32, dropout off. The decoder trains causal LM (as GPT-2); the encoder trains MLM+NSP
-with 40 predictions per sequence (as BERT). pancake's step is trainlib's real jitted step (AdamW,
-clipping, donated state) on one CPU device; the reference is HF transformers' GPT2LMHeadModel /
-BertForPreTraining with torch.optim.AdamW (bench/torch_reference.py).
+Cases (CASES below), each timed for pancake and for HF transformers of the same shape in the
+same run, float32, dropout off:
+- bench_decoder / bench_encoder: 6 layers, d_model 512, 8 heads, length 256, batch 8, vocab 8192
+  (GPT-2-like causal LM; BERT-like MLM+NSP with 40 predictions per sequence);
+- nanogpt_decoder: nanoGPT's CPU recipe (4 layers, d_model 128, 4 heads, block 64, batch 12,
+  character vocabulary 65), with biases, since GPT2LMHeadModel has them;
+- cpu_ablation_{decoder,encoder}_v{2048,4096}: the CPU ablation / quickstart shape (2 layers,
+  d_model 128, 4 heads, length 128, batch 16; MLM+NSP with 20 predictions per sequence);
+- scaling_cpu_smallest: the smallest model of configs/sweeps/scaling_cpu.py (2 layers, d_model 32,
+  one 32-wide head, length 128, batch 16, vocab 2048), whose effective FLOP/s the table reports.
+
+pancake's step is trainlib's real jitted step (AdamW, clipping, donated state) on the devices
+train.py would use (bench/jax_trainer.py: on CPU one device per core, the batch split over them,
+trainlib/cpu_devices.py); the reference is GPT2LMHeadModel / BertForPreTraining with
+torch.optim.AdamW on torch's default threads (bench/torch_reference.py).
 
 MFU = analytic training FLOPs per token (objective.flops_per_token, the formula train.py's MFU
 uses) x tokens/s / peak, where the peak is the best float32 [2048, 2048] matmul rate of either
-framework measured in this run. Both frameworks are charged the same useful FLOPs, so the ratio
-of their MFUs is the ratio of their tokens/s.
+framework measured in this run; "effective FLOP/s" is the numerator. Both frameworks are charged
+the same useful FLOPs, so the ratio of their MFUs is the ratio of their tokens/s.
 
 Run it on an idle machine (bench/machine.py warns otherwise and records the load average at
-start and end in the JSON). The frameworks alternate step by step, so a change of load hits both
-alike; each reports the median over rounds of its per-round median step (the fastest step is in
-the JSON too); the matmul peak is the best of every round. Figures are printed as a table and
-written as JSON.
+start and end in the JSON). Every trainer of every case takes one step in turn, so a change of
+load hits all alike; each round runs enough steps of each case to last ~0.5 s (at least 3), and
+each row reports the median over rounds of its per-round median step (the fastest step is in the
+JSON too); the matmul peak is the best of every round.
 """
 
+import math
 import os
 import statistics
 import time
@@ -29,38 +40,64 @@ from absl import app, flags
 from bench import machine
 from bench.jax_trainer import JaxTrainer
 
-_STEPS = flags.DEFINE_integer("steps", 3, "Timed steps per framework per round.")
 _ROUNDS = flags.DEFINE_integer("rounds", 3, "Rounds, each starting with a matmul-peak measurement.")
-_FAMILIES = flags.DEFINE_list("families", ["decoder", "encoder"], "Model families to time.")
+_CASES = flags.DEFINE_list("cases", [], "Cases to time (default: all of CASES).")
 _TORCH = flags.DEFINE_bool("torch", True, "Also time the HF PyTorch reference.")
 _JSON = flags.DEFINE_string("json", "results/bench_train_step.json", "Where to write the figures.")
 
-SHAPE = dict(num_layers=6, d_model=512, num_heads=8, d_ff=2048, seq_len=256, batch=8,
-             vocab_size=8192, predictions_per_seq=40)
+_BENCH = dict(num_layers=6, d_model=512, num_heads=8, d_ff=2048, seq_len=256, batch=8,
+              vocab_size=8192, predictions_per_seq=40, use_bias=True)
+_ABLATION = dict(num_layers=2, d_model=128, num_heads=4, d_ff=512, seq_len=128, batch=16,
+                 predictions_per_seq=20, use_bias=True)
+CASES = {
+    "bench_decoder": dict(_BENCH, family="decoder"),
+    "bench_encoder": dict(_BENCH, family="encoder"),
+    "nanogpt_decoder": dict(family="decoder", num_layers=4, d_model=128, num_heads=4, d_ff=512,
+                            seq_len=64, batch=12, vocab_size=65, predictions_per_seq=0,
+                            use_bias=True),
+    "cpu_ablation_decoder_v2048": dict(_ABLATION, family="decoder", vocab_size=2048),
+    "cpu_ablation_encoder_v2048": dict(_ABLATION, family="encoder", vocab_size=2048),
+    "cpu_ablation_decoder_v4096": dict(_ABLATION, family="decoder", vocab_size=4096),
+    "cpu_ablation_encoder_v4096": dict(_ABLATION, family="encoder", vocab_size=4096),
+    "scaling_cpu_smallest": dict(family="decoder", num_layers=2, d_model=32, num_heads=1, d_ff=128,
+                                 seq_len=128, batch=16, vocab_size=2048, predictions_per_seq=0,
+                                 use_bias=True),
+}
+ROUND_SECONDS = 0.5  # each case's steps per round last about this long
 
 
-def bench_config(family):
-  """pancake's config for the bench shape (BERT-base-like encoder / GPT-2-like decoder)."""
+def bench_config(case):
+  """pancake's config for a case: BERT-like encoder (post-LN, exact GELU, MLM+NSP) or GPT-2-like
+  decoder (pre-LN, tanh GELU, causal LM), as HF's BertForPreTraining / GPT2LMHeadModel."""
   from configs import base
   import objectives
+  shape = CASES[case]
+  family = shape["family"]
   c = base.get_config()
-  c.name = f"bench_{family}"
+  c.name = case
   m = c.model
   m.family = family
-  m.num_layers, m.d_model, m.num_heads = SHAPE["num_layers"], SHAPE["d_model"], SHAPE["num_heads"]
-  m.d_ff, m.vocab_size, m.max_len = SHAPE["d_ff"], SHAPE["vocab_size"], SHAPE["seq_len"]
+  m.num_layers, m.d_model, m.num_heads = shape["num_layers"], shape["d_model"], shape["num_heads"]
+  m.d_ff, m.vocab_size, m.max_len = shape["d_ff"], shape["vocab_size"], shape["seq_len"]
+  m.use_bias = shape["use_bias"]
   m.dropout_rate = m.attention_dropout_rate = 0.0
   if family == "encoder":
     m.activation, m.ln_placement, m.ln_epsilon, m.nsp_head = "gelu_exact", "post", 1e-12, True
     c.objective.name = objectives.default_for(family)  # BERT's MLM + NSP
-    c.objective.max_predictions_per_seq = SHAPE["predictions_per_seq"]
+    c.objective.max_predictions_per_seq = shape["predictions_per_seq"]
   else:
     m.activation, m.ln_placement, m.ln_epsilon = "gelu_tanh", "pre", 1e-5
     c.objective.name = objectives.default_for(family)  # GPT's causal LM
-  c.data.seq_len = SHAPE["seq_len"]
-  c.train.global_batch_size = SHAPE["batch"]
-  c.mesh.data = 1
+  c.data.seq_len = shape["seq_len"]
+  c.train.global_batch_size = shape["batch"]
   return c
+
+
+def torch_shape(case):
+  from bench import torch_reference
+  shape = CASES[case]
+  return torch_reference.Shape(**{f.name: shape[f.name]
+                                  for f in torch_reference.dataclasses.fields(torch_reference.Shape)})
 
 
 def _seconds(step):
@@ -86,51 +123,56 @@ def jax_matmul_flops_per_second(n=2048, repeats=5):
   return 2 * n**3 / best
 
 
-def run(families, steps, rounds, with_torch):
-  """-> results dict: peak, and per family the step seconds, tokens/s and MFU of each framework."""
+def run(cases, rounds, with_torch):
+  """-> results dict: peak, and per case the step seconds, tokens/s and MFU of each framework."""
   from bench import torch_reference
 
-  shape = torch_reference.Shape(**SHAPE)
-  tokens_per_step = SHAPE["batch"] * SHAPE["seq_len"]
   trainers = {}
-  for family in families:
-    trainers[(family, "pancake (jax)")] = JaxTrainer(bench_config(family))
+  for case in cases:
+    trainers[(case, "pancake (jax)")] = JaxTrainer(bench_config(case))
     if with_torch:
-      trainers[(family, "hf (torch)")] = torch_reference.TorchTrainer(family, shape)
-      trainers[(family, "hf (torch)")].step()  # warm-up (allocator, thread pool)
+      trainer = torch_reference.TorchTrainer(CASES[case]["family"], torch_shape(case))
+      trainer.step()  # warm-up (allocator, thread pool)
+      trainers[(case, "hf (torch)")] = trainer
+  steps = {key: max(3, math.ceil(ROUND_SECONDS / _seconds(t.step))) for key, t in trainers.items()}
   timings = {key: [[] for _ in range(rounds)] for key in trainers}
   peaks = {"jax": [], "torch": []}
   for r in range(rounds):
     peaks["jax"].append(jax_matmul_flops_per_second())
     if with_torch:
       peaks["torch"].append(torch_reference.matmul_flops_per_second())
-    for _ in range(steps):  # one step each in turn, so load changes hit every framework alike
+    for i in range(max(steps.values())):  # one step each in turn: load changes hit all alike
       for key, trainer in trainers.items():
-        timings[key][r].append(_seconds(trainer.step))
+        if i < steps[key]:
+          timings[key][r].append(_seconds(trainer.step))
   peak = max(max(v) for v in peaks.values() if v)
-  results = {"shape": SHAPE, "steps_per_round": steps, "rounds": rounds,
+  results = {"cases": {}, "rounds": rounds, "round_seconds": ROUND_SECONDS,
              "matmul_peak_flops": {k: max(v) for k, v in peaks.items() if v}, "peak_flops": peak,
-             "threads": os.cpu_count(), "families": {}}
-  for family in families:
-    flops_per_token = trainers[(family, "pancake (jax)")].flops_per_token
+             "threads": os.cpu_count()}
+  for case in cases:
+    jax_trainer = trainers[(case, "pancake (jax)")]
+    flops_per_token = jax_trainer.flops_per_token
+    tokens_per_step = CASES[case]["batch"] * CASES[case]["seq_len"]
     rows = {}
-    for (fam, framework), trainer in trainers.items():
-      if fam != family:
+    for (name, framework), trainer in trainers.items():
+      if name != case:
         continue
-      per_round = timings[(fam, framework)]
-      seconds = statistics.median(statistics.median(steps) for steps in per_round)
+      per_round = timings[(name, framework)]
+      seconds = statistics.median(statistics.median(ts) for ts in per_round)
       tokens_per_sec = tokens_per_step / seconds
-      rows[framework] = dict(step_seconds=round(seconds, 4),
-                             fastest_step_seconds=round(min(min(t) for t in per_round), 4),
-                             all_step_seconds=[[round(t, 4) for t in ts] for ts in per_round],
+      rows[framework] = dict(step_seconds=round(seconds, 5),
+                             fastest_step_seconds=round(min(min(t) for t in per_round), 5),
+                             all_step_seconds=[[round(t, 5) for t in ts] for ts in per_round],
                              tokens_per_sec=round(tokens_per_sec, 1),
+                             effective_flops=round(flops_per_token * tokens_per_sec),
                              mfu=round(flops_per_token * tokens_per_sec / peak, 4),
                              params=int(trainer.params))
-    entry = {"flops_per_token": flops_per_token, "frameworks": rows}
+    rows["pancake (jax)"]["devices"] = jax_trainer.devices
+    entry = {"shape": CASES[case], "flops_per_token": flops_per_token, "frameworks": rows}
     if with_torch:
       entry["jax_over_torch_speed"] = round(
           rows["pancake (jax)"]["tokens_per_sec"] / rows["hf (torch)"]["tokens_per_sec"], 3)
-    results["families"][family] = entry
+    results["cases"][case] = entry
   return results
 
 
@@ -138,25 +180,33 @@ def format_table(results):
   load = results.get("machine", {})
   lines = [f"matmul peak (float32 2048^3, best of run): {results['peak_flops'] / 1e9:.1f} GFLOP/s "
            f"({', '.join(f'{k} {v / 1e9:.1f}' for k, v in results['matmul_peak_flops'].items())})",
-           f"median of {results['rounds']} rounds x {results['steps_per_round']} steps; load average "
+           f"median of {results['rounds']} rounds; load average "
            f"{load.get('load_average_start', ['?'])[0]} at start, "
            f"{load.get('load_average_end', ['?'])[0]} at end",
            "",
-           "| family | framework | params | step s | tokens/s | MFU | jax/torch |",
-           "|---|---|---:|---:|---:|---:|---:|"]
-  for family, entry in results["families"].items():
+           "| case | framework | params | step ms | tokens/s | GFLOP/s | MFU | jax/torch |",
+           "|---|---|---:|---:|---:|---:|---:|---:|"]
+  for case, entry in results["cases"].items():
     for framework, row in entry["frameworks"].items():
       ratio = entry.get("jax_over_torch_speed") if framework.startswith("pancake") else None
-      lines.append(f"| {family} | {framework} | {row['params'] / 1e6:.1f}M | "
-                   f"{row['step_seconds']:.3f} | {row['tokens_per_sec']:.0f} | "
-                   f"{100 * row['mfu']:.1f}% | {'' if ratio is None else f'{ratio:.2f}x'} |")
+      lines.append(f"| {case} | {framework} | {row['params'] / 1e6:.2f}M | "
+                   f"{1e3 * row['step_seconds']:.1f} | {row['tokens_per_sec']:.0f} | "
+                   f"{row['effective_flops'] / 1e9:.1f} | {100 * row['mfu']:.1f}% | "
+                   f"{'' if ratio is None else f'{ratio:.2f}x'} |")
   return "\n".join(lines)
 
 
 def main(argv):
   del argv
+  import jax
+  from trainlib import cpu_devices
+  # As many CPU devices as cores, before JAX starts; each case uses what train.py would.
+  jax.config.update("jax_num_cpu_devices", cpu_devices.usable_cores())
+  unknown = [c for c in _CASES.value if c not in CASES]
+  if unknown:
+    raise app.UsageError(f"--cases {unknown} unknown; cases are {', '.join(CASES)}")
   record = machine.start()
-  results = run(_FAMILIES.value, _STEPS.value, _ROUNDS.value, _TORCH.value)
+  results = run(_CASES.value or list(CASES), _ROUNDS.value, _TORCH.value)
   machine.report(results, record, format_table, _JSON.value)
 
 

@@ -22,6 +22,8 @@ DEFAULT_RULES = (
     ("embed", "fsdp"),            # d_model dimension of weights (ZeRO-3 style sharding)
     ("mlp", "tensor"),            # d_ff dimension (Megatron column/row parallel)
     ("heads", "tensor"),          # attention heads
+    ("kv_heads", None),           # key/value heads of grouped-query attention (num_kv_heads <
+                                  # num_heads): few (1 for multi-query), so replicated
     ("kv", None),                 # per-head dimension
     ("layers", None),             # stacked layer dimension of scanned params
     ("positions", None),          # position-embedding table rows
@@ -33,8 +35,74 @@ DEFAULT_RULES = (
     ("activation_embed", None),
     ("activation_mlp", "tensor"),
     ("activation_heads", "tensor"),
+    ("activation_kv_heads", None),
     ("activation_kv", None),
     ("activation_vocab", "tensor"),
+)
+
+
+# The model section (models/), one row per field: (name, default, valid values, meaning).
+# Valid values are a tuple of choices or a kind: "int>0", "int>=0" (0 = the default the meaning
+# names), "bool", "rate" (a number in [0, 1)), "fraction" (in (0, 1]), "number>0", "number>=0".
+# models/spec.py derives ModelSpec, validate() and resolve() from this table;
+# nothing else lists model fields.
+MODEL_FIELDS = (
+    ("family", "decoder", ("encoder", "decoder"),
+     '"encoder" (BERT: bidirectional, post-LN) | "decoder" (GPT: causal)'),
+    ("vocab_size", 8192, "int>0", "rows of the token embedding; must cover the tokenizer's vocab"),
+    ("max_len", 256, "int>0",
+     "longest sequence (rows of the learned position table; the KV cache length)"),
+    ("type_vocab_size", 2, "int>=0", "segment (token-type) embeddings; encoder only"),
+    ("num_layers", 4, "int>0", "transformer blocks"),
+    ("d_model", 256, "int>0", "residual width"),
+    ("num_heads", 4, "int>0", "attention (query) heads; d_model must divide by it unless d_head is set"),
+    ("num_kv_heads", 0, "int>=0",
+     "key/value heads, dividing num_heads (grouped-query; 1 = multi-query); 0 means num_heads"),
+    ("d_head", 0, "int>=0", "per-head width; 0 means d_model // num_heads"),
+    ("d_ff", 0, "int>=0", "MLP hidden width (of each GLU branch); 0 means 4 * d_model"),
+    ("mlp", "dense", ("dense", "glu"),
+     '"dense" (act(x W_i) W_o) | "glu" (act(x W_gate) * x W_i, then W_o: GeGLU with gelu, SwiGLU with silu)'),
+    ("activation", "gelu_tanh", ("gelu_exact", "gelu_tanh", "relu", "silu"),
+     '"gelu_exact" (BERT) | "gelu_tanh" (GPT-2) | "relu" | "silu" (SwiGLU: Llama)'),
+    ("norm", "layernorm", ("layernorm", "rmsnorm"),
+     '"layernorm" (BERT, GPT-2) | "rmsnorm" (Llama: no mean, no bias); every norm of the model'),
+    ("ln_placement", "pre", ("post", "pre"), '"post" (BERT as published) | "pre" (GPT-2/3)'),
+    ("ln_epsilon", 1e-5, "number>0", "norm epsilon; BERT uses 1e-12, GPT-2 1e-5"),
+    ("position_embedding", "learned", ("learned", "rope"),
+     '"learned" (a max_len x d_model table added to the tokens) | "rope" (rotary, on q and k)'),
+    ("rope_base", 10000.0, "number>0", "RoPE theta of global layers (Llama 2: 1e4, ModernBERT: 1.6e5)"),
+    ("rope_local_base", 0.0, "number>=0",
+     "RoPE theta of sliding-window layers (ModernBERT: 1e4); 0 means rope_base"),
+    ("rope_fraction", 1.0, "fraction",
+     "fraction of each head's dims rotated (GPT-NeoX: 0.25); rounded down to an even count"),
+    ("qk_norm", False, "bool", "RMSNorm over each head of q and k before attention (OLMo 2, Qwen 3)"),
+    ("attention_window", 0, "int>=0",
+     "sliding window: a query at i sees keys j with |i - j| <= window // 2 (and j <= i in "
+     "decoders); 0 means global attention in every layer"),
+    ("global_every", 0, "int>=0",
+     "with attention_window: layers i with i % global_every == 0 stay global (ModernBERT: 3); "
+     "0 means every layer is windowed"),
+    ("dropout_rate", 0.0, "rate", "residual/embedding dropout (BERT and GPT-2 used 0.1)"),
+    ("attention_dropout_rate", 0.0, "rate", "dropout on attention probabilities"),
+    ("use_bias", True, "bool",
+     "biases in every dense layer and LayerNorm (the MLM output bias stays, as in ModernBERT)"),
+    ("init_range", 0.02, "number>0", "std of the truncated-normal/normal initializer"),
+    ("scale_residual_init", True, "bool",
+     "GPT-2: output projections scaled by 1/sqrt(2 * num_layers)"),
+    ("tie_embeddings", True, "bool", "LM/MLM head reuses the token embedding matrix"),
+    ("nsp_head", True, "bool", "encoder: build pooler + 2-way NSP classifier"),
+    ("scan_layers", True, "bool",
+     "nn.scan over layers (compile time flat in depth) vs unrolled"),
+    ("scan_unroll", 0, "int>=0",
+     "layers per scan iteration (speed only, same parameters); 0 = all on CPU up to 12 layers, "
+     "else 1 (models/stack.py)"),
+    ("remat_policy", "none", ("none", "full", "save_dots", "save_qkv_out"),
+     '"none" | "full" | "save_dots" | "save_qkv_out" (see models/stack.py)'),
+    ("dtype", "float32", ("float32", "bfloat16", "float16"),
+     'compute dtype ("bfloat16" on pods); params stay float32'),
+    ("param_dtype", "float32", ("float32", "bfloat16", "float16"), "storage dtype of parameters"),
+    ("attention_impl", "xla", ("xla", "flash"),
+     '"xla" (einsum softmax) | "flash" (Pallas on TPU, else jax.nn.dot_product_attention)'),
 )
 
 
@@ -44,31 +112,7 @@ def get_config():
   c.seed = 0                      # one seed for init, dropout and data order (data uses data.seed)
 
   # ---------------------------------------------------------------- model (models/)
-  m = c.model = ml_collections.ConfigDict()
-  m.family = "decoder"            # "encoder" (BERT: bidirectional, post-LN) | "decoder" (GPT: causal)
-  m.vocab_size = 8192             # rows of the token embedding; must cover the tokenizer's vocab
-  m.max_len = 256                 # rows of the learned position table (longest sequence)
-  m.type_vocab_size = 2           # segment (token-type) embeddings; encoder only
-  m.num_layers = 4                # transformer blocks
-  m.d_model = 256                 # residual width
-  m.num_heads = 4                 # attention heads; d_model must divide by it unless d_head is set
-  m.d_head = 0                    # per-head width; 0 means d_model // num_heads
-  m.d_ff = 0                      # MLP hidden width; 0 means 4 * d_model
-  m.activation = "gelu_tanh"      # "gelu_exact" (BERT) | "gelu_tanh" (GPT-2) | "relu"
-  m.ln_placement = "pre"          # "post" (BERT as published) | "pre" (GPT-2/3)
-  m.ln_epsilon = 1e-5             # BERT uses 1e-12, GPT-2 1e-5
-  m.dropout_rate = 0.0            # residual/embedding dropout (BERT and GPT-2 used 0.1)
-  m.attention_dropout_rate = 0.0  # dropout on attention probabilities
-  m.use_bias = True               # biases in dense layers and LayerNorm
-  m.init_range = 0.02             # std of the truncated-normal/normal initializer
-  m.scale_residual_init = True    # GPT-2: output projections scaled by 1/sqrt(2 * num_layers)
-  m.tie_embeddings = True         # LM/MLM head reuses the token embedding matrix
-  m.nsp_head = True               # encoder: build pooler + 2-way NSP classifier
-  m.scan_layers = True            # nn.scan over layers (compile time flat in depth) vs unrolled
-  m.remat_policy = "none"         # "none" | "full" | "save_dots" | "save_qkv_out" (see models/)
-  m.dtype = "float32"             # compute dtype ("bfloat16" on pods); params stay float32
-  m.param_dtype = "float32"       # storage dtype of parameters
-  m.attention_impl = "xla"        # "xla" (einsum softmax) | "flash" (Pallas on TPU, else jax.nn.dot_product_attention)
+  m = c.model = ml_collections.ConfigDict({name: default for name, default, _, _ in MODEL_FIELDS})
 
   # ---------------------------------------------------------------- objective (objectives/)
   o = c.objective = ml_collections.ConfigDict()
@@ -147,6 +191,7 @@ def get_config():
   ms.dcn_data = 1                 # across-slice (DCN) degree of data parallelism
   ms.dcn_fsdp = 1                 # across-slice degree of FSDP
   ms.dcn_tensor = 1               # across-slice degree of tensor parallelism
+  ms.cpu_devices = 0              # CPU backend: devices exposed, so the batch splits over cores; 0 = one per core when plain data parallel (trainlib/cpu_devices.py)
   c.logical_axis_rules = [list(r) for r in DEFAULT_RULES]  # logical -> mesh axes (see above)
 
   # ---------------------------------------------------------------- evaluation (eval.py)

@@ -78,9 +78,14 @@ def _env_int(name):
   return int(value) if value not in (None, "") else None
 
 
+def multihost_requested():
+  """Whether the flags ask for jax.distributed (init_distributed will start it)."""
+  return bool(_MULTIHOST.value or _COORDINATOR.value)
+
+
 def init_distributed():
   """jax.distributed.initialize from flags/env, before anything touches a device."""
-  if not (_MULTIHOST.value or _COORDINATOR.value):
+  if not multihost_requested():
     return
   import jax
   if os.environ.get("JAX_PLATFORMS", "").startswith("cpu"):

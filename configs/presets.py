@@ -201,3 +201,157 @@ def tiny_decoder():
   c.optim.learning_rate = 2e-3
   c.optim.warmup_steps = 50
   return c
+
+
+# Ettin (Weller et al. 2025, "Seq vs Seq: An Open Suite of Paired Encoders and Decoders",
+# arXiv 2507.11412): encoder and decoder pairs of one architecture (ModernBERT's, Warner et al.
+# 2024) and size, trained alike. Sizes from the paper's model table and the HF configs of
+# jhu-clsp/ettin-encoder-* / ettin-decoder-* (hidden_size, num_hidden_layers,
+# num_attention_heads, intermediate_size = the width of each GLU branch), vocabulary 50,368
+# (ModernBERT's tokenizer). ModernBERT's config.json (answerdotai/ModernBERT-base / -large, the
+# 150M and 400M shapes) gives the rest: pre-norm LayerNorm without biases (eps 1e-5), no biases
+# anywhere else (the MLM decoder bias stays), GeGLU (exact GELU), RoPE with theta 160,000 in the
+# global layers and 10,000 in the sliding-window ones, local_attention 128 (64 tokens each side),
+# every third layer global (global_attn_every_n_layers 3, layer 0 included), tied embeddings,
+# init std 0.02, context 8192.
+# name: (num_layers, d_model, num_heads, d_ff)
+ETTIN_TABLE = {
+    "17m": (7, 256, 4, 384),
+    "32m": (10, 384, 6, 576),
+    "68m": (19, 512, 8, 768),
+    "150m": (22, 768, 12, 1152),     # = ModernBERT-base
+    "400m": (28, 1024, 16, 2624),    # = ModernBERT-large
+    "1b": (28, 1792, 28, 3840),
+}
+ETTIN_CONTEXT = 8192
+
+
+def _modernbert_block(m):
+  """The block options of ModernBERT / Ettin (see ETTIN_TABLE's comment)."""
+  m.ln_placement = "pre"
+  m.norm = "layernorm"
+  m.ln_epsilon = 1e-5
+  m.use_bias = False
+  m.mlp = "glu"
+  m.activation = "gelu_exact"
+  m.position_embedding = "rope"
+  m.rope_base = 160_000.0
+  m.rope_local_base = 10_000.0
+  m.attention_window = 128
+  m.global_every = 3
+  m.scale_residual_init = False
+  m.tie_embeddings = True
+  return m
+
+
+def ettin(family, size):
+  """Ettin encoder (MLM) or decoder (causal LM) of one published size: the architecture.
+
+  The training recipe (2T tokens, ModernBERT's trapezoidal schedule and sequence-length
+  stages) is not reproduced here: optim.* and train.* are configs/base.py's."""
+  num_layers, d_model, num_heads, d_ff = ETTIN_TABLE[size]
+  c = _set_size(base.get_config(), num_layers, d_model, num_heads)
+  c.name = f"ettin_{family}_{size}"
+  m = _modernbert_block(c.model)
+  m.family = family
+  m.d_ff = d_ff
+  m.vocab_size = 50368
+  m.max_len = ETTIN_CONTEXT
+  m.dtype = "bfloat16"
+  c.data.tokenizer = "bpe"
+  c.data.train_vocab_size = 50368
+  c.data.seq_len = 1024  # ModernBERT's first pre-training stage
+  if family == "encoder":
+    m.type_vocab_size = 1  # ModernBERT has no segments; one row keeps the encoder's table
+    m.nsp_head = False
+    c.objective.name = "mlm"
+    c.objective.mask_prob = 0.3  # ModernBERT (and Ettin's encoders) mask 30%
+    c.objective.max_predictions_per_seq = 308  # 30% of 1024, rounded up
+  else:
+    c.objective.name = "causal"
+  return c
+
+
+# Llama 2 (Touvron et al. 2023, "Llama 2: Open Foundation and Fine-Tuned Chat Models", Table 1 and
+# sec. 2.2; the released config.json of meta-llama/Llama-2-7b-hf): 32 layers, d_model 4096, 32
+# heads, SwiGLU with d_ff 11008, RMSNorm eps 1e-5, RoPE theta 10,000, no biases, untied head,
+# vocabulary 32,000, context 4096; AdamW b1 0.9, b2 0.95, eps 1e-5, weight decay 0.1, clip 1.0,
+# 2000 warmup steps, cosine decay to 10% of the peak 3e-4, batch 4M tokens (1024 x 4096).
+def llama2_7b():
+  """Llama 2 7B: the Llama-style decoder (pre-RMSNorm, SwiGLU, RoPE, no biases)."""
+  c = _set_size(base.get_config(), 32, 4096, 32)
+  c.name = "llama2_7b"
+  m = c.model
+  m.family = "decoder"
+  m.d_ff = 11008
+  m.vocab_size = 32000
+  m.max_len = 4096
+  m.ln_placement = "pre"
+  m.norm = "rmsnorm"
+  m.ln_epsilon = 1e-5
+  m.use_bias = False
+  m.mlp = "glu"
+  m.activation = "silu"
+  m.position_embedding = "rope"
+  m.rope_base = 10_000.0
+  m.tie_embeddings = False
+  m.scale_residual_init = False
+  m.dtype = "bfloat16"
+  c.objective.name = "causal"
+  c.data.seq_len = 4096
+  c.data.tokenizer = "bpe"
+  c.data.train_vocab_size = 32000
+  c.train.global_batch_size = 1024
+  c.train.num_steps = 500_000  # 2T tokens / 4M tokens per step
+  c.optim.learning_rate = 3e-4
+  c.optim.warmup_steps = 2000
+  c.optim.schedule = "cosine"
+  c.optim.end_lr_frac = 0.1
+  c.optim.b1 = 0.9
+  c.optim.b2 = 0.95
+  c.optim.eps = 1e-5
+  c.optim.weight_decay = 0.1
+  c.optim.clip_norm = 1.0
+  return c
+
+
+def tiny_modern(family):
+  """A ModernBERT/Ettin-shaped pair (pre-norm, GeGLU, RoPE, sliding window + global layers,
+  grouped-query attention, no biases) at the tiny presets' sizes, for 2 CPU cores."""
+  c = _set_size(base.get_config(), num_layers=3, d_model=128, num_heads=4)
+  c.name = f"tiny_modern_{family}"
+  m = _modernbert_block(c.model)
+  m.family = family
+  m.num_kv_heads = 2
+  m.d_ff = 256  # two GLU branches of 256: about the 4 * d_model dense MLP's parameters
+  m.vocab_size = 8192
+  m.max_len = 128
+  m.attention_window = 32  # 16 tokens each side, in layers 1 and 2; layer 0 global
+  c.data.seq_len = 128
+  c.data.train_vocab_size = 8192
+  if family == "encoder":
+    m.nsp_head = False
+    m.type_vocab_size = 1
+    c.objective.name = "mlm"
+    c.objective.mask_prob = 0.3
+    c.objective.max_predictions_per_seq = 40
+    c.data.tokenizer = "wordpiece"
+    c.train.global_batch_size = 32
+    c.train.num_steps = 600
+    c.optim.learning_rate = 1e-3
+    c.optim.warmup_steps = 60
+    c.optim.schedule = "linear"
+    c.optim.end_lr_frac = 0.0
+  else:
+    c.objective.name = "causal"
+    c.data.tokenizer = "bpe"
+    c.train.global_batch_size = 16
+    c.train.num_steps = 500
+    c.optim.learning_rate = 2e-3
+    c.optim.warmup_steps = 50
+    c.optim.schedule = "cosine"
+    c.optim.end_lr_frac = 0.1
+    c.optim.b2 = 0.95
+    c.optim.eps = 1e-8
+    c.optim.weight_decay = 0.1
+  return c

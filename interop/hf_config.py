@@ -161,11 +161,16 @@ def check_exportable(model_cfg, tokenizer_kind):
   """ConfigError naming the first model.* field that GPT-2 / BERT cannot represent exactly."""
   m = model_cfg
   target = "GPT-2" if m.family == "decoder" else "BERT"
-  need = {"ln_placement": "pre" if m.family == "decoder" else "post", "use_bias": True}
+  need = {"ln_placement": "pre" if m.family == "decoder" else "post", "use_bias": True,
+          "position_embedding": "learned", "norm": "layernorm", "mlp": "dense", "qk_norm": False,
+          "attention_window": 0}
   for key, value in need.items():
     if m[key] != value:
       raise ConfigError(f"model.{key}={m[key]!r} cannot be exported: {target} checkpoints have "
                         f"{key}={value!r}")
+  if m.num_kv_heads not in (0, m.num_heads):
+    raise ConfigError(f"model.num_kv_heads={m.num_kv_heads!r} cannot be exported: {target} "
+                      "checkpoints have one key/value head per query head")
   d_head = m.d_head or m.d_model // m.num_heads
   if d_head * m.num_heads != m.d_model:
     raise ConfigError(f"model.d_head={m.d_head} x model.num_heads={m.num_heads} = "

@@ -1,10 +1,12 @@
 """Multi-head self-attention: masks, the einsum reference, fused kernels, and the KV cache.
 
-Masking is described by per-token segment ids rather than an [L, L] array, so fused kernels never
-need one: a query attends to a key iff both carry the same segment id (and, for decoders, the key is
-not later than the query). Segment ids come from `doc_ids` (packed documents) with padding
-(`input_mask == 0`) given id 0. Padding queries therefore attend only to padding keys: their outputs
-are meaningless but finite, and no real token ever sees padding or another document.
+Masking is described by per-token segment ids and a sliding window rather than an [L, L] array, so
+fused kernels never need one: a query at i attends to a key at j iff both carry the same segment id
+(and, for decoders, j <= i; and, in a layer with window w > 0, |i - j| <= w // 2). The window is a
+per-layer value (0 = global) that may be traced: a scanned stack passes each layer's as data.
+Segment ids come from `doc_ids` (packed documents) with padding (`input_mask == 0`) given id 0.
+Padding queries therefore attend only to padding keys: their outputs are meaningless but finite,
+and no real token ever sees padding or another document.
 
 attention_impl:
   "xla":   einsum + float32 softmax (the reference; materialises [B, H, L, L]).
@@ -20,8 +22,17 @@ attention_impl:
              (cuDNN's limits); causality is passed as is_causal (cuDNN skips the masked blocks),
              the segment mask as its mask input. Otherwise XLA.
            - elsewhere (CPU): jax.nn.dot_product_attention's XLA implementation.
+           With a sliding window (spec.attention_window > 0) TPU falls back to XLA (the Pallas
+           kernel has no window) and cuDNN gets the window as local_window_size, under a
+           lax.cond on the layer's traced window so that a scan keeps one body.
 Decoding with a cache and capture_attention always use the reference path (they need the
 probabilities or a query block of one token).
+
+Grouped-query attention (num_kv_heads < num_heads; Ainslie et al. 2023): key/value projections and
+the KV cache have num_kv_heads heads; query head h reads key/value head h // (num_heads /
+num_kv_heads). With num_kv_heads == num_heads the parameters and values are exactly MHA's.
+RoPE (models/rope.py) and qk_norm (RMSNorm over each head, before RoPE) act on q and k after the
+projections, before the cache.
 
 Prefix masks (prefix LM, GPT-BERT's bidirectional rows): a decoder may be given `prefix_len[B]`;
 in its row, keys before prefix_len are visible to every query of their segment (bidirectional
@@ -33,18 +44,20 @@ jax.nn.dot_product_attention's XLA path for such batches (it builds the [B, 1, L
 
 from typing import NamedTuple
 
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from jax.ad_checkpoint import checkpoint_name
 
 from configs.errors import ConfigError
-from models.layers import BLD, DenseGeneral, constrain, residual_scale
+from models.layers import BLD, DenseGeneral, constrain, residual_scale, target_platform
+from models.rope import apply_rope
 from models.spec import ModelSpec
 
 # Logical names of per-head activations [B, L, H, Dh].
 BLHD = ("activation_batch", "activation_length", "activation_heads", "activation_kv")
+# ... of grouped keys/values [B, L, Hkv, Dh] (num_kv_heads < num_heads).
+BLKD = ("activation_batch", "activation_length", "activation_kv_heads", "activation_kv")
 _MASKED = -0.7 * float(jnp.finfo(jnp.float32).max)  # finite: a masked logit never makes NaN
 _FLASH_TILE = 128  # the TPU kernel tiles keys in multiples of 128 lanes
 
@@ -63,22 +76,33 @@ class PrefixSegments(NamedTuple):
   prefix_len: jax.Array
 
 
-def attention_mask(q_segments, k_segments, causal, q_index=None, k_index=None, prefix_len=None):
+def attention_mask(q_segments, k_segments, causal, q_index=None, k_index=None, window=None,
+                   prefix_len=None):
   """[B, 1, Lq, Lk] bool: True where query i may attend to key j.
 
   q_index / k_index are absolute sequence indices (default 0..L-1); they differ when decoding
-  new tokens against a cache of earlier ones. prefix_len [B] (causal only): keys j < prefix_len
-  are visible to every query of their segment.
+  new tokens against a cache of earlier ones. window: None, or a (possibly traced) int scalar:
+  0 = global, w > 0 = only keys with |i - j| <= w // 2. prefix_len [B] (causal only): keys
+  j < prefix_len are visible to every query of their segment.
   """
   mask = q_segments[:, :, None] == k_segments[:, None, :]
+  q_index = jnp.arange(q_segments.shape[1]) if q_index is None else q_index
+  k_index = jnp.arange(k_segments.shape[1]) if k_index is None else k_index
   if causal:
-    q_index = jnp.arange(q_segments.shape[1]) if q_index is None else q_index
-    k_index = jnp.arange(k_segments.shape[1]) if k_index is None else k_index
     visible = k_index[None, None, :] <= q_index[None, :, None]
     if prefix_len is not None:
       visible = visible | (k_index[None, None, :] < prefix_len[:, None, None])
     mask = mask & visible
+  if window is not None:
+    distance = jnp.abs(q_index[:, None] - k_index[None, :])  # [Lq, Lk]
+    mask = mask & ((window <= 0) | (distance <= window // 2))[None]
   return mask[:, None, :, :]
+
+
+def repeat_kv(x, num_heads):
+  """[B, L, Hkv, Dh] -> [B, L, H, Dh]: each key/value head repeated for its group of queries."""
+  groups = num_heads // x.shape[2]
+  return x if groups == 1 else jnp.repeat(x, groups, axis=2)
 
 
 def reference_attention(q, k, v, mask, dropout_fn=None):
@@ -94,14 +118,6 @@ def reference_attention(q, k, v, mask, dropout_fn=None):
   if dropout_fn is not None:
     weights = dropout_fn(weights)
   return jnp.einsum("bhqk,bkhd->bqhd", weights, v), probs
-
-
-def _target_platform():
-  """Platform being lowered for: the context mesh's devices (AOT for a TPU topology on a CPU
-  host sets a TPU mesh), else the default backend."""
-  mesh = jax.sharding.get_abstract_mesh()
-  device = None if mesh.empty else mesh.abstract_device
-  return device.platform if device is not None else jax.default_backend()
 
 
 def _tile(length):
@@ -147,9 +163,11 @@ def _tpu_flash(q, k, v, segments, causal):
 _CUDNN_DTYPES = ("bfloat16", "float16")
 
 
-def attention_backend(platform, dtype, length, head_dim) -> str:
+def attention_backend(platform, dtype, length, head_dim, windowed=False) -> str:
   """The kernel attention_impl="flash" runs: "pallas_tpu" | "cudnn" | "xla" (module docstring)."""
   if platform == "tpu":
+    if windowed:
+      return "xla"
     tileable = length % _FLASH_TILE == 0 and (head_dim <= 128 or head_dim % 128 == 0)
     return "pallas_tpu" if tileable else "xla"
   if platform in ("gpu", "cuda"):
@@ -159,19 +177,27 @@ def attention_backend(platform, dtype, length, head_dim) -> str:
   return "xla"
 
 
-def fused_attention(q, k, v, segments, causal, prefix_len=None):
-  """Attention without returning probabilities; q/k/v [B, L, H, Dh], segments [B, L]."""
+def fused_attention(q, k, v, segments, causal, window=None, max_window=0, prefix_len=None):
+  """Attention without returning probabilities; q [B, L, H, Dh], k/v [B, L, Hkv, Dh] (Hkv
+  divides H), segments [B, L]; window: this layer's (traced) width or None; max_window: the
+  spec's attention_window (static), the width a windowed layer has; prefix_len [B] or None."""
+  windowed = window is not None and max_window > 0
   if prefix_len is not None:  # no kernel here takes a prefix (module docstring)
-    mask = attention_mask(segments, segments, causal, prefix_len=prefix_len)
+    mask = attention_mask(segments, segments, causal, window=window if windowed else None,
+                          prefix_len=prefix_len)
     return jax.nn.dot_product_attention(q, k, v, mask=mask, implementation="xla")
-  backend = attention_backend(_target_platform(), q.dtype, q.shape[1], q.shape[-1])
+  backend = attention_backend(target_platform(), q.dtype, q.shape[1], q.shape[-1], windowed)
   if backend == "pallas_tpu":
-    return _tpu_flash(q, k, v, segments, causal)
+    return _tpu_flash(q, repeat_kv(k, q.shape[2]), repeat_kv(v, q.shape[2]), segments, causal)
   if backend == "cudnn":
     mask = attention_mask(segments, segments, causal=False)
-    return jax.nn.dot_product_attention(q, k, v, mask=mask, is_causal=causal,
-                                        implementation="cudnn")
-  mask = attention_mask(segments, segments, causal)
+    run = lambda local: jax.nn.dot_product_attention(
+        q, k, v, mask=mask, is_causal=causal, implementation="cudnn",
+        local_window_size=(max_window // 2, 0 if causal else max_window // 2) if local else None)
+    if not windowed:
+      return run(False)
+    return jax.lax.cond(window > 0, lambda: run(True), lambda: run(False))
+  mask = attention_mask(segments, segments, causal, window=window if windowed else None)
   return jax.nn.dot_product_attention(q, k, v, mask=mask, implementation="xla")
 
 
@@ -179,27 +205,40 @@ class SelfAttention(nn.Module):
   """Multi-head self-attention with q/k/v/out projections named for remat policies.
 
   With decode=True, keys/values of every call are appended to the `cache` collection
-  (cached_key/cached_value [B, max_len, H, Dh], cached_segments [B, max_len], cache_index);
-  the first call (model.init with decode=True on a [B, max_len] input) only allocates it.
+  (cached_key/cached_value [B, max_len, Hkv, Dh], rotated when RoPE is on; cached_segments
+  [B, max_len], cache_index); the first call (model.init with decode=True on a [B, max_len]
+  input) only allocates it.
   """
   spec: ModelSpec
   deterministic: bool = True
   decode: bool = False
 
   @nn.compact
-  def __call__(self, x, segments):
-    # x: [B, L, D], segments: [B, L] int32 or PrefixSegments -> [B, L, D]
+  def __call__(self, x, segments, positions=None, layer=None):
+    # x: [B, L, D], segments/positions: [B, L] int32 (segments may be PrefixSegments) -> [B, L, D]
+    # layer: this layer's {"window", "rope_base"} scalars (models/stack.py), or None
     spec = self.spec
     prefix_len = None
     if isinstance(segments, PrefixSegments):
       if self.decode:
         raise ValueError("prefix_len is for training and scoring passes, not cached decoding")
       segments, prefix_len = segments
-    project = lambda name: DenseGeneral(
-        spec, (spec.num_heads, spec.d_head), ("embed", "heads", "kv"), name=name)
-    q = constrain(checkpoint_name(project("query")(x), "query_proj"), BLHD)  # [B, L, H, Dh]
-    k = constrain(checkpoint_name(project("key")(x), "key_proj"), BLHD)
-    v = constrain(checkpoint_name(project("value")(x), "value_proj"), BLHD)
+    grouped = spec.num_kv_heads != spec.num_heads
+    kv_axis, kv_names = ("kv_heads", BLKD) if grouped else ("heads", BLHD)
+    project = lambda name, heads, axis: DenseGeneral(
+        spec, (heads, spec.d_head), ("embed", axis, "kv"), name=name)
+    q = constrain(checkpoint_name(project("query", spec.num_heads, "heads")(x), "query_proj"),
+                  BLHD)  # [B, L, H, Dh]
+    k = constrain(checkpoint_name(project("key", spec.num_kv_heads, kv_axis)(x), "key_proj"),
+                  kv_names)  # [B, L, Hkv, Dh]
+    v = constrain(checkpoint_name(project("value", spec.num_kv_heads, kv_axis)(x), "value_proj"),
+                  kv_names)
+    if spec.qk_norm:
+      q, k = self._qk_norm(q, "query_norm"), self._qk_norm(k, "key_norm")
+    if spec.position_embedding == "rope":
+      q = apply_rope(q, positions, layer["rope_base"], spec.rope_dims)
+      k = apply_rope(k, positions, layer["rope_base"], spec.rope_dims)
+    window = layer["window"] if spec.attention_window > 0 else None
 
     q_index = k_index = None
     k_segments = segments
@@ -210,22 +249,32 @@ class SelfAttention(nn.Module):
       dropout = None
       if spec.attention_dropout_rate > 0 and not self.deterministic:
         dropout = lambda w: nn.Dropout(spec.attention_dropout_rate)(w, deterministic=False)
-      mask = attention_mask(segments, k_segments, spec.causal, q_index, k_index, prefix_len)
-      out, probs = reference_attention(q, k, v, mask, dropout)
+      mask = attention_mask(segments, k_segments, spec.causal, q_index, k_index, window,
+                            prefix_len)
+      k_all, v_all = repeat_kv(k, spec.num_heads), repeat_kv(v, spec.num_heads)  # [B, Lk, H, Dh]
+      out, probs = reference_attention(q, k_all, v_all, mask, dropout)
       if spec.capture_attention:
         self.sow("intermediates", "attention_probs", probs)               # [B, H, Lq, Lk]
         self.sow("intermediates", "queries", jnp.swapaxes(q, 1, 2))       # [B, H, Lq, Dh]
-        self.sow("intermediates", "keys", jnp.swapaxes(k, 1, 2))          # [B, H, Lk, Dh]
+        self.sow("intermediates", "keys", jnp.swapaxes(k_all, 1, 2))      # [B, H, Lk, Dh]
     else:
-      out = fused_attention(q, k, v, segments, spec.causal, prefix_len)
+      out = fused_attention(q, k, v, segments, spec.causal, window, spec.attention_window,
+                            prefix_len)
     out = constrain(out, BLHD)
 
     out = DenseGeneral(spec, (spec.d_model,), ("heads", "kv", "embed"), num_in=2,
                        scale=residual_scale(spec), name="out")(out)  # [B, L, D]
     return constrain(checkpoint_name(out, "out_proj"), BLD)
 
+  def _qk_norm(self, x, name):
+    """RMSNorm over each head's Dh dims [B, L, H, Dh] (OLMo 2, Qwen 3); scale [Dh]."""
+    spec = self.spec
+    return nn.RMSNorm(epsilon=spec.ln_epsilon, dtype=spec.dtype, param_dtype=spec.param_dtype,
+                      scale_init=nn.with_logical_partitioning(nn.initializers.ones, ("kv",)),
+                      name=name)(x)
+
   def _use_cache(self, k, v, segments):
-    """Append k/v [B, Lq, H, Dh] to the cache; return the full cached keys/values to attend to."""
+    """Append k/v [B, Lq, Hkv, Dh] to the cache; return the full cached keys/values to attend to."""
     allocated = self.has_variable("cache", "cached_key")
     cached_key = self.variable("cache", "cached_key", jnp.zeros, k.shape, k.dtype)
     cached_value = self.variable("cache", "cached_value", jnp.zeros, v.shape, v.dtype)

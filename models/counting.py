@@ -14,6 +14,7 @@ import math
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from configs.errors import ConfigError
 from models import build_model
@@ -74,11 +75,16 @@ def train_flops(model_cfg, seq_len, terms, who="objective"):
       N_eff = N_stack                                   (all blocks + final LN: every token)
             + f * (N_vocab_projection + N_mlm_head)      (the vocabulary head)
             + N_per_sequence / seq_len                   (e.g. pooler + NSP: once per sequence)
-      attention = a * 12 * num_layers * seq_len * d_attn
+      attention = 12 * d_attn * sum over layers of the keys each query sees:
+                  seq_len in a global bidirectional layer, seq_len / 2 in a global causal one
+                  (half the score matrix), and in a sliding-window layer the exact mean number
+                  of keys within attention_window // 2 (causal: behind; the work a windowed
+                  kernel does, not what the XLA reference spends on masks)
 
   `terms` (an objectives.base.FlopTerms) gives f (head_fraction), the per-sequence parameter
-  groups and a (attention_fraction): the part of the score matrix computed, 1 bidirectional,
-  1/2 causal (a kernel skips the masked half), in between for prefix masks.
+  groups and a (attention_fraction): the part of a global layer's score matrix the objective's
+  mask computes, 1 bidirectional, 1/2 causal, in between for prefix masks. A mask in between
+  counts as the mix w = 2a - 1 of bidirectional and 1 - w of causal in every layer.
 
   6 = 2 FLOPs per multiply-add in the forward pass + 4 in the backward pass (gradients with respect
   to activations and to weights). N_vocab_projection = d_model * vocab_size whether tied or not
@@ -105,5 +111,19 @@ def train_flops(model_cfg, seq_len, terms, who="objective"):
                       "per sequence)")
   per_sequence = sum(groups[g] for g in terms.per_sequence_groups)
   n_eff = per_token + terms.head_fraction * vocab_head + per_sequence / seq_len
-  attention = 12 * spec.num_layers * seq_len * spec.d_attn * terms.attention_fraction
+  bidirectional = 2 * terms.attention_fraction - 1  # w: 1 encoders, 0 causal decoders
+  attention = 12 * spec.d_attn * sum(
+      bidirectional * _keys_per_query(spec, seq_len, layer, causal=False)
+      + (1 - bidirectional) * _keys_per_query(spec, seq_len, layer, causal=True)
+      for layer in range(spec.num_layers))
   return 6 * n_eff + attention
+
+
+def _keys_per_query(spec, seq_len, layer, causal):
+  """Mean keys a query attends to: seq_len (seq_len / 2 causal) in a global layer; in a
+  sliding-window layer the exact mean over positions of the keys within window // 2."""
+  if spec.layer_is_global(layer):
+    return seq_len / 2 if causal else seq_len
+  half, i = spec.attention_window // 2, np.arange(seq_len)
+  last = i if causal else np.minimum(i + half, seq_len - 1)
+  return float(np.mean(last - np.maximum(i - half, 0) + 1))

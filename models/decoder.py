@@ -42,7 +42,7 @@ class Decoder(nn.Module):
 
     embeddings = Embeddings(spec, name="embeddings")
     x = embeddings(input_ids, positions, deterministic=deterministic)
-    x = Stack(spec, name="stack")(x, segments, deterministic, decode)
+    x = Stack(spec, name="stack")(x, segments, deterministic, decode, positions)
     if spec.ln_placement == "pre":
       x = layer_norm(spec, "final_ln")(x)
     hidden = x  # [B, L, D]

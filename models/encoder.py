@@ -46,7 +46,7 @@ class Encoder(nn.Module):
 
     embeddings = Embeddings(spec, name="embeddings")
     x = embeddings(input_ids, positions, token_type_ids, deterministic)
-    x = Stack(spec, name="stack")(x, segments, deterministic)
+    x = Stack(spec, name="stack")(x, segments, deterministic, positions=positions)
     if spec.ln_placement == "pre":
       x = layer_norm(spec, "final_ln")(x)
     hidden = x  # [B, L, D]

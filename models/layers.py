@@ -1,8 +1,9 @@
-"""Building blocks shared by both families: dense layers, LayerNorm, embeddings, the MLP.
+"""Building blocks shared by both families: dense layers, norms, embeddings, the MLP.
 
 Every parameter is created through `nn.with_logical_partitioning` with logical axis names
-(vocab, embed, mlp, heads, kv, positions, token_types, classes); the mesh mapping lives in config
-(configs/base.py DEFAULT_RULES). Activations are pinned with `constrain` (activation_* names).
+(vocab, embed, mlp, heads, kv_heads, kv, positions, token_types, classes); the mesh mapping lives
+in config (configs/base.py DEFAULT_RULES). Activations are pinned with `constrain` (activation_*
+names).
 Parameters are stored in spec.param_dtype; compute runs in spec.dtype.
 """
 
@@ -16,6 +17,15 @@ from models.spec import ModelSpec
 
 # Logical names of the residual stream [B, L, D].
 BLD = ("activation_batch", "activation_length", "activation_embed")
+
+
+def target_platform():
+  """Platform being lowered for: the context mesh's devices (AOT for a TPU topology on a CPU
+  host sets a TPU mesh), else the default backend. Layers that pick an implementation per
+  target (attention kernels, scan unrolling) ask this at trace time."""
+  mesh = jax.sharding.get_abstract_mesh()
+  device = None if mesh.empty else mesh.abstract_device
+  return device.platform if device is not None else jax.default_backend()
 
 
 def constrain(x, names):
@@ -42,6 +52,7 @@ def activation_fn(name):
       "gelu_exact": functools.partial(jax.nn.gelu, approximate=False),
       "gelu_tanh": functools.partial(jax.nn.gelu, approximate=True),
       "relu": jax.nn.relu,
+      "silu": jax.nn.silu,
   }[name]
 
 
@@ -86,15 +97,20 @@ class DenseGeneral(nn.Module):
     return y
 
 
-def layer_norm(spec: ModelSpec, name):
-  """LayerNorm over the last (embed) axis; statistics in float32 whatever the compute dtype."""
+def layer_norm(spec: ModelSpec, name, axis_name="embed"):
+  """spec.norm over the last axis (LayerNorm, or RMSNorm: no mean, no bias); statistics in
+  float32 whatever the compute dtype. Named layer_norm (and its parameters ln_*) for both."""
+  scale_init = nn.with_logical_partitioning(nn.initializers.ones, (axis_name,))
+  if spec.norm == "rmsnorm":
+    return nn.RMSNorm(epsilon=spec.ln_epsilon, dtype=spec.dtype, param_dtype=spec.param_dtype,
+                      scale_init=scale_init, name=name)
   return nn.LayerNorm(
       epsilon=spec.ln_epsilon,
       use_bias=spec.use_bias,
       dtype=spec.dtype,
       param_dtype=spec.param_dtype,
-      scale_init=nn.with_logical_partitioning(nn.initializers.ones, ("embed",)),
-      bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("embed",)),
+      scale_init=scale_init,
+      bias_init=nn.with_logical_partitioning(nn.initializers.zeros, (axis_name,)),
       name=name)
 
 
@@ -108,7 +124,7 @@ def embed_table(spec: ModelSpec, rows, row_axis, name):
 
 
 class Embeddings(nn.Module):
-  """Token + learned position (+ segment for encoders) embeddings.
+  """Token + learned position (unless RoPE) (+ segment for encoders) embeddings.
 
   Encoders (BERT) follow the sum with LayerNorm, then dropout; decoders (GPT-2) only dropout.
   `attend` reuses the token table as the output projection (tied LM/MLM head).
@@ -118,7 +134,8 @@ class Embeddings(nn.Module):
   def setup(self):
     spec = self.spec
     self.token = embed_table(spec, spec.vocab_size, "vocab", "token")
-    self.position = embed_table(spec, spec.max_len, "positions", "position")
+    if spec.position_embedding == "learned":  # RoPE rotates q and k instead (models/rope.py)
+      self.position = embed_table(spec, spec.max_len, "positions", "position")
     if spec.family == "encoder":
       self.token_type = embed_table(spec, spec.type_vocab_size, "token_types", "token_type")
       self.ln = layer_norm(spec, "ln")
@@ -126,7 +143,9 @@ class Embeddings(nn.Module):
 
   def __call__(self, input_ids, positions, token_type_ids=None, deterministic=True):
     # input_ids, positions, token_type_ids: [B, L] int -> [B, L, D]
-    x = self.token(input_ids) + self.position(positions)
+    x = self.token(input_ids)
+    if self.spec.position_embedding == "learned":
+      x = x + self.position(positions)
     if self.spec.family == "encoder":
       if token_type_ids is None:
         token_type_ids = jnp.zeros_like(input_ids)
@@ -140,14 +159,19 @@ class Embeddings(nn.Module):
 
 
 class Mlp(nn.Module):
-  """Position-wise feed-forward: D -> d_ff (activation) -> D."""
+  """Position-wise feed-forward: D -> d_ff (activation) -> D; with mlp="glu" the activation of a
+  second projection gates the first (Shazeer 2020: GeGLU with gelu, SwiGLU with silu)."""
   spec: ModelSpec
 
   @nn.compact
   def __call__(self, x):
     spec = self.spec
-    h = dense(spec, spec.d_ff, ("embed", "mlp"), "wi")(x)  # [B, L, F]
-    h = constrain(h, ("activation_batch", "activation_length", "activation_mlp"))
-    h = activation_fn(spec.activation)(h)
+    hidden = ("activation_batch", "activation_length", "activation_mlp")
+    h = constrain(dense(spec, spec.d_ff, ("embed", "mlp"), "wi")(x), hidden)  # [B, L, F]
+    if spec.mlp == "glu":
+      gate = constrain(dense(spec, spec.d_ff, ("embed", "mlp"), "wi_gate")(x), hidden)
+      h = activation_fn(spec.activation)(gate) * h
+    else:
+      h = activation_fn(spec.activation)(h)
     out = dense(spec, spec.d_model, ("mlp", "embed"), "wo", scale=residual_scale(spec))(h)
     return constrain(out, BLD)

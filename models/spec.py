@@ -1,9 +1,11 @@
 """Model config checks and the resolved, hashable spec the modules are built from.
 
+Every model field is declared once, in `configs.base.MODEL_FIELDS` (name, default, valid values,
+meaning); `ModelSpec`'s fields, `validate` and `resolve` are derived from that table here.
 `validate(model_cfg)` looks only at plain config values, so a bad field fails in microseconds with
 one `ConfigError` naming it, before any array exists. `resolve(model_cfg)` turns the ConfigDict into
-a frozen `ModelSpec` with defaults filled in (d_head=0 -> d_model // num_heads, d_ff=0 -> 4*d_model)
-and dtype names turned into dtypes; modules take a ModelSpec so they never re-interpret the config.
+a frozen `ModelSpec` with the defaults that 0 stands for filled in (_RESOLVERS) and dtype names
+turned into dtypes; modules take a ModelSpec so they never re-interpret the config.
 """
 
 import dataclasses
@@ -11,32 +13,59 @@ from typing import Any
 
 import jax.numpy as jnp
 
+from configs.base import MODEL_FIELDS
 from configs.errors import ConfigError
 
-FAMILIES = ("encoder", "decoder")
-ACTIVATIONS = ("gelu_exact", "gelu_tanh", "relu")
-LN_PLACEMENTS = ("post", "pre")
-REMAT_POLICIES = ("none", "full", "save_dots", "save_qkv_out")
-ATTENTION_IMPLS = ("xla", "flash")
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
-
-_POSITIVE_INTS = ("vocab_size", "max_len", "num_layers", "d_model", "num_heads")
-_NON_NEGATIVE_INTS = ("d_head", "d_ff", "type_vocab_size")
-_BOOLS = ("use_bias", "scale_residual_init", "tie_embeddings", "nsp_head", "scan_layers")
-_RATES = ("dropout_rate", "attention_dropout_rate")
-_CHOICES = (("family", FAMILIES), ("activation", ACTIVATIONS), ("ln_placement", LN_PLACEMENTS),
-            ("remat_policy", REMAT_POLICIES), ("attention_impl", ATTENTION_IMPLS),
-            ("dtype", tuple(DTYPES)), ("param_dtype", tuple(DTYPES)))
-REQUIRED_FIELDS = (_POSITIVE_INTS + _NON_NEGATIVE_INTS + _BOOLS + _RATES
-                   + tuple(name for name, _ in _CHOICES) + ("ln_epsilon", "init_range"))
+REQUIRED_FIELDS = tuple(name for name, _, _, _ in MODEL_FIELDS)
+_VALID = {name: valid for name, _, valid, _ in MODEL_FIELDS}
 
 
 def _is_int(value):
   return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _is_number(value):
+  return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _choices(values):
   return ", ".join(repr(v) for v in values)
+
+
+# kind -> (accepts(value), what the error says the value must be)
+_KINDS = {
+    "int>0": (lambda v: _is_int(v) and v > 0, "must be a positive integer"),
+    "int>=0": (lambda v: _is_int(v) and v >= 0, "must be an integer >= 0 (0 = default)"),
+    "bool": (lambda v: isinstance(v, bool), "must be True or False"),
+    "rate": (lambda v: _is_number(v) and 0.0 <= v < 1.0, "must be a number in [0, 1)"),
+    "fraction": (lambda v: _is_number(v) and 0.0 < v <= 1.0, "must be a number in (0, 1]"),
+    "number>0": (lambda v: _is_number(v) and v > 0, "must be a positive number"),
+    "number>=0": (lambda v: _is_number(v) and v >= 0, "must be a number >= 0 (0 = default)"),
+}
+
+# What a field resolves to when it is not simply its value (the meanings in configs/base.py).
+_RESOLVERS = {
+    "d_head": lambda m: m.d_head or m.d_model // m.num_heads,
+    "d_ff": lambda m: m.d_ff or 4 * m.d_model,
+    "num_kv_heads": lambda m: m.num_kv_heads or m.num_heads,
+    "rope_local_base": lambda m: float(m.rope_local_base or m.rope_base),
+    "dtype": lambda m: DTYPES[m.dtype],
+    "param_dtype": lambda m: DTYPES[m.param_dtype],
+}
+_TYPES = {"int>0": int, "int>=0": int, "bool": bool, "rate": float, "fraction": float,
+          "number>0": float, "number>=0": float}
+
+
+def _check_field(name, value):
+  valid = _VALID[name]
+  if isinstance(valid, tuple):
+    if value not in valid:
+      raise ConfigError(f"model.{name}={value!r} is not one of {_choices(valid)}")
+    return
+  accepts, must = _KINDS[valid]
+  if not accepts(value):
+    raise ConfigError(f"model.{name}={value!r} {must}")
 
 
 def validate(model_cfg):
@@ -44,109 +73,78 @@ def validate(model_cfg):
   for name in REQUIRED_FIELDS:
     if name not in model_cfg:
       raise ConfigError(f"model.{name} is missing; every model field is defined in configs/base.py")
-  for name, valid in _CHOICES:
-    value = model_cfg[name]
-    if value not in valid:
-      raise ConfigError(f"model.{name}={value!r} is not one of {_choices(valid)}")
-  for name in _POSITIVE_INTS:
-    value = model_cfg[name]
-    if not _is_int(value) or value <= 0:
-      raise ConfigError(f"model.{name}={value!r} must be a positive integer")
-  for name in _NON_NEGATIVE_INTS:
-    value = model_cfg[name]
-    if not _is_int(value) or value < 0:
-      raise ConfigError(f"model.{name}={value!r} must be an integer >= 0 (0 = default)")
-  for name in _BOOLS:
-    if not isinstance(model_cfg[name], bool):
-      raise ConfigError(f"model.{name}={model_cfg[name]!r} must be True or False")
-  for name in _RATES:
-    value = model_cfg[name]
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value < 1.0:
-      raise ConfigError(f"model.{name}={value!r} must be a number in [0, 1)")
-  for name in ("ln_epsilon", "init_range"):
-    value = model_cfg[name]
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-      raise ConfigError(f"model.{name}={value!r} must be a positive number")
-  if model_cfg.d_head == 0 and model_cfg.d_model % model_cfg.num_heads:
+  for name in REQUIRED_FIELDS:
+    _check_field(name, model_cfg[name])
+  m = model_cfg
+  if m.d_head == 0 and m.d_model % m.num_heads:
     raise ConfigError(
-        f"model.d_model={model_cfg.d_model} is not divisible by model.num_heads="
-        f"{model_cfg.num_heads}; choose num_heads dividing d_model, or set model.d_head")
-  if model_cfg.family == "encoder" and model_cfg.type_vocab_size < 1:
-    raise ConfigError(f"model.type_vocab_size={model_cfg.type_vocab_size} must be >= 1 for "
+        f"model.d_model={m.d_model} is not divisible by model.num_heads="
+        f"{m.num_heads}; choose num_heads dividing d_model, or set model.d_head")
+  if m.num_kv_heads and m.num_heads % m.num_kv_heads:
+    raise ConfigError(f"model.num_kv_heads={m.num_kv_heads} must divide model.num_heads="
+                      f"{m.num_heads} (each key/value head serves a group of query heads)")
+  if m.position_embedding == "rope" and rotary_dims(_RESOLVERS["d_head"](m), m.rope_fraction) == 0:
+    raise ConfigError(f"model.rope_fraction={m.rope_fraction} rotates no pair of the "
+                      f"{_RESOLVERS['d_head'](m)} dims of a head; raise it")
+  if m.family == "encoder" and m.type_vocab_size < 1:
+    raise ConfigError(f"model.type_vocab_size={m.type_vocab_size} must be >= 1 for "
                       "family='encoder' (segment embeddings)")
-  if model_cfg.attention_impl == "flash" and model_cfg.attention_dropout_rate > 0:
+  if m.attention_impl == "flash" and m.attention_dropout_rate > 0:
     raise ConfigError(
         f"model.attention_impl='flash' cannot apply model.attention_dropout_rate="
-        f"{model_cfg.attention_dropout_rate} (fused kernels have no dropout on probabilities); "
+        f"{m.attention_dropout_rate} (fused kernels have no dropout on probabilities); "
         "set attention_dropout_rate=0 or attention_impl='xla'")
 
 
-@dataclasses.dataclass(frozen=True)
-class ModelSpec:
-  """The validated model config with defaults resolved. Field meanings: configs/base.py."""
-  family: str
-  vocab_size: int
-  max_len: int
-  type_vocab_size: int
-  num_layers: int
-  d_model: int
-  num_heads: int
-  d_head: int
-  d_ff: int
-  activation: str
-  ln_placement: str
-  ln_epsilon: float
-  dropout_rate: float
-  attention_dropout_rate: float
-  use_bias: bool
-  init_range: float
-  scale_residual_init: bool
-  tie_embeddings: bool
-  nsp_head: bool
-  scan_layers: bool
-  remat_policy: str
-  dtype: Any
-  param_dtype: Any
-  attention_impl: str
-  capture_attention: bool = False
+def rotary_dims(d_head, fraction):
+  """Dims of a head that RoPE rotates: d_head * fraction rounded down to an even count."""
+  return 2 * int(d_head * fraction / 2)
+
+
+def _field_type(name):
+  valid = _VALID[name]
+  return str if isinstance(valid, tuple) else _TYPES[valid]
+
+
+class _SpecMethods:
+  """Derived quantities of a ModelSpec (the fields themselves come from MODEL_FIELDS)."""
 
   @property
   def d_attn(self):
-    """Width of all heads together (q/k/v projection outputs)."""
+    """Width of all query heads together (q projection output, attention output)."""
     return self.num_heads * self.d_head
 
   @property
   def causal(self):
     return self.family == "decoder"
 
+  @property
+  def rope_dims(self):
+    return rotary_dims(self.d_head, self.rope_fraction)
+
+  def layer_is_global(self, layer):
+    """Whether block `layer` attends globally (no sliding window)."""
+    return (self.attention_window == 0
+            or (self.global_every > 0 and layer % self.global_every == 0))
+
+
+ModelSpec = dataclasses.make_dataclass(
+    "ModelSpec",
+    [(name, Any if name in ("dtype", "param_dtype") else _field_type(name))
+     for name in REQUIRED_FIELDS] + [("capture_attention", bool, False)],
+    bases=(_SpecMethods,), frozen=True)
+ModelSpec.__module__ = __name__
+ModelSpec.__doc__ = ("The validated model config with defaults resolved; one field per row of "
+                     "configs.base.MODEL_FIELDS (meanings there), plus capture_attention.")
+
 
 def resolve(model_cfg, capture_attention=False):
   """Validated ModelSpec from a `model` ConfigDict."""
   validate(model_cfg)
-  return ModelSpec(
-      family=model_cfg.family,
-      vocab_size=model_cfg.vocab_size,
-      max_len=model_cfg.max_len,
-      type_vocab_size=model_cfg.type_vocab_size,
-      num_layers=model_cfg.num_layers,
-      d_model=model_cfg.d_model,
-      num_heads=model_cfg.num_heads,
-      d_head=model_cfg.d_head or model_cfg.d_model // model_cfg.num_heads,
-      d_ff=model_cfg.d_ff or 4 * model_cfg.d_model,
-      activation=model_cfg.activation,
-      ln_placement=model_cfg.ln_placement,
-      ln_epsilon=float(model_cfg.ln_epsilon),
-      dropout_rate=float(model_cfg.dropout_rate),
-      attention_dropout_rate=float(model_cfg.attention_dropout_rate),
-      use_bias=model_cfg.use_bias,
-      init_range=float(model_cfg.init_range),
-      scale_residual_init=model_cfg.scale_residual_init,
-      tie_embeddings=model_cfg.tie_embeddings,
-      nsp_head=model_cfg.nsp_head,
-      scan_layers=model_cfg.scan_layers,
-      remat_policy=model_cfg.remat_policy,
-      dtype=DTYPES[model_cfg.dtype],
-      param_dtype=DTYPES[model_cfg.param_dtype],
-      attention_impl=model_cfg.attention_impl,
-      capture_attention=bool(capture_attention),
-  )
+  values = {}
+  for name in REQUIRED_FIELDS:
+    if name in _RESOLVERS:
+      values[name] = _RESOLVERS[name](model_cfg)
+    else:
+      values[name] = _field_type(name)(model_cfg[name])
+  return ModelSpec(**values, capture_attention=bool(capture_attention))

@@ -117,6 +117,21 @@ def _safe(weight):
   return jnp.where(weight > 0, weight, 1)
 
 
+def is_argmax(logits, labels):
+  """logits[..., V], labels[...] -> bool[...]: labels == argmax(logits, -1), ties to the first index
+  as jnp.argmax breaks them.
+
+  Written as a max, a gather and an any-reduce because XLA:CPU runs argmax's variadic reduction
+  5x slower than these three (11.5 vs 2.3 ms on [16, 128, 2048] logits): at the quickstart's
+  vocabulary the argmax alone was ~10% of the training step.
+  """
+  top = jnp.max(logits, axis=-1)
+  label_logit = jnp.take_along_axis(logits, labels[..., None], axis=-1)[..., 0]
+  earlier = jnp.arange(logits.shape[-1]) < labels[..., None]
+  tied_earlier = jnp.any((logits == top[..., None]) & earlier, axis=-1)
+  return (label_logit == top) & ~tied_earlier
+
+
 def weighted_cross_entropy(logits, labels, weights):
   """logits[..., V], labels[...] int, weights[...] -> (loss_sum, correct_sum, weight_sum).
 
@@ -126,5 +141,5 @@ def weighted_cross_entropy(logits, labels, weights):
   logits = logits.astype(jnp.float32)
   weights = weights.astype(jnp.float32)
   nll = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
-  correct = (jnp.argmax(logits, axis=-1) == labels).astype(jnp.float32)
+  correct = is_argmax(logits, labels).astype(jnp.float32)
   return jnp.sum(nll * weights), jnp.sum(correct * weights), jnp.sum(weights)

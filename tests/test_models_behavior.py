@@ -105,12 +105,14 @@ def test_packed_documents_do_not_attend_to_each_other():
   np.testing.assert_allclose(hidden(packed)[:, :9], hidden(other_padding)[:, :9], atol=2e-5)
 
 
+# scan_unroll: 1 = one layer per loop iteration (a rolled loop); 0 = auto, on CPU the whole stack.
+@pytest.mark.parametrize("scan_unroll", [1, 0])
 @pytest.mark.parametrize("family", ["decoder", "encoder"])
-def test_scan_and_unrolled_stacks_agree(family):
+def test_scan_and_unrolled_stacks_agree(family, scan_unroll):
   ids = random_ids(3)
   kwargs = dict(token_type_ids=(jnp.arange(L) >= 6).astype(jnp.int32)[None].repeat(B, 0),
                 masked_positions=jnp.array([[1, 4, 9]] * B)) if family == "encoder" else {}
-  scanned, variables = init(tiny(family), ids)
+  scanned, variables = init(tiny(family, scan_unroll=scan_unroll), ids)
   unrolled = models.build_model(tiny(family, scan_layers=False))
   unrolled_params = unstack_layers(variables["params"], 2)
   # The unrolled model's own init has exactly this tree structure and shapes.
@@ -123,14 +125,15 @@ def test_scan_and_unrolled_stacks_agree(family):
     np.testing.assert_allclose(out_scanned[key], out_unrolled[key], rtol=1e-5, atol=1e-5)
 
 
-def test_remat_policies_give_the_same_gradients():
+@pytest.mark.parametrize("scan_unroll", [1, 0])
+def test_remat_policies_give_the_same_gradients(scan_unroll):
   ids = random_ids(4)
   cfg = tiny("decoder", dropout_rate=0.1, attention_dropout_rate=0.1)
   _, variables = init(cfg, ids)
 
   def grads(policy):
     model = models.build_model(tiny("decoder", dropout_rate=0.1, attention_dropout_rate=0.1,
-                                    remat_policy=policy))
+                                    remat_policy=policy, scan_unroll=scan_unroll))
     params = variables["params"]
 
     def loss(p):
@@ -147,9 +150,9 @@ def test_remat_policies_give_the_same_gradients():
                  got, reference)
 
 
-@pytest.mark.parametrize("scan", [True, False])
-def test_cached_decoding_matches_full_forward(scan):
-  cfg = tiny("decoder", scan_layers=scan)
+@pytest.mark.parametrize("scan,scan_unroll", [(True, 1), (True, 0), (False, 0)])
+def test_cached_decoding_matches_full_forward(scan, scan_unroll):
+  cfg = tiny("decoder", scan_layers=scan, scan_unroll=scan_unroll)
   ids = random_ids(5)
   model, variables = init(cfg, ids)
   full = jit(model.apply)(variables, ids)["logits"]  # [B, L, V]
@@ -336,3 +339,15 @@ def test_flash_on_this_cpu_lowers_to_xla_not_cudnn():
   segments = segment_ids_from((2, 8))
   text = jax.jit(lambda q: fused_attention(q, q, q, segments, True)).lower(q).as_text()
   assert "cudnn" not in text.lower() and "custom_call" not in text
+
+
+def test_auto_unroll_unrolls_shallow_cpu_stacks_only():
+  from models.spec import resolve
+  from models.stack import CPU_UNROLL_MAX_LAYERS, auto_unroll
+  shallow = resolve(tiny("decoder", num_layers=4))
+  deep = resolve(tiny("decoder", num_layers=CPU_UNROLL_MAX_LAYERS + 1))
+  assert auto_unroll(shallow, "cpu") == 4
+  assert auto_unroll(shallow, "tpu") == auto_unroll(shallow, "gpu") == 1
+  assert auto_unroll(deep, "cpu") == 1
+  assert auto_unroll(resolve(tiny("decoder", num_layers=4, scan_unroll=2)), "tpu") == 2
+  assert auto_unroll(resolve(tiny("decoder", num_layers=4, scan_unroll=9)), "cpu") == 4

@@ -55,3 +55,17 @@ def test_prefix_zero_is_the_causal_model_and_flash_matches_xla():
   ref = model.apply(params, ids, prefix_len=prefix)["logits"]
   fused = flash.apply(params, ids, prefix_len=prefix)["logits"]
   np.testing.assert_allclose(fused, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_prefix_masks_on_modern_blocks_fused_equals_reference():
+  # RoPE, grouped-query attention, sliding-window layers with a global one, QK-norm.
+  fields = dict(position_embedding="rope", num_kv_heads=2, qk_norm=True, attention_window=6,
+                global_every=2)
+  model, params, ids = _model(**fields)
+  flash, _, _ = _model(attention_impl="flash", **fields)
+  prefix = jnp.asarray([5, 0, 16], jnp.int32)
+  ref = model.apply(params, ids, prefix_len=prefix)["logits"]
+  np.testing.assert_allclose(flash.apply(params, ids, prefix_len=prefix)["logits"], ref,
+                             rtol=1e-5, atol=1e-5)
+  causal = model.apply(params, ids)["logits"]
+  np.testing.assert_allclose(ref[1], causal[1], rtol=1e-6, atol=1e-6)  # prefix 0: causal

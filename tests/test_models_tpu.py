@@ -19,6 +19,7 @@ from jax.sharding import NamedSharding, PartitionSpec  # noqa: E402
 from configs import base  # noqa: E402
 from models.block import Block  # noqa: E402
 from models.spec import resolve  # noqa: E402
+from models.stack import layer_data  # noqa: E402
 
 B, L, D = 4, 384, 128  # 384 = 3 tiles of 128: a length the kernel tiles but no block size equals
 
@@ -33,19 +34,22 @@ def mesh():
   return topologies.make_mesh(topology, (2, 2, 1), ("data", "fsdp", "tensor"))
 
 
-def lower_block_grad(mesh, attention_impl):
+def lower_block_grad(mesh, attention_impl, **overrides):
   config = base.get_config()
   config.model.update(d_model=D, num_heads=2, attention_impl=attention_impl, dtype="bfloat16",
-                      remat_policy="save_qkv_out")
-  block = Block(resolve(config.model))
+                      remat_policy="save_qkv_out", **overrides)
+  spec = resolve(config.model)
+  block = Block(spec)
+  layer = jax.tree.map(lambda a: a[0], layer_data(spec))
+  positions = jnp.broadcast_to(jnp.arange(L), (B, L))
   x = jax.ShapeDtypeStruct((B, L, D), jnp.bfloat16)
   segments = jax.ShapeDtypeStruct((B, L), jnp.int32)
-  abstract = jax.eval_shape(block.init, jax.random.key(0), x, segments)
+  abstract = jax.eval_shape(block.init, jax.random.key(0), x, segments, positions, layer)
   rules = config.logical_axis_rules
   unboxed = nn.unbox(abstract)  # outside the mesh: inside, unboxing adds sharding constraints
 
   def loss(variables, x, segments):
-    return block.apply(variables, x, segments)[0].astype(jnp.float32).sum()
+    return block.apply(variables, x, segments, positions, layer)[0].astype(jnp.float32).sum()
 
   with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
     shardings = nn.logical_to_mesh_sharding(nn.get_partition_spec(abstract), mesh, rules)
@@ -67,3 +71,16 @@ def test_flash_lowers_to_the_pallas_kernel_without_a_score_matrix(mesh):
   assert score_matrix not in text
   compiled = flash.compile()  # the TPU compiler accepts the sharded kernels
   assert f"{L},{L}]" not in compiled.as_text()
+
+
+def test_flash_with_grouped_kv_heads_rope_and_qk_norm_still_uses_the_kernel(mesh):
+  text = lower_block_grad(mesh, "flash", num_kv_heads=1, position_embedding="rope",
+                          qk_norm=True).as_text()
+  assert text.count("tpu_custom_call") == 3 and f"x{L}x{L}x" not in text
+
+
+def test_flash_with_a_sliding_window_falls_back_to_xla_on_tpu(mesh):
+  # The Pallas kernel has no window (models/attention.py); until a windowed kernel is wired in,
+  # windowed layers lower like attention_impl="xla" rather than attend globally.
+  text = lower_block_grad(mesh, "flash", attention_window=64, global_every=3).as_text()
+  assert "tpu_custom_call" not in text

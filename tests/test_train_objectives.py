@@ -113,3 +113,18 @@ def test_flops_per_token_uses_the_models_formula_with_the_objectives_predictions
   # Fewer gathered predictions -> fewer head FLOPs.
   config.objective.max_predictions_per_seq = 2
   assert objectives.get("mlm_nsp").flops_per_token(config.model, config.data, config.objective) < got
+
+
+def test_is_argmax_matches_jnp_argmax_including_ties():
+  from objectives.base import is_argmax
+  rng = np.random.default_rng(0)
+  logits = rng.normal(size=(6, 5, 9)).astype(np.float32)
+  logits[0, :, [2, 6]] = 9.0   # a tie: argmax picks index 2, not 6
+  logits[1, :, :] = 0.0        # all tied: index 0
+  labels = rng.integers(0, 9, (6, 5))
+  labels[0, :3], labels[0, 3:] = 2, 6
+  labels[1, :2] = 0
+  labels[2] = np.argmax(logits[2], -1)  # every row right
+  got = np.asarray(is_argmax(jnp.asarray(logits), jnp.asarray(labels)))
+  np.testing.assert_array_equal(got, np.argmax(logits, -1) == labels)
+  assert got[0].tolist() == [True] * 3 + [False] * 2 and got[2].all() and got[1, :2].all()
