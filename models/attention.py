@@ -50,7 +50,8 @@ import jax.numpy as jnp
 from jax.ad_checkpoint import checkpoint_name
 
 from configs.errors import ConfigError
-from models.layers import BLD, DenseGeneral, constrain, residual_scale, target_platform
+from models.layers import BLD, DenseGeneral, constrain, residual_scale
+from models.platform import target_platform
 from models.rope import apply_rope
 from models.spec import ModelSpec
 

@@ -13,19 +13,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from models.matmul import contract, dense_dot_general
 from models.spec import ModelSpec
 
 # Logical names of the residual stream [B, L, D].
 BLD = ("activation_batch", "activation_length", "activation_embed")
-
-
-def target_platform():
-  """Platform being lowered for: the context mesh's devices (AOT for a TPU topology on a CPU
-  host sets a TPU mesh), else the default backend. Layers that pick an implementation per
-  target (attention kernels, scan unrolling) ask this at trace time."""
-  mesh = jax.sharding.get_abstract_mesh()
-  device = None if mesh.empty else mesh.abstract_device
-  return device.platform if device is not None else jax.default_backend()
 
 
 def constrain(x, names):
@@ -65,6 +57,7 @@ def dense(spec: ModelSpec, features, kernel_axes, name, scale=1.0, use_bias=None
       param_dtype=spec.param_dtype,
       kernel_init=nn.with_logical_partitioning(weight_init(spec, scale), kernel_axes),
       bias_init=nn.with_logical_partitioning(nn.initializers.zeros, kernel_axes[-1:]),
+      dot_general=dense_dot_general,
       name=name)
 
 
@@ -87,7 +80,7 @@ class DenseGeneral(nn.Module):
     kernel = self.param(
         "kernel", nn.with_logical_partitioning(weight_init(spec, self.scale), self.kernel_axes),
         kernel_shape, spec.param_dtype)
-    y = jnp.tensordot(x.astype(spec.dtype), kernel.astype(spec.dtype), axes=self.num_in)
+    y = contract(x.astype(spec.dtype), kernel.astype(spec.dtype), self.num_in)
     if spec.use_bias:
       bias = self.param(
           "bias", nn.with_logical_partitioning(nn.initializers.zeros,
@@ -155,7 +148,9 @@ class Embeddings(nn.Module):
 
   def attend(self, x):
     """[..., D] -> [..., V] logits against the token table, in float32 for the loss."""
-    return self.token.attend(x).astype(jnp.float32)
+    # As nn.Embed.attend (x @ table^T in the compute dtype), through `contract` for its CPU backward.
+    table = self.token.embedding.astype(self.spec.dtype)  # [V, D]
+    return contract(x.astype(self.spec.dtype), table.T).astype(jnp.float32)
 
 
 class Mlp(nn.Module):
