@@ -144,12 +144,12 @@ MODERNBERT_GLOBAL = [
     # pancake's encoder always builds a pooler; ModernBertForMaskedLM has none (never exported)
     Rule("pooler/kernel", "pooler.dense.weight", _T, group="pooler"),
     Rule("pooler/bias", "pooler.dense.bias", group="pooler"),
-    Rule("mlm_head/dense/kernel", "head.dense.weight", _T, group="mlm", prefixed=False),
-    Rule("mlm_head/dense/bias", "head.dense.bias", group="mlm", prefixed=False),
-    *_ln("mlm_head/ln", "head.norm", group="mlm", prefixed=False),
-    Rule("mlm_output_bias", "decoder.bias", group="mlm", prefixed=False),
+    Rule("mlm_head/dense/kernel", "head.dense.weight", _T, group="mlm_head", prefixed=False),
+    Rule("mlm_head/dense/bias", "head.dense.bias", group="mlm_head", prefixed=False),
+    *_ln("mlm_head/ln", "head.norm", group="mlm_head", prefixed=False),
+    Rule("mlm_output_bias", "decoder.bias", group="mlm_head", prefixed=False),
 ]
-MODERNBERT_UNTIED_HEAD = [Rule("mlm_decoder/kernel", "decoder.weight", _T, group="mlm",
+MODERNBERT_UNTIED_HEAD = [Rule("mlm_decoder/kernel", "decoder.weight", _T, group="mlm_head",
                                prefixed=False)]
 MODERNBERT_LAYER = [
     *_ln("ln_attention", "layers.{i}.attn_norm", from_layer=1),  # block 0: Identity in HF
@@ -170,7 +170,7 @@ MODERNBERT_LAYER = [
     Rule("mlp/wo/bias", "layers.{i}.mlp.Wo.bias"),
 ]
 MODERNBERT_HEAD_GROUPS = {"pooler": "pooler (ModernBertForMaskedLM has none)",
-                          "mlm": "MLM head (head, decoder)"}
+                          "mlm_head": "MLM head (head, decoder)"}
 
 # ------------------------------------------------------------------ activations
 # pancake model.activation <-> HF activation_function (GPT-2) / hidden_act (BERT); the first HF
