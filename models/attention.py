@@ -42,7 +42,8 @@ from jax.ad_checkpoint import checkpoint_name
 
 from configs.errors import ConfigError
 from models import mup
-from models.layers import BLD, DenseGeneral, constrain, residual_scale, target_platform
+from models.layers import BLD, DenseGeneral, constrain, residual_scale
+from models.platform import target_platform
 from models.rope import apply_rope
 from models.spec import ModelSpec
 

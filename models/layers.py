@@ -14,19 +14,11 @@ import jax
 import jax.numpy as jnp
 
 from models import mup
+from models.matmul import contract, dense_dot_general
 from models.spec import ModelSpec
 
 # Logical names of the residual stream [B, L, D].
 BLD = ("activation_batch", "activation_length", "activation_embed")
-
-
-def target_platform():
-  """Platform being lowered for: the context mesh's devices (AOT for a TPU topology on a CPU
-  host sets a TPU mesh), else the default backend. Layers that pick an implementation per
-  target (attention kernels, scan unrolling) ask this at trace time."""
-  mesh = jax.sharding.get_abstract_mesh()
-  device = None if mesh.empty else mesh.abstract_device
-  return device.platform if device is not None else jax.default_backend()
 
 
 def constrain(x, names):
@@ -67,6 +59,7 @@ def dense(spec: ModelSpec, features, kernel_axes, name, scale=1.0, use_bias=None
       kernel_init=nn.with_logical_partitioning(
           weight_init(spec, scale * mup.init_scale(spec, name)), kernel_axes),
       bias_init=nn.with_logical_partitioning(nn.initializers.zeros, kernel_axes[-1:]),
+      dot_general=dense_dot_general,
       name=name)
 
 
@@ -90,7 +83,7 @@ class DenseGeneral(nn.Module):
         "kernel", nn.with_logical_partitioning(
             weight_init(spec, self.scale * mup.init_scale(spec, self.name)), self.kernel_axes),
         kernel_shape, spec.param_dtype)
-    y = jnp.tensordot(x.astype(spec.dtype), kernel.astype(spec.dtype), axes=self.num_in)
+    y = contract(x.astype(spec.dtype), kernel.astype(spec.dtype), self.num_in)
     if spec.use_bias:
       bias = self.param(
           "bias", nn.with_logical_partitioning(nn.initializers.zeros,
@@ -158,7 +151,9 @@ class Embeddings(nn.Module):
 
   def attend(self, x):
     """[..., D] -> [..., V] logits against the token table, in float32 for the loss."""
-    return readout(self.spec, self.token.attend(x).astype(jnp.float32))
+    # As nn.Embed.attend (x @ table^T in the compute dtype), through `contract` for its CPU backward.
+    table = self.token.embedding.astype(self.spec.dtype)  # [V, D]
+    return readout(self.spec, contract(x.astype(self.spec.dtype), table.T).astype(jnp.float32))
 
 
 def readout(spec: ModelSpec, logits):

@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from models.block import Block
-from models.layers import target_platform
+from models.platform import target_platform
 from models.spec import ModelSpec
 
 CPU_UNROLL_MAX_LAYERS = 12
