@@ -79,8 +79,11 @@ def main(argv):
 
 
 def _report():
+  import objectives  # pylint: disable=g-import-not-at-top
   import pipeline  # pylint: disable=g-import-not-at-top
-  cases = (("mlm_nsp", "wordpiece", 128, 20 / 128), ("causal", "bpe", 1024, 1.0))
+  # BERT's MLM + NSP and GPT's causal LM: each family's default objective.
+  cases = ((objectives.default_for("encoder"), "wordpiece", 128, 20 / 128),
+           (objectives.default_for("decoder"), "bpe", 1024, 1.0))
   pipes = [(name, seq_len, frac, pipeline.make_pipeline(_config(name, tok, seq_len), "train"))
            for name, tok, seq_len, frac in cases]  # build caches before pinning to one core
   cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []

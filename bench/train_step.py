@@ -70,6 +70,7 @@ def bench_config(case):
   """pancake's config for a case: BERT-like encoder (post-LN, exact GELU, MLM+NSP) or GPT-2-like
   decoder (pre-LN, tanh GELU, causal LM), as HF's BertForPreTraining / GPT2LMHeadModel."""
   from configs import base
+  import objectives
   shape = CASES[case]
   family = shape["family"]
   c = base.get_config()
@@ -82,11 +83,11 @@ def bench_config(case):
   m.dropout_rate = m.attention_dropout_rate = 0.0
   if family == "encoder":
     m.activation, m.ln_placement, m.ln_epsilon, m.nsp_head = "gelu_exact", "post", 1e-12, True
-    c.objective.name = "mlm_nsp"
+    c.objective.name = objectives.default_for(family)  # BERT's MLM + NSP
     c.objective.max_predictions_per_seq = shape["predictions_per_seq"]
   else:
     m.activation, m.ln_placement, m.ln_epsilon = "gelu_tanh", "pre", 1e-5
-    c.objective.name = "causal"
+    c.objective.name = objectives.default_for(family)  # GPT's causal LM
   c.data.seq_len = shape["seq_len"]
   c.train.global_batch_size = shape["batch"]
   return c

@@ -122,7 +122,7 @@ def get_config():
 
   # ---------------------------------------------------------------- objective (objectives/)
   o = c.objective = ml_collections.ConfigDict()
-  o.name = "causal"               # "mlm_nsp" (BERT) | "mlm" (No NSP) | "mlm_full_sentences" (RoBERTa) | "causal"
+  o.name = "causal"               # encoders: "mlm_nsp" (BERT) | "mlm" (No NSP) | "mlm_full_sentences" (RoBERTa); decoders: "causal" | "prefix_lm" | "gpt_bert" (objectives/)
   o.mask_prob = 0.15              # fraction of maskable tokens selected for prediction
   o.mask_token_frac = 0.8         # of the selected: replaced by [MASK]
   o.random_token_frac = 0.1       # of the selected: replaced by a random token (rest unchanged)
@@ -132,6 +132,7 @@ def get_config():
   o.static_masking_dupes = 10     # static masking: number of distinct masks per example (BERT: 10)
   o.short_seq_prob = 0.1          # NSP/MLM: probability of a shorter target length (BERT: 0.1)
   o.nsp_random_prob = 0.5         # NSP: probability that segment B comes from another document
+  o.causal_fraction = 1 / 16      # gpt_bert: share of each batch's rows that are causal, the rest masked next-token (GPT-BERT: 1:15)
 
   # ---------------------------------------------------------------- data (pipeline/)
   d = c.data = ml_collections.ConfigDict()
@@ -155,9 +156,11 @@ def get_config():
   d.lowercase = True              # wordpiece: lowercase + strip accents (BERT uncased)
   d.cache_dir = ""                # trained tokenizers + tokenized splits; "" = <data_dir>/pancake_cache (local data_dir) or ~/.cache/pancake/cache
 
-  # ---------------------------------------------------------------- initialisation (interop/)
+  # ---------------------------------------------------------------- initialisation (interop/, trainlib/from_run.py)
   i = c.init = ml_collections.ConfigDict()
   i.from_hf = ""                  # HF model directory (config.json + model.safetensors): its weights are step 0 when the workdir holds no checkpoint (configs/from_hf.py)
+  i.from_run = ""                 # workdir of another pancake run: its parameters of matching path and shape are step 0 (any family/objective; the rest fresh) when the workdir holds no checkpoint (trainlib/from_run.py)
+  i.from_step = -1                # init.from_run's checkpoint step; -1 = its latest
 
   # ---------------------------------------------------------------- training (trainlib/)
   t = c.train = ml_collections.ConfigDict()

@@ -74,18 +74,18 @@ BERT_GLOBAL = [
     *_ln("embeddings/ln", "embeddings.LayerNorm"),
     Rule("pooler/kernel", "pooler.dense.weight", _T, group="pooler"),
     Rule("pooler/bias", "pooler.dense.bias", group="pooler"),
-    Rule("mlm_head/dense/kernel", "cls.predictions.transform.dense.weight", _T, group="mlm",
+    Rule("mlm_head/dense/kernel", "cls.predictions.transform.dense.weight", _T, group="mlm_head",
          prefixed=False),
-    Rule("mlm_head/dense/bias", "cls.predictions.transform.dense.bias", group="mlm",
+    Rule("mlm_head/dense/bias", "cls.predictions.transform.dense.bias", group="mlm_head",
          prefixed=False),
-    *_ln("mlm_head/ln", "cls.predictions.transform.LayerNorm", group="mlm", prefixed=False),
-    Rule("mlm_output_bias", "cls.predictions.bias", group="mlm", prefixed=False),
+    *_ln("mlm_head/ln", "cls.predictions.transform.LayerNorm", group="mlm_head", prefixed=False),
+    Rule("mlm_output_bias", "cls.predictions.bias", group="mlm_head", prefixed=False),
     Rule("nsp_classifier/kernel", "cls.seq_relationship.weight", _T, group="nsp",
          prefixed=False),
     Rule("nsp_classifier/bias", "cls.seq_relationship.bias", group="nsp", prefixed=False),
 ]
 BERT_UNTIED_HEAD = [Rule("mlm_decoder/kernel", "cls.predictions.decoder.weight", _T,
-                         group="mlm", prefixed=False)]
+                         group="mlm_head", prefixed=False)]
 BERT_LAYER = [
     *[r for name in ("query", "key", "value") for r in (
         Rule(f"attention/{name}/kernel", f"encoder.layer.{{i}}.attention.self.{name}.weight",
@@ -103,7 +103,7 @@ BERT_LAYER = [
 ]
 BERT_IGNORED_SUFFIXES = ("embeddings.position_ids", "cls.predictions.decoder.bias")
 # What each head group is, for the line that says which heads were initialised.
-HEAD_GROUPS = {"pooler": "pooler (bert.pooler)", "mlm": "MLM head (cls.predictions)",
+HEAD_GROUPS = {"pooler": "pooler (bert.pooler)", "mlm_head": "MLM head (cls.predictions)",
                "nsp": "NSP head (cls.seq_relationship)"}
 
 # ------------------------------------------------------------------ activations

@@ -65,9 +65,11 @@ def param_counts(model_cfg):
   return counting.param_counts(model_cfg)
 
 
-def train_flops_per_token(model_cfg, seq_len, objective_name, predictions_per_seq=None):
+def train_flops_per_token(model_cfg, seq_len, objective_name, predictions_per_seq=None,
+                          objective_cfg=None):
   from models import counting
-  return counting.train_flops_per_token(model_cfg, seq_len, objective_name, predictions_per_seq)
+  return counting.train_flops_per_token(model_cfg, seq_len, objective_name, predictions_per_seq,
+                                        objective_cfg)
 
 
 param_counts.__doc__ = "See models.counting.param_counts."

@@ -33,7 +33,16 @@ the KV cache have num_kv_heads heads; query head h reads key/value head h // (nu
 num_kv_heads). With num_kv_heads == num_heads the parameters and values are exactly MHA's.
 RoPE (models/rope.py) and qk_norm (RMSNorm over each head, before RoPE) act on q and k after the
 projections, before the cache.
+
+Prefix masks (prefix LM, GPT-BERT's bidirectional rows): a decoder may be given `prefix_len[B]`;
+in its row, keys before prefix_len are visible to every query of their segment (bidirectional
+over the prefix, causal after; prefix_len = L is a fully bidirectional row, 0 a causal one). The
+layers receive it with the segment ids as a `PrefixSegments` pair, so the mask stays two small
+arrays a kernel could take. No fused kernel here takes a prefix yet, so "flash" runs
+jax.nn.dot_product_attention's XLA path for such batches (it builds the [B, 1, L, L] mask).
 """
+
+from typing import NamedTuple
 
 import flax.linen as nn
 import jax
@@ -63,18 +72,29 @@ def segment_ids_from(batch_shape, doc_ids=None, input_mask=None):
   return segments
 
 
-def attention_mask(q_segments, k_segments, causal, q_index=None, k_index=None, window=None):
+class PrefixSegments(NamedTuple):
+  """Segment ids [B, L] with a per-row prefix length [B] (see the module docstring)."""
+  ids: jax.Array
+  prefix_len: jax.Array
+
+
+def attention_mask(q_segments, k_segments, causal, q_index=None, k_index=None, window=None,
+                   prefix_len=None):
   """[B, 1, Lq, Lk] bool: True where query i may attend to key j.
 
   q_index / k_index are absolute sequence indices (default 0..L-1); they differ when decoding
   new tokens against a cache of earlier ones. window: None, or a (possibly traced) int scalar:
-  0 = global, w > 0 = only keys with |i - j| <= w // 2.
+  0 = global, w > 0 = only keys with |i - j| <= w // 2. prefix_len [B] (causal only): keys
+  j < prefix_len are visible to every query of their segment.
   """
   mask = q_segments[:, :, None] == k_segments[:, None, :]
   q_index = jnp.arange(q_segments.shape[1]) if q_index is None else q_index
   k_index = jnp.arange(k_segments.shape[1]) if k_index is None else k_index
   if causal:
-    mask = mask & (k_index[None, None, :] <= q_index[None, :, None])
+    visible = k_index[None, None, :] <= q_index[None, :, None]
+    if prefix_len is not None:
+      visible = visible | (k_index[None, None, :] < prefix_len[:, None, None])
+    mask = mask & visible
   if window is not None:
     distance = jnp.abs(q_index[:, None] - k_index[None, :])  # [Lq, Lk]
     mask = mask & ((window <= 0) | (distance <= window // 2))[None]
@@ -161,12 +181,17 @@ def attention_backend(platform, dtype, length, head_dim, windowed=False) -> str:
   return "xla"
 
 
-def fused_attention(q, k, v, segments, causal, window=None, max_window=0, scale=None):
+def fused_attention(q, k, v, segments, causal, window=None, max_window=0, prefix_len=None,
+                    scale=None):
   """Attention without returning probabilities; q [B, L, H, Dh], k/v [B, L, Hkv, Dh] (Hkv
   divides H), segments [B, L]; window: this layer's (traced) width or None; max_window: the
-  spec's attention_window (static), the width a windowed layer has; scale: the factor on q.k
-  (None = 1/sqrt(Dh), each kernel's default)."""
+  spec's attention_window (static), the width a windowed layer has; prefix_len [B] or None;
+  scale: the factor on q.k (None = 1/sqrt(Dh), each kernel's default)."""
   windowed = window is not None and max_window > 0
+  if prefix_len is not None:  # no kernel here takes a prefix (module docstring)
+    mask = attention_mask(segments, segments, causal, window=window if windowed else None,
+                          prefix_len=prefix_len)
+    return jax.nn.dot_product_attention(q, k, v, mask=mask, scale=scale, implementation="xla")
   backend = attention_backend(target_platform(), q.dtype, q.shape[1], q.shape[-1], windowed)
   if backend == "pallas_tpu":
     return _tpu_flash(q, repeat_kv(k, q.shape[2]), repeat_kv(v, q.shape[2]), segments, causal,
@@ -197,9 +222,14 @@ class SelfAttention(nn.Module):
 
   @nn.compact
   def __call__(self, x, segments, positions=None, layer=None):
-    # x: [B, L, D], segments/positions: [B, L] int32 -> [B, L, D]
+    # x: [B, L, D], segments/positions: [B, L] int32 (segments may be PrefixSegments) -> [B, L, D]
     # layer: this layer's {"window", "rope_base"} scalars (models/stack.py), or None
     spec = self.spec
+    prefix_len = None
+    if isinstance(segments, PrefixSegments):
+      if self.decode:
+        raise ValueError("prefix_len is for training and scoring passes, not cached decoding")
+      segments, prefix_len = segments
     grouped = spec.num_kv_heads != spec.num_heads
     kv_axis, kv_names = ("kv_heads", BLKD) if grouped else ("heads", BLHD)
     project = lambda name, heads, axis: DenseGeneral(
@@ -226,7 +256,8 @@ class SelfAttention(nn.Module):
       dropout = None
       if spec.attention_dropout_rate > 0 and not self.deterministic:
         dropout = lambda w: nn.Dropout(spec.attention_dropout_rate)(w, deterministic=False)
-      mask = attention_mask(segments, k_segments, spec.causal, q_index, k_index, window)
+      mask = attention_mask(segments, k_segments, spec.causal, q_index, k_index, window,
+                            prefix_len)
       k_all, v_all = repeat_kv(k, spec.num_heads), repeat_kv(v, spec.num_heads)  # [B, Lk, H, Dh]
       out, probs = reference_attention(q, k_all, v_all, mask, dropout, mup.attention_scale(spec))
       if spec.capture_attention:
@@ -235,7 +266,7 @@ class SelfAttention(nn.Module):
         self.sow("intermediates", "keys", jnp.swapaxes(k_all, 1, 2))      # [B, H, Lk, Dh]
     else:
       out = fused_attention(q, k, v, segments, spec.causal, window, spec.attention_window,
-                            mup.attention_scale(spec))
+                            prefix_len, mup.attention_scale(spec))
     out = constrain(out, BLHD)
 
     out = DenseGeneral(spec, (spec.d_model,), ("heads", "kv", "embed"), num_in=2,

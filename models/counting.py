@@ -21,10 +21,6 @@ from models import build_model
 from models.spec import resolve
 
 EMBEDDING_AXES = ("vocab", "positions", "token_types")
-OBJECTIVE_FAMILIES = {"mlm_nsp": "encoder", "mlm": "encoder", "mlm_full_sentences": "encoder",
-                      "causal": "decoder"}
-# Fraction of positions that reach the MLM head when the caller does not say (BERT's mask_prob).
-DEFAULT_MLM_PREDICTED_FRACTION = 0.15
 
 
 def abstract_params(model_cfg):
@@ -56,18 +52,39 @@ def param_counts(model_cfg):
           "params_by_group": by_group}
 
 
-def train_flops_per_token(model_cfg, seq_len, objective_name, predictions_per_seq=None):
+def train_flops_per_token(model_cfg, seq_len, objective_name, predictions_per_seq=None,
+                          objective_cfg=None):
+  """Training FLOPs per input token of `objective_name` on this model: `train_flops` with the
+  terms the objective declares (objectives/<name>.py's `flop_terms`; the registry is read late,
+  since objectives builds on models). predictions_per_seq overrides an MLM objective's
+  objective_cfg.max_predictions_per_seq; with neither, 0.15 of the positions reach the head."""
+  import objectives  # the objective's own declaration; imported late (objectives imports models)
+  objective = objectives.get(objective_name)
+  spec = resolve(model_cfg)
+  if objective.family != spec.family:
+    raise ConfigError(f"objective.name={objective_name!r} needs model.family="
+                      f"{objective.family!r}, got {spec.family!r}")
+  terms = objective.flop_terms(seq_len, objective_cfg, predictions_per_seq)
+  return train_flops(model_cfg, seq_len, terms, f"objective.name={objective_name!r}")
+
+
+def train_flops(model_cfg, seq_len, terms, who="objective"):
   """Training FLOPs (forward + backward) per input token, analytically.
 
       flops = 6 * N_eff + attention
       N_eff = N_stack                                   (all blocks + final LN: every token)
             + f * (N_vocab_projection + N_mlm_head)      (the vocabulary head)
-            + N_pooler_nsp / seq_len                     (mlm_nsp only: once per sequence)
+            + N_per_sequence / seq_len                   (e.g. pooler + NSP: once per sequence)
       attention = 12 * d_attn * sum over layers of the keys each query sees:
-                  seq_len in a global bidirectional layer (encoders), seq_len / 2 in a global
-                  causal one (decoders: half the score matrix), and in a sliding-window layer
-                  the exact mean number of keys within attention_window // 2 (causal: behind;
-                  the work a windowed kernel does, not what the XLA reference spends on masks)
+                  seq_len in a global bidirectional layer, seq_len / 2 in a global causal one
+                  (half the score matrix), and in a sliding-window layer the exact mean number
+                  of keys within attention_window // 2 (causal: behind; the work a windowed
+                  kernel does, not what the XLA reference spends on masks)
+
+  `terms` (an objectives.base.FlopTerms) gives f (head_fraction), the per-sequence parameter
+  groups and a (attention_fraction): the part of a global layer's score matrix the objective's
+  mask computes, 1 bidirectional, 1/2 causal, in between for prefix masks. A mask in between
+  counts as the mix w = 2a - 1 of bidirectional and 1 - w of causal in every layer.
 
   6 = 2 FLOPs per multiply-add in the forward pass + 4 in the backward pass (gradients with respect
   to activations and to weights). N_vocab_projection = d_model * vocab_size whether tied or not
@@ -75,49 +92,38 @@ def train_flops_per_token(model_cfg, seq_len, objective_name, predictions_per_se
   FLOPs. The attention term is q.k^T and probs.v: 2 * 2 * seq_len * d_attn per token per layer
   forward, times 3 for training.
 
-  f is the fraction of positions that reach the vocabulary head: 1 for causal LM; for MLM
-  objectives the model gathers `predictions_per_seq` positions per sequence before the head (the
-  objective's max_predictions_per_seq, padding slots included, since they are computed), so
-  f = predictions_per_seq / seq_len; when it is not given, f = 0.15 (BERT's mask_prob).
+  f is 1 for decoder objectives (logits at every position); MLM objectives gather
+  max_predictions_per_seq positions per sequence before the head (padding slots included, since
+  they are computed), so f = predictions_per_seq / seq_len.
   XLA's cost analysis cannot replace this: it counts a scanned layer once.
   """
-  if objective_name not in OBJECTIVE_FAMILIES:
-    raise ConfigError(f"objective.name={objective_name!r} is not one of "
-                      + ", ".join(repr(n) for n in OBJECTIVE_FAMILIES))
   spec = resolve(model_cfg)
-  if OBJECTIVE_FAMILIES[objective_name] != spec.family:
-    raise ConfigError(f"objective.name={objective_name!r} needs model.family="
-                      f"{OBJECTIVE_FAMILIES[objective_name]!r}, got {spec.family!r}")
   if not isinstance(seq_len, int) or not 0 < seq_len <= spec.max_len:
     raise ConfigError(f"data.seq_len={seq_len!r} must be in [1, model.max_len={spec.max_len}]")
 
   groups = param_counts(model_cfg)["params_by_group"]
   per_token = groups["stack"] + groups.get("final_ln", 0)
-  vocab_head = spec.d_model * spec.vocab_size
-  if spec.family == "decoder":
-    fraction = 1.0
-  else:
-    vocab_head += groups["mlm_head"] + groups["mlm_output_bias"]
-    if predictions_per_seq is None:
-      fraction = DEFAULT_MLM_PREDICTED_FRACTION
-    else:
-      fraction = predictions_per_seq / seq_len
-  per_sequence = 0
-  if objective_name == "mlm_nsp":
-    if "nsp_classifier" not in groups:
-      raise ConfigError("objective.name='mlm_nsp' needs model.nsp_head=True")
-    per_sequence = groups["pooler"] + groups["nsp_classifier"]
-  n_eff = per_token + fraction * vocab_head + per_sequence / seq_len
+  vocab_head = (spec.d_model * spec.vocab_size + groups.get("mlm_head", 0)
+                + groups.get("mlm_output_bias", 0))
+  missing = [g for g in terms.per_sequence_groups if g not in groups]
+  if missing:
+    raise ConfigError(f"{who} needs model.nsp_head=True (it runs {', '.join(missing)} once "
+                      "per sequence)")
+  per_sequence = sum(groups[g] for g in terms.per_sequence_groups)
+  n_eff = per_token + terms.head_fraction * vocab_head + per_sequence / seq_len
+  bidirectional = 2 * terms.attention_fraction - 1  # w: 1 encoders, 0 causal decoders
   attention = 12 * spec.d_attn * sum(
-      _keys_per_query(spec, seq_len, layer) for layer in range(spec.num_layers))
+      bidirectional * _keys_per_query(spec, seq_len, layer, causal=False)
+      + (1 - bidirectional) * _keys_per_query(spec, seq_len, layer, causal=True)
+      for layer in range(spec.num_layers))
   return 6 * n_eff + attention
 
 
-def _keys_per_query(spec, seq_len, layer):
+def _keys_per_query(spec, seq_len, layer, causal):
   """Mean keys a query attends to: seq_len (seq_len / 2 causal) in a global layer; in a
   sliding-window layer the exact mean over positions of the keys within window // 2."""
   if spec.layer_is_global(layer):
-    return seq_len / 2 if spec.causal else seq_len
+    return seq_len / 2 if causal else seq_len
   half, i = spec.attention_window // 2, np.arange(seq_len)
-  last = i if spec.causal else np.minimum(i + half, seq_len - 1)
+  last = i if causal else np.minimum(i + half, seq_len - 1)
   return float(np.mean(last - np.maximum(i - half, 0) + 1))

@@ -8,12 +8,16 @@ collection (per-layer keys/values, stacked on a leading layers axis when scanned
 `position_index`). Each later `apply(..., decode=True, mutable=["cache"])` call appends its
 tokens (one or a whole prompt) and attends to everything cached so far. Positions default to the
 running index; pass `positions` (and `doc_ids`, 0 = padding) for left-padded prompts.
+
+`prefix_len[B]` (training and scoring only) makes the first prefix_len positions of each row
+attend to each other bidirectionally (prefix LM; prefix_len = L: a fully bidirectional row, as
+GPT-BERT's masked rows); see models/attention.py.
 """
 
 import flax.linen as nn
 import jax.numpy as jnp
 
-from models.attention import segment_ids_from
+from models.attention import PrefixSegments, segment_ids_from
 from models.layers import Embeddings, constrain, dense, layer_norm, readout
 from models.spec import ModelSpec
 from models.stack import Stack
@@ -23,14 +27,18 @@ class Decoder(nn.Module):
   spec: ModelSpec
 
   @nn.compact
-  def __call__(self, input_ids, positions=None, doc_ids=None, deterministic=True, decode=False):
-    """input_ids/positions/doc_ids: [B, L]. Returns hidden [B, L, D], logits [B, L, V] float32."""
+  def __call__(self, input_ids, positions=None, doc_ids=None, deterministic=True, decode=False,
+               prefix_len=None):
+    """input_ids/positions/doc_ids: [B, L], prefix_len: [B]. Returns hidden [B, L, D], logits
+    [B, L, V] float32."""
     spec = self.spec
     # The running index advances on every decode call, even when positions are given.
     running_positions = self._next_positions(input_ids.shape[1], decode)
     if positions is None:
       positions = jnp.broadcast_to(running_positions, input_ids.shape)
     segments = segment_ids_from(input_ids.shape, doc_ids)
+    if prefix_len is not None:
+      segments = PrefixSegments(segments, prefix_len.astype(jnp.int32))
 
     embeddings = Embeddings(spec, name="embeddings")
     x = embeddings(input_ids, positions, deterministic=deterministic)

@@ -28,10 +28,9 @@ def summarize(config):
   """The summary dict for a full run config (model, data.seq_len, objective, train batch)."""
   spec = resolve(config.model)
   seq_len = config.data.seq_len
-  predictions = (config.objective.max_predictions_per_seq if spec.family == "encoder" else None)
   counts = counting.param_counts(config.model)
   flops = counting.train_flops_per_token(config.model, seq_len, config.objective.name,
-                                         predictions)
+                                         objective_cfg=config.objective)
   param_bytes = counts["params_total"] * np.dtype(spec.param_dtype).itemsize
   return {
       "name": config.name,

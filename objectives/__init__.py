@@ -5,19 +5,27 @@
     loss_sum, weight_sum, metrics = objective.loss(outputs, batch)
 
 Objectives are pure functions of (outputs, batch): the network stays apart from the loss (t5x).
+Each objective is one module here that declares everything about it on its `Objective` record
+(objectives/base.py); the registry below is the only list of them. Adding one is a module plus
+a line here; nothing outside objectives/ and configs/ names an objective
+(tests/test_objective_names.py checks it).
 """
 
 from configs.errors import ConfigError
-from objectives import causal, mlm
-from objectives.base import Objective, weighted_cross_entropy
+from objectives import causal, gpt_bert, mlm, prefix_lm
+from objectives.base import FlopTerms, Objective, weighted_cross_entropy
 
-_REGISTRY = {
-    "mlm_nsp": mlm.make("mlm_nsp", nsp=True),
-    "mlm": mlm.make("mlm", nsp=False),
-    "mlm_full_sentences": mlm.make("mlm_full_sentences", nsp=False),
-    "causal": causal.make(),
-}
+_REGISTRY = {o.name: o for o in (
+    mlm.make("mlm_nsp", text="pair"),
+    mlm.make("mlm", text="document"),
+    mlm.make("mlm_full_sentences", text="full_sentences"),
+    causal.make(),
+    prefix_lm.make(),
+    gpt_bert.make(),
+)}
 NAMES = tuple(_REGISTRY)
+# The objective a family trains when nothing else is asked for (benchmarks, summaries).
+FAMILY_DEFAULTS = {"encoder": "mlm_nsp", "decoder": "causal"}
 
 
 def get(name) -> Objective:
@@ -26,21 +34,25 @@ def get(name) -> Objective:
   return _REGISTRY[name]
 
 
+def for_family(family) -> tuple[str, ...]:
+  """Names of the objectives that train `family`."""
+  return tuple(n for n, o in _REGISTRY.items() if o.family == family)
+
+
+def default_for(family) -> str:
+  """The name of `family`'s default objective (FAMILY_DEFAULTS)."""
+  return FAMILY_DEFAULTS[family]
+
+
 def validate(config):
   """Cross-checks objective, model and data fields; raises ConfigError before any array exists."""
   objective = get(config.objective.name)
   if config.model.family != objective.family:
+    names = for_family(config.model.family)
     raise ConfigError(
         f"objective.name={objective.name!r} trains family {objective.family!r} but "
-        f"model.family={config.model.family!r}; use " +
-        ("'causal'" if config.model.family == "decoder" else "'mlm_nsp', 'mlm' or 'mlm_full_sentences'"))
-  if objective.name == "mlm_nsp" and not config.model.nsp_head:
-    raise ConfigError("objective.name='mlm_nsp' needs model.nsp_head=True (the NSP classifier)")
-  if objective.family == "encoder":
-    p = config.objective.max_predictions_per_seq
-    if not isinstance(p, int) or isinstance(p, bool) or not 1 <= p <= config.data.seq_len:
-      raise ConfigError(f"objective.max_predictions_per_seq={p!r} must be an integer in "
-                        f"[1, data.seq_len={config.data.seq_len}]")
+        f"model.family={config.model.family!r}; use one of {', '.join(map(repr, names))}")
+  objective.validate_model(config)
   return objective
 
 
@@ -51,11 +63,12 @@ def check_tokenizer(config, tokenizer):
   if missing:
     raise ConfigError(
         f"objective.name={objective.name!r} needs tokenizer ids {', '.join(missing)} but "
-        f"data.tokenizer={config.data.tokenizer!r} has none; use data.tokenizer='wordpiece'")
+        f"data.tokenizer={config.data.tokenizer!r} has none; trained 'wordpiece' and 'bpe' tokenizers have every one")
   if tokenizer.vocab_size > config.model.vocab_size:
     raise ConfigError(
         f"model.vocab_size={config.model.vocab_size} is smaller than the tokenizer's vocabulary "
         f"({tokenizer.vocab_size}); set model.vocab_size >= {tokenizer.vocab_size}")
 
 
-__all__ = ["Objective", "NAMES", "get", "validate", "check_tokenizer", "weighted_cross_entropy"]
+__all__ = ["Objective", "FlopTerms", "NAMES", "FAMILY_DEFAULTS", "get", "for_family", "default_for", "validate", "check_tokenizer",
+           "weighted_cross_entropy"]

@@ -10,6 +10,12 @@ names its `loss_terms`: metrics whose (sum, weight) pairs are divided separately
 `term_weights(batch)` gives each term's weight from the batch alone (no model), which is what lets
 the train step normalise every micro-batch by the weights of the full batch and get exactly the
 big-batch gradient.
+
+Everything else the library needs to know about an objective is declared on the record too (one
+module per objective, one registry line in objectives/__init__.py): its family and attention
+mask, the shortest sequence its layout fits, the tokenizer ids its examples need, its FLOP
+accounting, its example builder, and the statistics and row view `pipeline.inspect` prints. The
+pipeline, counting, validation and inspect read these fields and never name an objective.
 """
 
 import dataclasses
@@ -26,16 +32,39 @@ Metrics = dict[str, tuple[jax.Array, jax.Array]]
 
 
 @dataclasses.dataclass(frozen=True)
+class FlopTerms:
+  """What an objective adds to models.counting's formula (see models.counting.train_flops)."""
+  head_fraction: float                     # fraction of positions that reach the vocabulary head
+  per_sequence_groups: tuple[str, ...] = ()  # parameter groups run once per sequence (NSP)
+  attention_fraction: float = 1.0          # of the [L, L] score matrix: 1 bidirectional, 1/2 causal
+
+
+@dataclasses.dataclass(frozen=True)
 class Objective:
   """One training objective (see objectives/__init__.py for the registry)."""
   name: str
   family: str                              # "encoder" | "decoder": the model family it trains
+  attention: str                           # "bidirectional" | "causal" | "prefix" | "mixed"
   loss_terms: tuple[str, ...]              # metrics whose means add up to the total loss
-  batch_spec: Callable[[Any], dict]        # config -> {key: (global shape, dtype)}
+  layout: Callable[[Any], dict]            # config -> {key: (per-row shape, dtype)}: the one layout
   model_inputs: Callable[[Batch], dict]    # batch -> kwargs for model.apply (no `deterministic`)
   metrics: Callable[[Mapping, Batch], Metrics]     # outputs, batch -> {name: (sum, weight)}
   term_weights: Callable[[Batch], dict]    # batch -> {term: weight}, model-free
   special_ids: tuple[str, ...]             # tokenizer ids the examples need (e.g. "mask_id")
+  min_seq_len: int                         # shortest data.seq_len holding `layout_text`
+  layout_text: str                         # the row layout in words, for errors and docs
+  flop_terms: Callable[..., FlopTerms]     # (seq_len, objective config | None, predictions_per_seq | None)
+  examples: Callable[..., Any]             # (data, tokenizer, config, split) -> builder.rows(g)
+  stats: Callable[[list, Any], dict]       # (batches, tokenizer) -> inspect --stats JSON
+  format_row: Callable[[dict, int, Any], str]  # (batch, row, tokenizer) -> inspect's text
+  example_fields: tuple[str, ...] = ()     # objective.* fields the examples read (fingerprint)
+  validate_fields: Callable[[Any], None] = lambda config: None  # objective.* values (no model)
+  validate_model: Callable[[Any], None] = lambda config: None   # objective x model cross-checks
+
+  def batch_spec(self, config):
+    """config -> {key: (global shape, dtype)}: `layout` with the global batch in front."""
+    b = config.train.global_batch_size
+    return {k: ((b,) + shape, dtype) for k, (shape, dtype) in self.layout(config).items()}
 
   def loss(self, outputs, batch):
     """-> (loss_sum, weight_sum, metrics): loss_sum / weight_sum is this batch's total loss.
@@ -57,8 +86,8 @@ class Objective:
 
   def dummy_batch(self, config, batch_size=1):
     """Zeros with this objective's batch layout (for init and shape inference)."""
-    spec = self.batch_spec(config)
-    return {k: jnp.zeros((batch_size,) + shape[1:], dtype) for k, (shape, dtype) in spec.items()}
+    return {k: jnp.zeros((batch_size,) + shape, dtype)
+            for k, (shape, dtype) in self.layout(config).items()}
 
   def summarize(self, sums: Mapping[str, tuple[float, float]]) -> dict[str, float]:
     """Host side: (sum, weight) pairs -> means, plus `loss` (sum of term means) and extras."""
@@ -70,15 +99,17 @@ class Objective:
     return out
 
   def flops_per_token(self, model_cfg, data_cfg, objective_cfg):
-    """Training FLOPs per token (forward + backward), from models.counting's formula.
-
-    Encoders run the vocabulary head on max_predictions_per_seq gathered positions per sequence
-    (padding slots included: they are computed), decoders on every position.
-    """
+    """Training FLOPs per token (forward + backward), from models.counting's formula."""
     import models  # models.counting owns the formula; imported late to keep objectives light
-    predictions = objective_cfg.max_predictions_per_seq if self.family == "encoder" else None
-    return models.train_flops_per_token(model_cfg, data_cfg.seq_len, objective_cfg.name,
-                                        predictions_per_seq=predictions)
+    return models.train_flops_per_token(model_cfg, data_cfg.seq_len, self.name,
+                                        objective_cfg=objective_cfg)
+
+  def data_settings(self, objective_cfg):
+    """What of objective.* decides the rows (the pipeline's fingerprint): the name alone, or
+    the name and `example_fields`."""
+    if not self.example_fields:
+      return self.name
+    return {k: objective_cfg[k] for k in ("name",) + self.example_fields}
 
 
 def _safe(weight):

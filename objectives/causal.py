@@ -4,48 +4,80 @@ The pipeline packs documents into rows and writes `targets[B,L]` (the next token
 `target_weights[B,L]` (0 on padding and wherever no next token exists); `doc_ids[B,L]` keeps
 attention inside each packed document and `positions[B,L]` restarts at each document. The loss
 is the mean over weighted target tokens of the whole global batch.
+
+The layout, metrics and views here are shared by the other decoder objectives (prefix_lm,
+gpt_bert), which add to them.
 """
 
 import jax.numpy as jnp
 
-from objectives.base import Objective, weighted_cross_entropy
+from objectives.base import FlopTerms, Objective, weighted_cross_entropy
 
 
-def _batch_spec(config):
-  b, l = config.train.global_batch_size, config.data.seq_len
+def layout(config):
+  """Per-row layout of packed decoder rows: every array is [L]."""
+  l = config.data.seq_len
   return {
-      "input_ids": ((b, l), jnp.int32),
-      "targets": ((b, l), jnp.int32),
-      "positions": ((b, l), jnp.int32),
-      "doc_ids": ((b, l), jnp.int32),
-      "target_weights": ((b, l), jnp.float32),
+      "input_ids": ((l,), jnp.int32),
+      "targets": ((l,), jnp.int32),
+      "positions": ((l,), jnp.int32),
+      "doc_ids": ((l,), jnp.int32),
+      "target_weights": ((l,), jnp.float32),
   }
 
 
-def _model_inputs(batch):
+def model_inputs(batch):
   return {"input_ids": batch["input_ids"], "positions": batch["positions"],
           "doc_ids": batch["doc_ids"]}
 
 
-def _metrics(outputs, batch):
+def metrics(outputs, batch):
   # logits[B,L,V] against targets[B,L].
   loss, correct, weight = weighted_cross_entropy(
       outputs["logits"], batch["targets"], batch["target_weights"])
   return {"lm_loss": (loss, weight), "lm_accuracy": (correct, weight)}
 
 
-def _term_weights(batch):
+def term_weights(batch):
   return {"lm_loss": jnp.sum(batch["target_weights"].astype(jnp.float32))}
+
+
+def flop_terms(seq_len, objective_cfg, predictions_per_seq):
+  del seq_len, objective_cfg, predictions_per_seq  # logits at every position, half the scores
+  return FlopTerms(head_fraction=1.0, attention_fraction=0.5)
+
+
+def _examples(data, tokenizer, config, split):
+  from pipeline import causal_examples  # the builder lives with the pipeline; late: no cycle
+  return causal_examples.CausalExamples(data, tokenizer, config.data.seq_len, config.data.seed,
+                                        split)
+
+
+def stats(batches, tokenizer):
+  from pipeline import stats as stats_lib
+  return stats_lib.causal_stats(batches, tokenizer)
+
+
+def format_row(batch, row, tokenizer):
+  from pipeline import views
+  return views.format_causal_row(batch, row, tokenizer)
 
 
 def make():
   return Objective(
       name="causal",
       family="decoder",
+      attention="causal",
       loss_terms=("lm_loss",),
-      batch_spec=_batch_spec,
-      model_inputs=_model_inputs,
-      metrics=_metrics,
-      term_weights=_term_weights,
-      special_ids=(),  # packing separators are the pipeline's business
+      layout=layout,
+      model_inputs=model_inputs,
+      metrics=metrics,
+      term_weights=term_weights,
+      special_ids=("eot_id",),  # separates packed documents
+      min_seq_len=1,
+      layout_text="one token",
+      flop_terms=flop_terms,
+      examples=_examples,
+      stats=stats,
+      format_row=format_row,
   )

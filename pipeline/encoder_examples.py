@@ -8,17 +8,19 @@ a slot (segments, NSP partner) is fixed by (seed, split, slot), like BERT's pre-
 its mask is drawn per epoch (dynamic masking, RoBERTa) or from objective.static_masking_dupes
 fixed draws (static masking, BERT's dupe_factor).
 
-- mlm_nsp: BERT. Chunk of sentences up to a target length (short_seq_prob: uniform in
+text (the objective's choice, objectives/mlm.py):
+- "pair" (mlm_nsp): BERT. Chunk of sentences up to a target length (short_seq_prob: uniform in
   [2, max_num_tokens]), split at a random sentence into A and B; with nsp_random_prob (and
   always for one-sentence chunks) B is replaced by text from a random other document;
   truncate_seq_pair trims the longer side from a random end; [CLS] A [SEP] B [SEP].
-- mlm: BERT's "No NSP" ablation. Contiguous sentences of one document from a sentence start,
-  cut at the end to the target length (seq_len - 2, or with short_seq_prob uniform in
-  [2, seq_len - 2]); [CLS] X [SEP]; segment ids 0.
-- mlm_full_sentences: RoBERTa FULL-SENTENCES. Whole sentences in corpus order, crossing
-  documents with an extra [SEP] at each document boundary, up to seq_len - 2; no short inputs.
+- "document" (mlm): BERT's "No NSP" ablation. Contiguous sentences of one document from a
+  sentence start, cut at the end to the target length (seq_len - 2, or with short_seq_prob
+  uniform in [2, seq_len - 2]); [CLS] X [SEP]; segment ids 0.
+- "full_sentences" (mlm_full_sentences): RoBERTa FULL-SENTENCES. Whole sentences in corpus
+  order, crossing documents with an extra [SEP] at each document boundary, up to seq_len - 2;
+  no short inputs.
 
-Masking (create_masked_lm_predictions): the candidates are all tokens but [CLS]/[SEP]/[PAD]
+Masking (create_masked_lm_predictions, pipeline/masking.py): the candidates are all tokens but [CLS]/[SEP]/[PAD]
 (whole words when whole_word_masking: a WordPiece "##" piece joins the previous word);
 num_to_predict = min(max_predictions_per_seq, max(1, round(num_candidates * mask_prob))) --
 BERT multiplies the length including [CLS]/[SEP]; the candidate count is what the paper
@@ -29,31 +31,31 @@ the random token; here specials are excluded.)
 """
 import numpy as np
 
+from pipeline import masking
 from pipeline import sampling
 
 
 class EncoderExamples:
   """Builds encoder rows of global example indices (see module docstring)."""
 
-  def __init__(self, data, tokenizer, objective_cfg, seq_len: int, seed: int, split: str):
+  def __init__(self, data, tokenizer, objective_cfg, seq_len: int, seed: int, split: str, *,
+               text: str, row_layout: dict):
+    # text: "pair" | "document" | "full_sentences" (module docstring); row_layout: the
+    # objective's {key: (per-row shape, dtype)} (objectives/mlm.py), allocated here as is.
     self.data, self.tok, self.obj = data, tokenizer, objective_cfg
-    self.name = objective_cfg.name
+    self.text, self.layout = text, row_layout
+    self.nsp = "nsp_labels" in row_layout
     self.seq_len, self.seed, self.split = seq_len, seed, split
     self.split_code = sampling.split_code(split)
-    self.max_num_tokens = seq_len - (3 if self.name == "mlm_nsp" else 2)
+    self.max_num_tokens = seq_len - (3 if text == "pair" else 2)
     self.num_slots = max(1, data.num_tokens // self.max_num_tokens)
     self.num_predictions = objective_cfg.max_predictions_per_seq
-    specials = np.asarray(tokenizer.special_ids, dtype=np.int64)
-    self.is_special = np.zeros(tokenizer.vocab_size, bool)
-    self.is_special[specials] = True
-    self.random_pool = np.flatnonzero(~self.is_special)
-    if objective_cfg.whole_word_masking:
-      self.starts_word, self.ends_space = tokenizer.word_boundary_tables()
+    self.masker = masking.Masker(tokenizer, objective_cfg, self.num_predictions)
 
   # ------------------------------------------------------------------ text of one slot
 
   def _target_length(self, rng) -> int:
-    if self.name != "mlm_full_sentences" and rng.random() < self.obj.short_seq_prob:
+    if self.text != "full_sentences" and rng.random() < self.obj.short_seq_prob:
       return int(rng.integers(2, self.max_num_tokens + 1))
     return self.max_num_tokens
 
@@ -123,7 +125,7 @@ class EncoderExamples:
     return out
 
   def _single_text(self, rng, s0: int):
-    if self.name == "mlm":
+    if self.text == "document":
       _, stop = self._doc_range(int(self.data.doc_of_sentence(s0)))
       target = self._target_length(rng)
       body = np.concatenate(self._gather(s0, stop, target))[:target]
@@ -151,72 +153,24 @@ class EncoderExamples:
       length += extra
     return np.concatenate(parts)[:self.max_num_tokens]
 
-  # ------------------------------------------------------------------ masking
-
-  def _candidate_words(self, ids: np.ndarray) -> list[np.ndarray]:
-    cand = np.flatnonzero(~self.is_special[ids])
-    if len(cand) == 0:
-      return []
-    prev = ids[np.maximum(cand - 1, 0)]
-    new_word = (self.starts_word[ids[cand]] | self.ends_space[prev]
-                | self.is_special[prev] | (cand == 0))
-    new_word[0] = True
-    return np.split(cand, np.flatnonzero(new_word)[1:])
-
-  def _choose_positions(self, ids: np.ndarray, rng) -> np.ndarray:
-    if not self.obj.whole_word_masking:  # one-token words: BERT's greedy pass takes a prefix
-      cand = np.flatnonzero(~self.is_special[ids])
-      num = min(self.num_predictions, max(1, int(round(len(cand) * self.obj.mask_prob))))
-      return np.sort(rng.permutation(cand)[:num])
-    words = self._candidate_words(ids)
-    num_cand = sum(len(w) for w in words)
-    num_to_predict = min(self.num_predictions, max(1, int(round(num_cand * self.obj.mask_prob))))
-    chosen, count = [], 0
-    for w in rng.permutation(len(words)):
-      if count >= num_to_predict:
-        break
-      if count + len(words[w]) > num_to_predict:
-        continue
-      chosen.append(words[w])
-      count += len(words[w])
-    return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, np.int64)
-
-  def _mask(self, ids: np.ndarray, rng):
-    positions = self._choose_positions(ids, rng)
-    originals = ids[positions]
-    r = rng.random(len(positions))
-    inputs = ids.copy()
-    use_mask = r < self.obj.mask_token_frac
-    use_random = ~use_mask & (r < self.obj.mask_token_frac + self.obj.random_token_frac)
-    inputs[positions[use_mask]] = self.tok.mask_id
-    inputs[positions[use_random]] = self.random_pool[
-        rng.integers(len(self.random_pool), size=int(use_random.sum()))]
-    return inputs, positions, originals
-
   # ------------------------------------------------------------------ rows
 
   def example(self, epoch: int, slot: int) -> dict:
     text_rng = sampling.rng(self.seed, self.split_code, sampling.TEXT, slot)
     s0 = self._start_sentence(slot, text_rng)
-    if self.name == "mlm_nsp":
+    if self.text == "pair":
       ids, types, nsp = self._nsp_text(text_rng, s0)
     else:
       ids, types, nsp = self._single_text(text_rng, s0)
     draw = epoch if self.obj.dynamic_masking else epoch % self.obj.static_masking_dupes
     mask_rng = sampling.rng(self.seed, self.split_code, sampling.MASK, slot, draw)
-    inputs, positions, originals = self._mask(ids.astype(np.int64), mask_rng)
+    inputs, positions, originals = self.masker.mask(ids.astype(np.int64), mask_rng)
     return dict(ids=inputs, types=types, nsp=nsp, positions=positions, originals=originals)
 
   def rows(self, global_indices: np.ndarray) -> dict[str, np.ndarray]:
-    n, length, p = len(global_indices), self.seq_len, self.num_predictions
-    out = dict(input_ids=np.full((n, length), self.tok.pad_id, np.int32),
-               token_type_ids=np.zeros((n, length), np.int32),
-               input_mask=np.zeros((n, length), np.int32),
-               masked_positions=np.zeros((n, p), np.int32),
-               masked_ids=np.zeros((n, p), np.int32),
-               masked_weights=np.zeros((n, p), np.float32))
-    if self.name == "mlm_nsp":
-      out["nsp_labels"] = np.zeros((n,), np.int32)
+    n = len(global_indices)
+    out = {k: np.zeros((n,) + shape, np.dtype(dtype)) for k, (shape, dtype) in self.layout.items()}
+    out["input_ids"][:] = self.tok.pad_id
     epochs, slots = sampling.epoch_slots(global_indices, self.num_slots, self.seed, self.split)
     for row, (epoch, slot) in enumerate(zip(epochs, slots)):
       ex = self.example(int(epoch), int(slot))
@@ -227,6 +181,6 @@ class EncoderExamples:
       out["masked_positions"][row, :m] = ex["positions"]
       out["masked_ids"][row, :m] = ex["originals"]
       out["masked_weights"][row, :m] = 1.0
-      if self.name == "mlm_nsp":
+      if self.nsp:
         out["nsp_labels"][row] = ex["nsp"]
     return out

@@ -3,9 +3,10 @@
   python -m pipeline.inspect --config configs/<name>.py --num 4
   python -m pipeline.inspect --config configs/<name>.py --stats 2000 [--split validation]
 
-Encoder rows show segment A / B, and each predicted position as {seen|original} (seen is
-[MASK], a random token, or the original). Causal rows show each packed document segment with its
-position range, and the first (input -> target) pairs.
+Each objective chooses its view and statistics (its `format_row` and `stats`, pipeline/views.py
+and pipeline/stats.py): encoder rows show segment A / B, and each predicted position as
+{seen|original} (seen is [MASK], a random token, or the original); decoder rows show each packed
+document segment with its position range, and the first (input -> target) pairs.
 """
 import json
 import math
@@ -24,45 +25,10 @@ _SPLIT = flags.DEFINE_string("split", "", "split to read; '' = data.train_split"
 _STEP = flags.DEFINE_integer("step", 0, "first step to read")
 
 
-def format_encoder_row(batch: dict, row: int, tok) -> str:
-  n = int(batch["input_mask"][row].sum())
-  ids, types = batch["input_ids"][row, :n], batch["token_type_ids"][row, :n]
-  predicted = {int(p): int(o) for p, o, w in zip(batch["masked_positions"][row],
-                                                 batch["masked_ids"][row],
-                                                 batch["masked_weights"][row]) if w > 0}
-  pieces = {0: [], 1: []}
-  for i, (t, s) in enumerate(zip(ids, types)):
-    text = tok.id_to_token(int(t))
-    if i in predicted:
-      text = "{" + text + "|" + tok.id_to_token(predicted[i]) + "}"
-    pieces[int(s)].append(text)
-  lines = [f"segment A ({len(pieces[0])} tokens): " + " ".join(pieces[0])]
-  if pieces[1]:
-    lines.append(f"segment B ({len(pieces[1])} tokens): " + " ".join(pieces[1]))
-  head = f"predictions={len(predicted)} padding={len(batch['input_ids'][row]) - n}"
-  if "nsp_labels" in batch:
-    label = int(batch["nsp_labels"][row])
-    head += f" nsp_label={label} ({'random B' if label else 'true continuation'})"
-  return "\n".join([head] + lines)
-
-
-def format_causal_row(batch: dict, row: int, tok) -> str:
-  doc_ids, inputs = batch["doc_ids"][row], batch["input_ids"][row]
-  lines = [f"segments={int(doc_ids.max())} tokens={len(inputs)}"]
-  for d in range(1, int(doc_ids.max()) + 1):
-    where = (doc_ids == d).nonzero()[0]
-    pos = batch["positions"][row, where]
-    lines.append(f"  doc {d} [{where[0]}:{where[-1] + 1}] positions {pos[0]}..{pos[-1]}: "
-                 + repr(tok.decode(inputs[where])))
-  pairs = [f"{tok.id_to_token(int(a))!r}->{tok.id_to_token(int(b))!r}"
-           for a, b in zip(inputs[:6], batch["targets"][row, :6])]
-  lines.append("  input->target: " + " ".join(pairs))
-  return "\n".join(lines)
-
-
 def main(argv):
   del argv
-  import pipeline  # pylint: disable=g-import-not-at-top  (after flag parsing: fast --help)
+  import objectives  # pylint: disable=g-import-not-at-top  (after flag parsing: fast --help)
+  import pipeline  # pylint: disable=g-import-not-at-top
   from pipeline import stats as stats_lib  # pylint: disable=g-import-not-at-top
   try:
     config = _CONFIG.value
@@ -84,7 +50,7 @@ def main(argv):
     result.update(objective=name, split=split, fingerprint=pipe.fingerprint)
     print(json.dumps(result, sort_keys=True))
     return
-  fmt = format_causal_row if name == "causal" else format_encoder_row
+  fmt = objectives.get(name).format_row
   for i in range(want):
     b, row = batches[i // pipe.host_batch_size], i % pipe.host_batch_size
     print(f"--- example {i} (step {_STEP.value + i // pipe.host_batch_size}, row {row})")

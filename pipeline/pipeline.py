@@ -8,9 +8,8 @@ from absl import logging
 import numpy as np
 
 from configs.errors import ConfigError
-from pipeline import causal_examples
+import objectives
 from pipeline import corpora
-from pipeline import encoder_examples
 from pipeline import files as files_lib
 from pipeline import token_cache
 from pipeline import tokenization
@@ -100,11 +99,12 @@ class Pipeline:
 
 
 def _fingerprint(config, corpus_fp: str, tokenizer_fp: str, split: str) -> str:
+  # Only the objective.* fields the rows read (its `data_settings`): masking settings do not
+  # touch causal rows.
+  objective = objectives.get(config.objective.name).data_settings(config.objective)
   settings = dict(corpus=corpus_fp, tokenizer=tokenizer_fp, split=split,
-                  seq_len=config.data.seq_len, objective=config.objective.to_dict(),
+                  seq_len=config.data.seq_len, objective=objective,
                   segmentation=token_cache.SEGMENTATION_VERSION, builder=BUILDER_VERSION)
-  if config.objective.name == "causal":  # masking settings do not touch causal rows
-    settings["objective"] = "causal"
   raw = json.dumps(settings, sort_keys=True)
   return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
@@ -126,11 +126,6 @@ def make_pipeline(config, split: str, *, process_index: int = 0,
   data = token_cache.tokenized_split(resolved_cache_dir(d), key, documents, tok)
   if data.num_sentences == 0:
     raise ConfigError(f"split {split!r} of {corpus.description} has no text after tokenization")
-  name = config.objective.name
-  if name == "causal":
-    builder = causal_examples.CausalExamples(data, tok, d.seq_len, d.seed, split)
-  else:
-    builder = encoder_examples.EncoderExamples(data, tok, config.objective, d.seq_len, d.seed,
-                                               split)
+  builder = objectives.get(config.objective.name).examples(data, tok, config, split)
   return Pipeline(config, split, process_index, process_count, tok, data, builder,
                   _fingerprint(config, corpus.fingerprint, tok.fingerprint, split))

@@ -69,7 +69,7 @@ def rng(*key_parts: int) -> np.random.Generator:
 
 
 # Purposes, so that different draws of the same example never share a stream.
-ORDER, TEXT, MASK, SHIFT = 1, 2, 3, 4
+ORDER, TEXT, MASK, SHIFT, PREFIX = 1, 2, 3, 4, 5
 
 
 def epoch_slots(global_indices: np.ndarray, num_slots: int, seed: int, split: str):

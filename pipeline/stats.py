@@ -61,6 +61,59 @@ def causal_stats(batches: list[dict], tokenizer) -> dict:
 
 
 def batch_stats(batches: list[dict], tokenizer, objective_name: str) -> dict:
-  if objective_name == "causal":
-    return causal_stats(batches, tokenizer)
-  return encoder_stats(batches, tokenizer)
+  """The statistics the objective declares (its `stats`), over the given batches."""
+  import objectives  # pylint: disable=g-import-not-at-top  (objectives names these functions)
+  return objectives.get(objective_name).stats(batches, tokenizer)
+
+
+def prefix_lm_stats(batches: list[dict], tokenizer) -> dict:
+  """causal_stats plus the prefix lengths and whether the loss sits on the suffix alone."""
+  out = causal_stats(batches, tokenizer)
+  prefix = np.concatenate([b["prefix_len"] for b in batches])
+  length = batches[0]["input_ids"].shape[1]
+  suffix_only = all(np.array_equal(b["target_weights"] > 0,
+                                   np.arange(length)[None, :] >= b["prefix_len"][:, None] - 1)
+                    for b in batches)
+  weights = sum(float(b["target_weights"].sum()) for b in batches)
+  tokens = sum(b["input_ids"].size for b in batches)
+  out.update(mean_prefix_fraction=float(prefix.mean()) / length,
+             min_prefix_len=int(prefix.min()), max_prefix_len=int(prefix.max()),
+             loss_token_fraction=weights / max(1, tokens), loss_on_suffix_only=bool(suffix_only))
+  out.pop("padding_fraction")  # prefix targets have weight 0 but are real tokens
+  return out
+
+
+def gpt_bert_stats(batches: list[dict], tokenizer) -> dict:
+  """Causal / masked row shares and BERT's masking statistics over the masked rows.
+
+  A masked row's original token j is targets[j - 1] where target_weights[j - 1] > 0."""
+  special = np.zeros(tokenizer.vocab_size, bool)
+  special[tokenizer.special_ids] = True
+  counts = dict(rows=0, causal_rows=0, maskable=0, selected=0, mask=0, same=0, special=0)
+  causal_shifted = True
+  for b in batches:
+    masked = b["prefix_len"] > 0
+    counts["rows"] += len(masked)
+    counts["causal_rows"] += int((~masked).sum())
+    c_in, c_t = b["input_ids"][~masked], b["targets"][~masked]
+    causal_shifted &= bool(np.array_equal(c_t[:, :-1], c_in[:, 1:]))
+    ids, targets, w = b["input_ids"][masked], b["targets"][masked], b["target_weights"][masked]
+    chosen = w[:, :-1] > 0                       # [R, L-1]: token j = 1..L-1 was selected
+    seen, orig = ids[:, 1:][chosen], targets[:, :-1][chosen]
+    original = ids[:, 1:].copy()
+    original[chosen] = orig
+    counts["maskable"] += int((~special[original]).sum())
+    counts["selected"] += int(chosen.sum())
+    counts["mask"] += int((seen == tokenizer.mask_id).sum())
+    counts["same"] += int(((seen != tokenizer.mask_id) & (seen == orig)).sum())
+    counts["special"] += int(special[orig].sum()) + int((w[:, -1] > 0).sum())
+  sel = max(1, counts["selected"])
+  return dict(examples=counts["rows"], causal_row_fraction=counts["causal_rows"] / max(1, counts["rows"]),
+              causal_targets_are_shifted_inputs=causal_shifted,
+              masked_fraction=counts["selected"] / max(1, counts["maskable"]),
+              mask_token_fraction=counts["mask"] / sel,
+              unchanged_fraction=counts["same"] / sel,
+              random_token_fraction=(sel - counts["mask"] - counts["same"]) / sel,
+              special_tokens_selected=counts["special"],
+              mean_predictions_per_masked_row=counts["selected"] / max(1, counts["rows"]
+                                                                       - counts["causal_rows"]))

@@ -284,18 +284,12 @@ def trained_tokenizer(data_cfg, cache_dir: str, corpus_fingerprint: str, train_t
   return tokenizer_from_hf(kind, tokenizers.Tokenizer.from_file(path))
 
 
-# Special tokens each objective needs, as (role attribute, name in errors).
-REQUIRED_SPECIALS = {
-    "mlm_nsp": ("pad_id", "cls_id", "sep_id", "mask_id"),
-    "mlm": ("pad_id", "cls_id", "sep_id", "mask_id"),
-    "mlm_full_sentences": ("pad_id", "cls_id", "sep_id", "mask_id"),
-    "causal": ("eot_id",),
-}
-
-
 def check_special_tokens(tok: Tokenizer, objective_name: str, data_cfg) -> None:
+  """ConfigError naming the first special token the objective needs (its `special_ids`) that
+  the tokenizer lacks."""
+  import objectives  # pylint: disable=g-import-not-at-top  (objectives declare their tokens)
   names = WORDPIECE_SPECIALS if tok.kind == "wordpiece" else BPE_SPECIALS
-  for attr in REQUIRED_SPECIALS[objective_name]:
+  for attr in objectives.get(objective_name).special_ids:
     if getattr(tok, attr) is None:
       role = attr[:-3]
       token = names.get(role, "[SEP]" if role == "eot" else role)

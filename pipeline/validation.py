@@ -2,39 +2,20 @@
 import os
 
 from configs.errors import ConfigError
+import objectives
+from objectives import fields
 
 CORPORA = ("embedded", "local_text", "tfds")
 TOKENIZERS = ("wordpiece", "bpe", "byte")
-OBJECTIVES = ("mlm_nsp", "mlm", "mlm_full_sentences", "causal")
 DECODE_ERRORS = ("error", "skip")
-# Shortest sequence that holds each objective's layout with one text token per segment.
-MIN_SEQ_LEN = {"mlm_nsp": 5, "mlm": 3, "mlm_full_sentences": 3, "causal": 1}
-LAYOUTS = {"mlm_nsp": "[CLS] A [SEP] B [SEP]", "mlm": "[CLS] X [SEP]",
-           "mlm_full_sentences": "[CLS] X [SEP]", "causal": "one token"}
-
-
-def _one_of(field: str, value, valid) -> None:
-  if value not in valid:
-    raise ConfigError(f"{field}={value!r} is not one of {', '.join(repr(v) for v in valid)}")
-
-
-def _in_range(field: str, value, lo, hi, lo_open=False, hi_open=False) -> None:
-  ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-  ok = ok and (value > lo if lo_open else value >= lo) and (value < hi if hi_open else value <= hi)
-  if not ok:
-    lo_s, hi_s = ("(" if lo_open else "["), (")" if hi_open else "]")
-    raise ConfigError(f"{field}={value!r} must be a number in {lo_s}{lo}, {hi}{hi_s}")
-
-
-def _int_at_least(field: str, value, lo: int, why: str = "") -> None:
-  if not isinstance(value, int) or isinstance(value, bool) or value < lo:
-    raise ConfigError(f"{field}={value!r} must be an integer >= {lo}{why}")
+_one_of, _in_range, _int_at_least = fields.one_of, fields.in_range, fields.int_at_least
 
 
 def validate(config, process_count: int = 1) -> None:
   """Raises ConfigError for a bad data.*, objective.* or batch-sharding value."""
   d, o = config.data, config.objective
-  _one_of("objective.name", o.name, OBJECTIVES)
+  _one_of("objective.name", o.name, objectives.NAMES)
+  objective = objectives.get(o.name)
   _one_of("data.corpus", d.corpus, CORPORA)
   _one_of("data.tokenizer", d.tokenizer, TOKENIZERS)
   _one_of("data.on_decode_error", d.on_decode_error, DECODE_ERRORS)
@@ -49,9 +30,8 @@ def validate(config, process_count: int = 1) -> None:
       base = getattr(d, field).split("[")[0]
       _one_of(f"data.{field}", base, ("train", "validation"))
   _in_range("data.validation_fraction", d.validation_fraction, 0, 1, lo_open=True, hi_open=True)
-  min_len = MIN_SEQ_LEN[o.name]
-  _int_at_least("data.seq_len", d.seq_len, min_len,
-                f" for objective.name={o.name!r} (layout {LAYOUTS[o.name]})")
+  _int_at_least("data.seq_len", d.seq_len, objective.min_seq_len,
+                f" for objective.name={o.name!r} (layout {objective.layout_text})")
   _int_at_least("data.seed", d.seed, 0)
   _int_at_least("data.num_workers", d.num_workers, 0,
                 " (0 builds batches in a thread; N > 0 in N worker processes)")
@@ -78,17 +58,7 @@ def validate(config, process_count: int = 1) -> None:
     _int_at_least("data.train_vocab_size", d.train_vocab_size, least,
                   f" for a trained {d.tokenizer} tokenizer (its alphabet alone needs ~"
                   f"{256 if d.tokenizer == 'bpe' else 100})")
-  if o.name != "causal":
-    _in_range("objective.mask_prob", o.mask_prob, 0, 1, lo_open=True)
-    _in_range("objective.mask_token_frac", o.mask_token_frac, 0, 1)
-    _in_range("objective.random_token_frac", o.random_token_frac, 0, 1)
-    if o.mask_token_frac + o.random_token_frac > 1:
-      raise ConfigError(f"objective.mask_token_frac + objective.random_token_frac = "
-                        f"{o.mask_token_frac + o.random_token_frac!r} must be <= 1")
-    _int_at_least("objective.max_predictions_per_seq", o.max_predictions_per_seq, 1)
-    _int_at_least("objective.static_masking_dupes", o.static_masking_dupes, 1)
-    _in_range("objective.short_seq_prob", o.short_seq_prob, 0, 1)
-    _in_range("objective.nsp_random_prob", o.nsp_random_prob, 0, 1)
+  objective.validate_fields(config)
   gbs = config.train.global_batch_size
   _int_at_least("train.global_batch_size", gbs, 1)
   _int_at_least("process_count", process_count, 1)

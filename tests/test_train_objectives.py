@@ -84,7 +84,8 @@ def test_microbatch_losses_normalised_by_full_batch_weights_add_up_to_the_big_ba
 
 
 def test_registry_and_config_checks():
-  assert set(objectives.NAMES) == {"mlm_nsp", "mlm", "mlm_full_sentences", "causal"}
+  assert set(objectives.NAMES) == {"mlm_nsp", "mlm", "mlm_full_sentences", "causal", "prefix_lm",
+                                   "gpt_bert"}
   assert objectives.get("mlm").loss_terms == ("mlm_loss",)
   with pytest.raises(ConfigError, match="objective.name='nope'"):
     objectives.get("nope")

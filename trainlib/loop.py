@@ -30,7 +30,7 @@ import objectives
 from configs.errors import ConfigError
 from trainlib import mesh as mesh_lib
 from trainlib import metrics as metrics_lib
-from trainlib import fs, optim, rundir, sharding
+from trainlib import from_run, fs, optim, rundir, sharding
 from trainlib import state as state_lib
 from trainlib import step as step_lib
 from trainlib.checkpoint import Checkpointer, NonFiniteError
@@ -54,6 +54,7 @@ def validate(config):
   if config.init.from_hf:  # the model fields must be those of the checkpoint's config.json
     from interop import hf_config
     hf_config.check_against_config(config)
+  from_run.validate(config)
   t = config.train
   for name in _POSITIVE_TRAIN_INTS:
     if not isinstance(t[name], int) or isinstance(t[name], bool) or t[name] < 1:
@@ -187,6 +188,9 @@ def train_and_evaluate(config, workdir, model=None) -> RunResult:
             "--config.train.num_steps to continue it.", flush=True)
     return RunResult(state=None, setup=None, step=done, preempted=False, last_eval=None,
                      already_finished=True)
+  run_plan = None  # another run's parameters as step 0, when this workdir has no checkpoint
+  if config.init.from_run and not from_run.checkpoint_steps(workdir):
+    run_plan = from_run.plan(config)  # ConfigError before anything is built
   mesh = mesh_lib.make_mesh(config)
   mesh_lib.validate_batch(config, mesh)
   row_index, row_count = mesh_lib.host_batch_rows(config, mesh)
@@ -198,14 +202,15 @@ def train_and_evaluate(config, workdir, model=None) -> RunResult:
     from interop import hf
     hf.check(config, pipes[0].tokenizer, setup.abstract_state.params)
   fs.makedirs(workdir)
-  return _Trainer(setup, workdir, *pipes).run()
+  return _Trainer(setup, workdir, *pipes, run_plan=run_plan).run()
 
 
 class _Trainer:
   """One run of the loop; the state and the bookkeeping the steps share."""
 
-  def __init__(self, setup, workdir, train_pipe, eval_pipe):
+  def __init__(self, setup, workdir, train_pipe, eval_pipe, run_plan=None):
     import models
+    self.run_plan = run_plan
     self.setup, self.workdir, self.train_pipe, self.eval_pipe = setup, workdir, train_pipe, eval_pipe
     config = self.config = setup.config
     self.t = config.train
@@ -245,6 +250,11 @@ class _Trainer:
         return hf.init_state(self.setup), 0
       if self.config.optim.cooldown_from_run:  # a cooldown branch starts inside a stable run
         return self._branch_state()
+      if self.run_plan is not None:  # step 0 = another run's parameters, where they fit
+        if self.primary:
+          print(self.run_plan.summary(), flush=True)
+          fs.write_json(os.path.join(self.workdir, "init_from_run.json"), self.run_plan.record())
+        return from_run.init_state(self.setup, self.run_plan), 0
       return state_lib.init_state(self.setup), 0
     state, meta = restored
     start = int(jax.device_get(state.step))
