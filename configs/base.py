@@ -105,6 +105,12 @@ MODEL_FIELDS = (
     ("dtype", "float32", ("float32", "bfloat16", "float16"),
      'compute dtype ("bfloat16" on pods); params stay float32'),
     ("param_dtype", "float32", ("float32", "bfloat16", "float16"), "storage dtype of parameters"),
+    ("parametrization", "sp", ("sp", "mup"),
+     '"sp" (standard) | "mup" (Yang et al. 2022, relative to mup_base_width: hidden init std '
+     '/ sqrt(width_mult), hidden Adam learning rates / width_mult, logits / width_mult, '
+     'attention logits / d_head; models/mup.py)'),
+    ("mup_base_width", 0, "int>=0",
+     "muP: the d_model at which muP equals SP (width_mult = d_model / this); 0 means d_model"),
     ("attention_impl", "xla", ("xla", "flash"),
      '"xla" (einsum softmax) | "flash" (Pallas on TPU, else jax.nn.dot_product_attention)'),
 )
@@ -179,8 +185,13 @@ def get_config():
   op = c.optim = ml_collections.ConfigDict()
   op.learning_rate = 1e-3         # peak learning rate
   op.warmup_steps = 100           # linear warmup from 0
-  op.schedule = "cosine"          # decay after warmup: "linear" (BERT) | "cosine" (GPT-3) | "constant"
+  op.schedule = "cosine"          # decay after warmup: "linear" (BERT) | "cosine" (GPT-3) | "constant" | "wsd" (warmup-stable-decay, Hägele et al. 2024)
   op.end_lr_frac = 0.1            # final LR as a fraction of the peak (BERT: 0.0)
+  op.decay_frac = 0.2             # wsd: the final fraction of train.num_steps that decays (the rest after warmup is constant)
+  op.decay_shape = "1-sqrt"       # wsd decay: "linear" | "cosine" | "1-sqrt" (Hägele et al.'s best)
+  op.cooldown_from_run = ""       # wsd cooldown branch: workdir of a stable-phase run; a fresh workdir starts from its checkpoint at cooldown_from_step
+  op.cooldown_from_step = 0       # branch: the step of that run's checkpoint, where the decay starts
+  op.cooldown_steps = 0           # branch: decay steps (train.num_steps must be cooldown_from_step + this); decay_frac is not used
   op.b1 = 0.9                     # Adam beta1
   op.b2 = 0.999                   # Adam beta2 (BERT 0.999, GPT-3 0.95)
   op.eps = 1e-6                   # Adam epsilon (BERT 1e-6, GPT-3 1e-8)

@@ -18,7 +18,7 @@ from configs.errors import ConfigError
 # data.text_files is a comma-separated list of files or globs: each item is made absolute.
 CONFIG_PATH_FIELDS = ("data.data_dir", "data.cache_dir", "data.text_files", "data.vocab_file",
                       "data.merges_file", "data.tokenizer_file", "init.from_hf",
-                      "init.from_run")
+                      "init.from_run", "optim.cooldown_from_run")
 _LISTS = ("data.text_files",)
 
 

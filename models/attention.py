@@ -50,6 +50,7 @@ import jax.numpy as jnp
 from jax.ad_checkpoint import checkpoint_name
 
 from configs.errors import ConfigError
+from models import mup
 from models.layers import BLD, DenseGeneral, constrain, residual_scale
 from models.platform import target_platform
 from models.rope import apply_rope
@@ -106,12 +107,13 @@ def repeat_kv(x, num_heads):
   return x if groups == 1 else jnp.repeat(x, groups, axis=2)
 
 
-def reference_attention(q, k, v, mask, dropout_fn=None):
-  """Softmax(q k^T / sqrt(Dh)) v, masked. q: [B, Lq, H, Dh], k/v: [B, Lk, H, Dh].
+def reference_attention(q, k, v, mask, dropout_fn=None, scale=None):
+  """Softmax(q k^T * scale) v, masked; scale None = 1/sqrt(Dh) (muP's: models/mup.py).
+  q: [B, Lq, H, Dh], k/v: [B, Lk, H, Dh].
 
   Returns (out [B, Lq, H, Dh], probs [B, H, Lq, Lk] float32).
   """
-  q = q * jnp.asarray(q.shape[-1] ** -0.5, q.dtype)
+  q = q * jnp.asarray(q.shape[-1] ** -0.5 if scale is None else scale, q.dtype)
   logits = jnp.einsum("bqhd,bkhd->bhqk", q, k).astype(jnp.float32)
   logits = jnp.where(mask, logits, _MASKED)
   probs = jax.nn.softmax(logits, axis=-1)
@@ -125,7 +127,7 @@ def _tile(length):
   return next(b for b in (512, 256, 128) if length % b == 0)
 
 
-def _tpu_flash(q, k, v, segments, causal):
+def _tpu_flash(q, k, v, segments, causal, scale=None):
   """Pallas TPU flash attention on [B, L, H, Dh] inputs, sharded by the logical rules in context."""
   from jax.experimental.pallas.ops.tpu import flash_attention as pallas_flash  # TPU-only module
 
@@ -140,7 +142,8 @@ def _tpu_flash(q, k, v, segments, causal):
     q, k, v = (jnp.swapaxes(t, 1, 2) for t in (q, k, v))
     out = pallas_flash.flash_attention(
         q, k, v, segment_ids=pallas_flash.SegmentIds(q=segments, kv=segments),
-        causal=causal, sm_scale=head_dim ** -0.5, block_sizes=sizes)
+        causal=causal, sm_scale=head_dim ** -0.5 if scale is None else scale,
+        block_sizes=sizes)
     return jnp.swapaxes(out, 1, 2)
 
   mesh = jax.sharding.get_abstract_mesh()
@@ -178,28 +181,31 @@ def attention_backend(platform, dtype, length, head_dim, windowed=False) -> str:
   return "xla"
 
 
-def fused_attention(q, k, v, segments, causal, window=None, max_window=0, prefix_len=None):
+def fused_attention(q, k, v, segments, causal, window=None, max_window=0, prefix_len=None,
+                    scale=None):
   """Attention without returning probabilities; q [B, L, H, Dh], k/v [B, L, Hkv, Dh] (Hkv
   divides H), segments [B, L]; window: this layer's (traced) width or None; max_window: the
-  spec's attention_window (static), the width a windowed layer has; prefix_len [B] or None."""
+  spec's attention_window (static), the width a windowed layer has; prefix_len [B] or None;
+  scale: the factor on q.k (None = 1/sqrt(Dh), each kernel's default)."""
   windowed = window is not None and max_window > 0
   if prefix_len is not None:  # no kernel here takes a prefix (module docstring)
     mask = attention_mask(segments, segments, causal, window=window if windowed else None,
                           prefix_len=prefix_len)
-    return jax.nn.dot_product_attention(q, k, v, mask=mask, implementation="xla")
+    return jax.nn.dot_product_attention(q, k, v, mask=mask, scale=scale, implementation="xla")
   backend = attention_backend(target_platform(), q.dtype, q.shape[1], q.shape[-1], windowed)
   if backend == "pallas_tpu":
-    return _tpu_flash(q, repeat_kv(k, q.shape[2]), repeat_kv(v, q.shape[2]), segments, causal)
+    return _tpu_flash(q, repeat_kv(k, q.shape[2]), repeat_kv(v, q.shape[2]), segments, causal,
+                      scale)
   if backend == "cudnn":
     mask = attention_mask(segments, segments, causal=False)
     run = lambda local: jax.nn.dot_product_attention(
-        q, k, v, mask=mask, is_causal=causal, implementation="cudnn",
+        q, k, v, mask=mask, is_causal=causal, scale=scale, implementation="cudnn",
         local_window_size=(max_window // 2, 0 if causal else max_window // 2) if local else None)
     if not windowed:
       return run(False)
     return jax.lax.cond(window > 0, lambda: run(True), lambda: run(False))
   mask = attention_mask(segments, segments, causal, window=window if windowed else None)
-  return jax.nn.dot_product_attention(q, k, v, mask=mask, implementation="xla")
+  return jax.nn.dot_product_attention(q, k, v, mask=mask, scale=scale, implementation="xla")
 
 
 class SelfAttention(nn.Module):
@@ -253,14 +259,14 @@ class SelfAttention(nn.Module):
       mask = attention_mask(segments, k_segments, spec.causal, q_index, k_index, window,
                             prefix_len)
       k_all, v_all = repeat_kv(k, spec.num_heads), repeat_kv(v, spec.num_heads)  # [B, Lk, H, Dh]
-      out, probs = reference_attention(q, k_all, v_all, mask, dropout)
+      out, probs = reference_attention(q, k_all, v_all, mask, dropout, mup.attention_scale(spec))
       if spec.capture_attention:
         self.sow("intermediates", "attention_probs", probs)               # [B, H, Lq, Lk]
         self.sow("intermediates", "queries", jnp.swapaxes(q, 1, 2))       # [B, H, Lq, Dh]
         self.sow("intermediates", "keys", jnp.swapaxes(k_all, 1, 2))      # [B, H, Lk, Dh]
     else:
       out = fused_attention(q, k, v, segments, spec.causal, window, spec.attention_window,
-                            prefix_len)
+                            prefix_len, mup.attention_scale(spec))
     out = constrain(out, BLHD)
 
     out = DenseGeneral(spec, (spec.d_model,), ("heads", "kv", "embed"), num_in=2,

@@ -18,7 +18,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from models.attention import PrefixSegments, segment_ids_from
-from models.layers import Embeddings, constrain, dense, layer_norm
+from models.layers import Embeddings, constrain, dense, layer_norm, readout
 from models.spec import ModelSpec
 from models.stack import Stack
 
@@ -50,8 +50,8 @@ class Decoder(nn.Module):
     if spec.tie_embeddings:
       logits = embeddings.attend(hidden)
     else:
-      logits = dense(spec, spec.vocab_size, ("embed", "vocab"), "lm_head",
-                     use_bias=False)(hidden).astype(jnp.float32)
+      logits = readout(spec, dense(spec, spec.vocab_size, ("embed", "vocab"), "lm_head",
+                                   use_bias=False)(hidden).astype(jnp.float32))
     logits = constrain(logits, ("activation_batch", "activation_length", "activation_vocab"))
     return {"hidden": hidden, "logits": logits}
 

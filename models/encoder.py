@@ -11,7 +11,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from models.attention import segment_ids_from
-from models.layers import Embeddings, activation_fn, constrain, dense, layer_norm
+from models.layers import Embeddings, activation_fn, constrain, dense, layer_norm, readout
 from models.spec import ModelSpec
 from models.stack import Stack
 
@@ -57,8 +57,8 @@ class Encoder(nn.Module):
     if spec.tie_embeddings:
       logits = embeddings.attend(x)
     else:
-      logits = dense(spec, spec.vocab_size, ("embed", "vocab"), "mlm_decoder",
-                     use_bias=False)(x).astype(jnp.float32)
+      logits = readout(spec, dense(spec, spec.vocab_size, ("embed", "vocab"), "mlm_decoder",
+                                   use_bias=False)(x).astype(jnp.float32))
     bias = self.param("mlm_output_bias",
                       nn.with_logical_partitioning(nn.initializers.zeros, ("vocab",)),
                       (spec.vocab_size,), spec.param_dtype)
@@ -68,6 +68,7 @@ class Encoder(nn.Module):
     pooled = jnp.tanh(dense(spec, spec.d_model, ("embed", "mlp"), "pooler")(hidden[:, 0]))
     outputs = {"hidden": hidden, "mlm_logits": logits, "pooled": pooled}
     if spec.nsp_head:
-      outputs["nsp_logits"] = dense(spec, 2, ("embed", "classes"), "nsp_classifier")(
-          pooled).astype(jnp.float32)
+      # muP: the NSP bias is inside dense, so the multiplier also scales it (zero at init).
+      outputs["nsp_logits"] = readout(spec, dense(spec, 2, ("embed", "classes"), "nsp_classifier")(
+          pooled).astype(jnp.float32))
     return outputs

@@ -13,6 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from models import mup
 from models.matmul import contract, dense_dot_general
 from models.spec import ModelSpec
 
@@ -55,7 +56,8 @@ def dense(spec: ModelSpec, features, kernel_axes, name, scale=1.0, use_bias=None
       use_bias=spec.use_bias if use_bias is None else use_bias,
       dtype=spec.dtype,
       param_dtype=spec.param_dtype,
-      kernel_init=nn.with_logical_partitioning(weight_init(spec, scale), kernel_axes),
+      kernel_init=nn.with_logical_partitioning(
+          weight_init(spec, scale * mup.init_scale(spec, name)), kernel_axes),
       bias_init=nn.with_logical_partitioning(nn.initializers.zeros, kernel_axes[-1:]),
       dot_general=dense_dot_general,
       name=name)
@@ -78,7 +80,8 @@ class DenseGeneral(nn.Module):
     spec = self.spec
     kernel_shape = x.shape[x.ndim - self.num_in:] + tuple(self.features)
     kernel = self.param(
-        "kernel", nn.with_logical_partitioning(weight_init(spec, self.scale), self.kernel_axes),
+        "kernel", nn.with_logical_partitioning(
+            weight_init(spec, self.scale * mup.init_scale(spec, self.name)), self.kernel_axes),
         kernel_shape, spec.param_dtype)
     y = contract(x.astype(spec.dtype), kernel.astype(spec.dtype), self.num_in)
     if spec.use_bias:
@@ -153,7 +156,14 @@ class Embeddings(nn.Module):
     """[..., D] -> [..., V] logits against the token table, in float32 for the loss."""
     # As nn.Embed.attend (x @ table^T in the compute dtype), through `contract` for its CPU backward.
     table = self.token.embedding.astype(self.spec.dtype)  # [V, D]
-    return contract(x.astype(self.spec.dtype), table.T).astype(jnp.float32)
+    return readout(self.spec, contract(x.astype(self.spec.dtype), table.T).astype(jnp.float32))
+
+
+def readout(spec: ModelSpec, logits):
+  """Readout logits times muP's output multiplier (models/mup.py); untouched under SP."""
+  if spec.parametrization != "mup":
+    return logits
+  return logits * mup.output_multiplier(spec)
 
 
 class Mlp(nn.Module):

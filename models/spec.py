@@ -125,6 +125,13 @@ class _SpecMethods:
   def rope_dims(self):
     return rotary_dims(self.d_head, self.rope_fraction)
 
+  @property
+  def width_mult(self):
+    """muP's d_model / mup_base_width (1.0 under SP, so every multiplier is a no-op)."""
+    if self.parametrization != "mup":
+      return 1.0
+    return self.d_model / (self.mup_base_width or self.d_model)
+
   def layer_is_global(self, layer):
     """Whether block `layer` attends globally (no sliding window)."""
     return (self.attention_window == 0

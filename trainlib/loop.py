@@ -248,6 +248,8 @@ class _Trainer:
       if self.config.init.from_hf:  # step 0 = the Hugging Face checkpoint's weights
         from interop import hf
         return hf.init_state(self.setup), 0
+      if self.config.optim.cooldown_from_run:  # a cooldown branch starts inside a stable run
+        return self._branch_state()
       if self.run_plan is not None:  # step 0 = another run's parameters, where they fit
         if self.primary:
           print(self.run_plan.summary(), flush=True)
@@ -267,6 +269,23 @@ class _Trainer:
       self.eval_done_at = start
     # rows past the checkpoint are produced again, and so is its eval row if it was not saved
     self.writer.drop_after(start, keep_eval_at_step=bool(meta.get("evaluated")))
+    return state, start
+
+  def _branch_state(self):
+    """The stable run's checkpoint at optim.cooldown_from_step (parameters, Adam moments, data
+    position), verified; this workdir's schedule then decays from there."""
+    o = self.config.optim
+    source = Checkpointer(os.path.join(o.cooldown_from_run, "checkpoints"), keep=None,
+                          async_save=False)
+    if o.cooldown_from_step not in source.all_steps():
+      raise ConfigError(f"optim.cooldown_from_step={o.cooldown_from_step}: "
+                        f"{o.cooldown_from_run} has checkpoints at {source.all_steps()}")
+    state, meta = source.restore(self.setup.abstract_state, step=o.cooldown_from_step)
+    start = int(jax.device_get(state.step))
+    data_step = self.train_pipe.restore(meta["data"])
+    if data_step != start:
+      raise RuntimeError(f"checkpoint holds state step {start} but data position {data_step}")
+    logging.info("cooldown branch from %s at step %d", o.cooldown_from_run, start)
     return state, start
 
   def _status(self, state, step, error=None):

@@ -1,0 +1,103 @@
+"""muP checks (models/mup.py): the coordinate check and the data of the learning-rate transfer.
+
+coordinate check (Yang et al. 2022, sec. D.1): train models that differ only in d_model for a few
+Adam steps on one fixed batch, then record the RMS of every attention and MLP output and of the logits.
+Under muP each stays about the same as width grows; under SP (fixed init_range, one learning
+rate) they grow. `coord_check` returns the RMS values, `slopes` the slope of log RMS against
+log width per activation (about 0 = flat). Tests run it at tiny depth, length and batch.
+
+The learning-rate transfer figure needs real training runs (figures/mup_figures.py).
+"""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import models
+from configs import base
+from trainlib import optim
+
+FAMILY_OBJECTIVES = {"decoder": "causal", "encoder": "mlm"}
+
+
+def model_config(family, parametrization, width, base_width, num_layers=2, num_heads=4,
+                 vocab_size=64, seq_len=16):
+  """The config of one coordinate-check / transfer model: only d_model changes with width."""
+  c = base.get_config()
+  c.model.update(family=family, d_model=width, num_heads=num_heads, num_layers=num_layers,
+                 vocab_size=vocab_size, max_len=seq_len, parametrization=parametrization,
+                 mup_base_width=base_width, scan_layers=False, nsp_head=False)
+  if family == "encoder":  # BERT's shape: post-LN, exact GELU
+    c.model.update(ln_placement="post", activation="gelu_exact", ln_epsilon=1e-12)
+  c.objective.name = FAMILY_OBJECTIVES[family]
+  return c
+
+
+def _loss_fn(model, family, ids):
+  """Next-token CE (decoder) or CE of the tokens at masked positions (encoder, every 4th)."""
+  if family == "decoder":
+    def loss(params):
+      logits = model.apply(params, ids)["logits"][:, :-1]
+      return optax.softmax_cross_entropy_with_integer_labels(logits, ids[:, 1:]).mean()
+  else:
+    masked = jnp.broadcast_to(jnp.arange(0, ids.shape[1], 4), (ids.shape[0], ids.shape[1] // 4))
+    inputs = ids.at[:, ::4].set(0)  # token 0 stands for [MASK]
+
+    def loss(params):
+      logits = model.apply(params, inputs, masked_positions=masked)["mlm_logits"]
+      targets = jnp.take_along_axis(ids, masked, axis=1)
+      return optax.softmax_cross_entropy_with_integer_labels(logits, targets).mean()
+  return loss
+
+
+def activation_rms(model, params, family, ids):
+  """{"layers_i/attention" | "layers_i/mlp": RMS of that sublayer's output (before the residual
+  add, so post-LN encoders show it too), "logits": RMS of the logits} on batch ids [B, L]."""
+  wanted = ("SelfAttention", "Mlp")
+  capture = lambda module, _: type(module).__name__ in wanted
+  out, state = model.apply(params, ids, capture_intermediates=capture, mutable=["intermediates"])
+  stack = state["intermediates"]["stack"]
+  rms = lambda x: float(jnp.sqrt(jnp.mean(jnp.square(x.astype(jnp.float32)))))
+  result = {f"{layer}/{sub}": rms(stack[layer][sub]["__call__"][0])
+            for layer in sorted(stack) for sub in ("attention", "mlp")}
+  result["logits"] = rms(out["logits" if family == "decoder" else "mlm_logits"])
+  return result
+
+
+def coord_check(family, parametrization, widths, base_width=None, steps=4, learning_rate=1e-2,
+                batch_size=4, seed=0, **shape):
+  """{activation: [RMS at each width]} after `steps` Adam steps (trainlib.optim's optimizer:
+  constant learning rate, no clipping or weight decay) on one random batch [batch_size, seq_len]."""
+  base_width = base_width or widths[0]
+  rows = {}
+  for width in widths:
+    c = model_config(family, parametrization, width, base_width, **shape)
+    c.optim.update(learning_rate=learning_rate, warmup_steps=0, schedule="constant", clip_norm=0.0,
+                   weight_decay=0.0)
+    c.train.num_steps = max(steps, 1)
+    ids = jax.random.randint(jax.random.key(seed + 1), (batch_size, c.model.max_len), 1,
+                             c.model.vocab_size)
+    model = models.build_model(c.model)
+    params = nn.unbox(model.init(jax.random.key(seed), ids))  # as the trainer holds them
+    tx, _ = optim.make_optimizer(c)
+    opt_state = tx.init(params)
+    grad_fn = jax.grad(_loss_fn(model, family, ids))
+
+    @jax.jit
+    def step(params, opt_state):
+      updates, opt_state = tx.update(grad_fn(params), opt_state, params)
+      return optax.apply_updates(params, updates), opt_state
+
+    for _ in range(steps):
+      params, opt_state = step(params, opt_state)
+    for name, value in activation_rms(model, params, family, ids).items():
+      rows.setdefault(name, []).append(value)
+  return rows
+
+
+def slopes(widths, rows):
+  """{activation: slope of log RMS against log width} (least squares over the widths)."""
+  log_w = np.log(np.asarray(widths, float))
+  return {name: float(np.polyfit(log_w, np.log(values), 1)[0]) for name, values in rows.items()}
