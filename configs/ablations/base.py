@@ -14,9 +14,9 @@ Sizes (`--config configs/ablations/<name>.py:cpu` or `:pod`):
   (BookCorpus is not in the TFDS catalog); point data.tfds_name elsewhere to change it.
 - "cpu": a 2-layer, d_model 128 version on the embedded corpus (WordPiece trained to 4,096), 400
   steps of 16 x 128 tokens (819k tokens). Measured on 2 CPU cores with nothing else running
-  (2026-12-01, one run each): bert_mlm_nsp trains at 5.1 steps/s, 91 s for the whole train.py run (start-up
-  and WordPiece training included); ltr_causal at 3.2 steps/s (its output layer scores every
-  position), 138 s. Dropout is 0 here: a few hundred steps are far from overfitting.
+  (2026-12-01, one cold run each, load average ~2 from the runs just before): bert_mlm_nsp trains
+  at 5.8 steps/s, 117 s for the whole train.py run (start-up, corpus preparation and WordPiece
+  training included); ltr_causal at 3.3 steps/s (its output layer scores every position), 194 s. Dropout is 0 here: a few hundred steps are far from overfitting.
 
 Budget matching rule (the same for every objective):
   Every ablation processes the same number of tokens: num_steps x global_batch_size x seq_len
