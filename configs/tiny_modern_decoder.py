@@ -6,8 +6,10 @@ cores: pre-norm LayerNorm without biases, GeGLU (d_ff 256 per branch), RoPE (the
 layer global, grouped-query attention, no biases, tied embeddings; causal LM on 128-token packed
 sequences, batch 16, 500 AdamW steps (GPT-3's betas, lr 2e-3, 50 warmup steps, cosine decay to
 10%), byte-level BPE vocabulary of 8192, trained on the embedded corpus, float32.
-Training time and losses: not yet measured (no idle machine was available; measure with
-bench/tiny_presets.py and `train.py --config configs/tiny_modern_decoder.py`).
+A training step takes 0.47 s on 2 CPU cores (trainlib's step on 2 CPU devices; bench/tiny_presets.py,
+median of 3 rounds, 2026-12-01, load average 2.0 at the start from the bench before it), so the
+500 steps take about 3.9 minutes. Losses: not yet measured (`train.py --config
+configs/tiny_modern_decoder.py`).
 
 Command:
   python -m models.summary --config configs/tiny_modern_decoder.py
