@@ -30,6 +30,7 @@ each row reports the median over rounds of its per-round median step (the fastes
 JSON too); the matmul peak is the best of every round.
 """
 
+import dataclasses
 import math
 import os
 import statistics
@@ -97,7 +98,7 @@ def torch_shape(case):
   from bench import torch_reference
   shape = CASES[case]
   return torch_reference.Shape(**{f.name: shape[f.name]
-                                  for f in torch_reference.dataclasses.fields(torch_reference.Shape)})
+                                  for f in dataclasses.fields(torch_reference.Shape)})
 
 
 def _seconds(step):

@@ -317,8 +317,11 @@ def llama2_7b():
 
 def tiny_modern(family):
   """A ModernBERT/Ettin-shaped pair (pre-norm, GeGLU, RoPE, sliding window + global layers,
-  grouped-query attention, no biases) at the tiny presets' sizes, for 2 CPU cores."""
-  c = _set_size(base.get_config(), num_layers=3, d_model=128, num_heads=4)
+  grouped-query attention, no biases) at the tiny presets' sizes, for 2 CPU cores: the recipe
+  (data, steps, optimizer) of tiny_encoder / tiny_decoder, only the block and MLM's masking differ."""
+  c = tiny_encoder() if family == "encoder" else tiny_decoder()
+  c.model = base.get_config().model  # the block is ModernBERT's, not BERT's or GPT-2's
+  c = _set_size(c, num_layers=3, d_model=128, num_heads=4)
   c.name = f"tiny_modern_{family}"
   m = _modernbert_block(c.model)
   m.family = family
@@ -327,31 +330,10 @@ def tiny_modern(family):
   m.vocab_size = 8192
   m.max_len = 128
   m.attention_window = 32  # 16 tokens each side, in layers 1 and 2; layer 0 global
-  c.data.seq_len = 128
-  c.data.train_vocab_size = 8192
   if family == "encoder":
     m.nsp_head = False
     m.type_vocab_size = 1
     c.objective.name = "mlm"
     c.objective.mask_prob = 0.3
     c.objective.max_predictions_per_seq = 40
-    c.data.tokenizer = "wordpiece"
-    c.train.global_batch_size = 32
-    c.train.num_steps = 600
-    c.optim.learning_rate = 1e-3
-    c.optim.warmup_steps = 60
-    c.optim.schedule = "linear"
-    c.optim.end_lr_frac = 0.0
-  else:
-    c.objective.name = "causal"
-    c.data.tokenizer = "bpe"
-    c.train.global_batch_size = 16
-    c.train.num_steps = 500
-    c.optim.learning_rate = 2e-3
-    c.optim.warmup_steps = 50
-    c.optim.schedule = "cosine"
-    c.optim.end_lr_frac = 0.1
-    c.optim.b2 = 0.95
-    c.optim.eps = 1e-8
-    c.optim.weight_decay = 0.1
   return c

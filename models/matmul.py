@@ -3,11 +3,12 @@
 The weight gradient of y = x @ w is dw = x^T @ dy, contracted over all tokens N. XLA:CPU's layout
 assignment fed that matmul a transposed copy of dy, and fused the copy into the elementwise op that
 produces dy (the GELU backward, the softmax backward of the LM head): a loop writing [M, N] with
-strided stores, the slowest fusion of the tiny steps (~15% of the nanoGPT-shaped step, 6 ms for one
-[768, 512] GELU gradient). On CPU `contract` therefore has its own VJP that transposes the narrower
-of x [N, K] and dy [N, M] itself, behind an optimization barrier so XLA cannot fuse it back, and
-runs a plain row-major matmul: 4 MLP layers fwd+bwd at d_model 128 ran 1.5x faster
-(bench/train_step.py has the whole-step figures). The arithmetic is the same dot products, so the
+strided stores, the slowest fusion of the tiny steps (~15% of the nanoGPT-shaped step's op time in
+a jax.profiler trace, 6 ms for one [768, 512] GELU gradient). On CPU `contract` therefore has its
+own VJP that transposes the narrower of x [N, K] and dy [N, M] itself, behind an optimization
+barrier so XLA cannot fuse it back, and runs a plain row-major matmul: 4 MLP layers fwd+bwd at
+d_model 128 ran 1.5x faster (these figures: single runs on a shared machine, load ~5, at
+real-time priority; bench/train_step.py has the idle whole-step figures). The arithmetic is the same dot products, so the
 gradients equal autodiff's to float32 rounding (tests/test_models_behavior.py).
 
 Elsewhere (TPU, GPU, and every forward pass) it is jnp.tensordot, exactly as before.

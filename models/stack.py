@@ -9,8 +9,9 @@ is the same whatever it is, so it is a speed setting, not a model change. 0 = `a
 whole stack on CPU up to CPU_UNROLL_MAX_LAYERS layers, 1 elsewhere. XLA:CPU fuses nothing across
 a loop iteration's boundary and copies the carried activations and stacked gradients each
 iteration; at the depths a CPU trains, a fully unrolled scan ran the nanoGPT-shaped step
-(4L d128 T64 B12) 2.3x faster (144 -> 63 ms) and as fast as the unrolled stack
-(bench/train_step.py). Unrolling grows compile time linearly in depth, hence the cap.
+(4L d128 T64 B12) 2.3x faster (144 -> 63 ms) and as fast as the unrolled stack (one run each on
+a shared machine, load ~5, the timer at real-time priority; bench/train_step.py has the idle
+whole-step figures). Unrolling grows compile time linearly in depth, hence the cap.
 
 What differs between layers (sliding window or global attention, the RoPE base) is data, not
 Python: `layer_data` holds one value per layer, scanned along with the parameters (so the scan body
