@@ -175,8 +175,10 @@ def job_script(run, backend, opts):
   log = os.path.join(opts["root"], LOG_DIR, f"{run['name']}.seed{run['seed']}")
   common = [f"--time={opts['time']}"] + [
       f"--{k}={opts[k]}" for k in ("partition", "account") if opts.get(k)]
+  # A run started from another run's checkpoint (from_runs) waits for that run's training job.
+  after = [f"--dependency=afterok:{':'.join(run['after_jobs'])}"] if run.get("after_jobs") else []
   train = ["sbatch", "--parsable", f"--job-name={name}", f"--nodes={opts['nodes']}",
-           f"--gpus-per-node={opts['gpus_per_node']}", f"--output={log}.train-%j.log"] + common + [
+           f"--gpus-per-node={opts['gpus_per_node']}", f"--output={log}.train-%j.log"] + common + after + [
                "launch/slurm.sbatch"]
   lines.append("train_job=$(" + _env(CONFIG=run["config"], WORKDIR=run["workdir"],
                                       PYTHON=opts.get("remote_python")) +
@@ -211,10 +213,32 @@ def _print_plan(planned, backend, opts, log):
       log("bash " + _job_path(run, opts))
 
 
-def _run_one(run, backend, opts, record, timeout, log, head):
-  """Runs (or submits) the stages one run still needs; returns its result dict."""
+def _waits_on(run, done, record):
+  """(SLURM job ids this run must start after, its first source whose training is missing)."""
+  jobs = []
+  for source in run.get("after", ()):
+    if source not in done:  # a source planned later is rejected by sweep_plan; never reached
+      return jobs, source
+    result = done[source]
+    if result["state"] == "submitted":
+      jobs.append(result.get("job_id") or record.runs[source].get("job_id", ""))
+    elif not training_status(result["workdir"])[0]:
+      return jobs, source
+  return [j for j in jobs if j], None
+
+
+def _run_one(run, backend, opts, record, timeout, log, head, done=None):
+  """Runs (or submits) the stages one run still needs; returns its result dict. `done`: the
+  results so far, for runs whose from_runs name an earlier run."""
   result = {"name": run["name"], "seed": run["seed"], "workdir": run["workdir"]}
   previous = record.runs[_key(run)]
+  jobs, missing = _waits_on(run, done or {}, record)
+  if missing and not training_status(run["workdir"])[0]:
+    log(f"{head}: not started: it starts from {missing[0]} seed {missing[1]}, whose training "
+        "did not finish")
+    record.update(run, state="failed", stage="waiting", log="")
+    return {**result, "state": "failed", "stage": "waiting"}
+  run = {**run, "after_jobs": jobs}
   if backend != "local":
     os.makedirs(os.path.dirname(_job_path(run, opts)), exist_ok=True)
     with open(_job_path(run, opts), "w") as f:
@@ -283,9 +307,11 @@ def run_sweep(sweep_path, root, *, seeds=None, backend="local", dry_run=False, o
     return [{"name": r["name"], "seed": r["seed"], "workdir": r["workdir"], "state": "planned"}
             for r in planned]
   record = Record(opts["root"], sweep, backend, planned)
-  results = [_run_one(run, backend, opts, record, timeout, log,
-                      f"[{i}/{len(planned)}] {run['name']} seed {run['seed']}")
-             for i, run in enumerate(planned, 1)]
+  done = {}
+  for i, run in enumerate(planned, 1):
+    done[_key(run)] = _run_one(run, backend, opts, record, timeout, log,
+                               f"[{i}/{len(planned)}] {run['name']} seed {run['seed']}", done)
+  results = list(done.values())
   failed = [f"{r['name']}/seed{r['seed']}" for r in results if r["state"] == "failed"]
   log(f"# sweep {sweep['name']}: {len(results) - len(failed)} of {len(results)} ok"
       + (f"; failed: {', '.join(failed)}" if failed else ""))

@@ -78,14 +78,28 @@ def load_sweep(path):
     _check_name(f"{where}: run name", run.get("name"))
     if run["name"] in seen:
       raise ConfigError(f"{where}: run name {run['name']!r} appears twice")
-    seen.add(run["name"])
     if not isinstance(run.get("overrides", {}), dict):
       raise ConfigError(f"{where}, run {run['name']!r}: overrides must be a dict")
+    _check_from_runs(where, run, seen)
+    seen.add(run["name"])
   sweep.setdefault("seeds", [0])
   sweep.setdefault("eval_suites", "")
   sweep.setdefault("description", "")
   sweep["source"] = path
   return sweep
+
+
+def _check_from_runs(where, run, earlier):
+  """A run's "from_runs" ({config field: run name}) may only name runs listed before it: those
+  finish (local, tpu) or are submitted (slurm, as a dependency) first."""
+  from_runs = run.get("from_runs", {})
+  if not isinstance(from_runs, dict):
+    raise ConfigError(f"{where}, run {run['name']!r}: from_runs={from_runs!r} must be a dict "
+                      "{config field: earlier run name}")
+  for field, source in from_runs.items():
+    if source not in earlier:
+      raise ConfigError(f"{where}, run {run['name']!r}: from_runs {field}={source!r} is not a run "
+                        f"listed before it (earlier runs: {', '.join(sorted(earlier)) or 'none'})")
 
 
 def _coerce(key, value, current):
@@ -152,7 +166,9 @@ def plan(sweep, root, seeds=None, extra_overrides=None, eval_suites=None, valida
   """One entry per (run, seed), in sweep order, each checked against its config.
 
   Each seed sets config.seed and config.data.seed (init, dropout, data order and masks), and
-  config.name is the run name, so config.json says which row of the table a run is.
+  config.name is the run name, so config.json says which row of the table a run is. A run's
+  from_runs fields are set to the workdir of the named run with the same seed (e.g. init.from_run
+  of a continued-training run), and "after" lists those runs' (name, seed).
   """
   seeds = list(sweep["seeds"] if seeds is None else seeds)
   if not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
@@ -162,8 +178,10 @@ def plan(sweep, root, seeds=None, extra_overrides=None, eval_suites=None, valida
   planned = []
   for run in sweep["runs"]:
     for seed in seeds:
+      sources = {field: os.path.join(root, source, f"seed{seed}")
+                 for field, source in run.get("from_runs", {}).items()}
       overrides = {"name": run["name"], "seed": seed, "data.seed": seed,
-                   **run.get("overrides", {}), **(extra_overrides or {})}
+                   **run.get("overrides", {}), **sources, **(extra_overrides or {})}
       where = f"sweep {sweep['name']!r}, run {run['name']!r}"
       config = load_config(run["config"])
       apply_overrides(config, overrides, where)
@@ -174,7 +192,8 @@ def plan(sweep, root, seeds=None, extra_overrides=None, eval_suites=None, valida
       rel = os.path.join(run["name"], f"seed{seed}")
       planned.append({"name": run["name"], "seed": seed, "workdir": os.path.join(root, rel),
                       "rel_workdir": rel, "config": run["config"], "overrides": typed,
-                      "meta": dict(run.get("meta", {})), "eval_suites": suites})
+                      "meta": dict(run.get("meta", {})), "eval_suites": suites,
+                      "after": [(source, seed) for source in run.get("from_runs", {}).values()]})
   return planned
 
 

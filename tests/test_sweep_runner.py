@@ -173,3 +173,65 @@ def test_seeds_launched_later_join_the_same_sweep_and_roots_are_not_shared(tmp_p
     json.dump(record, f)
   with pytest.raises(ConfigError, match="already belongs to sweep 'other'"):
     sweep.run_sweep(SMOKE, root, seeds=[2], log=lambda *_: None, **FAKE)
+
+
+def _chained_sweep(tmp_path, backwards=False):
+  """The smoke sweep with its second run started from the first (from_runs): a continued-training
+  or cooldown-branch sweep in miniature (the fake entry point does not read the source)."""
+  path = tmp_path / "chained.py"
+  path.write_text(
+      "from configs.sweeps import smoke\n"
+      "def get_sweep():\n"
+      "  s = smoke.get_sweep()\n"
+      f"  user, source = {(0, 1) if backwards else (1, 0)}\n"
+      "  s['runs'][user]['from_runs'] = {'init.from_run': s['runs'][source]['name']}\n"
+      "  s.update(name='chained', seeds=[0, 1])\n"
+      "  return s\n")
+  return str(path)
+
+
+def test_from_runs_points_each_seed_at_the_same_seed_of_an_earlier_run(tmp_path):
+  root = str(tmp_path / "runs")
+  results = sweep.run_sweep(_chained_sweep(tmp_path), root, log=lambda *_: None, **FAKE)
+  assert [r["state"] for r in results] == ["finished"] * 4
+  for seed in (0, 1):
+    with open(os.path.join(root, "L1_d32", f"seed{seed}", "fake_calls.txt")) as f:
+      train = f.readline()
+    assert f"init.from_run={root}/L1_d16/seed{seed}" in train.split()
+  assert [r["overrides"].get("init.from_run") for r in _record(root)["chained"]["runs"]] == [
+      None, None, f"{root}/L1_d16/seed0", f"{root}/L1_d16/seed1"]
+
+
+def test_from_runs_must_name_an_earlier_run(tmp_path):
+  with pytest.raises(ConfigError, match=r"run 'L1_d16': from_runs init.from_run='L1_d32' is not "
+                                        r"a run listed before it \(earlier runs: none\)"):
+    sweep.run_sweep(_chained_sweep(tmp_path, backwards=True), str(tmp_path / "runs"),
+                    dry_run=True, log=lambda *_: None)
+
+
+def test_a_run_whose_source_failed_is_not_started(tmp_path, monkeypatch, capsys):
+  root = str(tmp_path / "runs")
+  monkeypatch.setenv("FAKE_FAIL", "L1_d16:1")
+  assert sweep.main(["--sweep", _chained_sweep(tmp_path), "--root", root] + FAKE_FLAGS) == 1
+  out = capsys.readouterr().out
+  assert ("L1_d32 seed 1: not started: it starts from L1_d16 seed 1, whose training did not "
+          "finish") in out
+  assert "2 of 4 ok; failed: L1_d16/seed1, L1_d32/seed1" in out
+  assert not os.path.exists(os.path.join(root, "L1_d32", "seed1"))
+  assert os.path.exists(os.path.join(root, "L1_d32", "seed0", "status.json"))
+
+
+def test_slurm_submits_a_from_runs_run_after_its_source_job(tmp_path, monkeypatch):
+  bin_dir = tmp_path / "bin"
+  bin_dir.mkdir()
+  fake_sbatch = bin_dir / "sbatch"  # prints job ids 1, 2, ... like --parsable
+  fake_sbatch.write_text('#!/bin/sh\necho "$*" >> "$(dirname "$0")/submitted"\n'
+                         'wc -l < "$(dirname "$0")/submitted" | tr -d " "\n')
+  fake_sbatch.chmod(fake_sbatch.stat().st_mode | stat.S_IEXEC)
+  monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+  results = sweep.run_sweep(_chained_sweep(tmp_path), str(tmp_path / "runs"), seeds=[0],
+                            backend="slurm", log=lambda *_: None)
+  assert [(r["name"], r["job_id"]) for r in results] == [("L1_d16", "1"), ("L1_d32", "3")]
+  source_train, _, train, _ = (bin_dir / "submitted").read_text().splitlines()
+  assert "--dependency" not in source_train
+  assert "--dependency=afterok:1 " in train and "launch/slurm.sbatch" in train
