@@ -6,7 +6,8 @@ Under muP each stays about the same as width grows; under SP (fixed init_range, 
 rate) they grow. `coord_check` returns the RMS values, `slopes` the slope of log RMS against
 log width per activation (about 0 = flat). Tests run it at tiny depth, length and batch.
 
-The learning-rate transfer figure needs real training runs (figures/mup_figures.py).
+The learning-rate transfer figure needs real training runs (a sweep over width and learning rate
+on the corpus); it is not built yet.
 """
 
 import flax.linen as nn

@@ -12,6 +12,7 @@ import numpy as np  # noqa: E402
 from matplotlib import ticker  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
+from figures import rundir  # noqa: E402
 from figures.tables import human_count  # noqa: E402
 
 STYLE = {
@@ -141,8 +142,10 @@ def learning_curves(sweep, points=None):
         ax = axes[row, col]
         for run in sweep.runs:
           x, y = _curve(run, split, x_key)
-          if x is None:
+          start = rundir.inherited(run, x_key, sweep.runs)
+          if x is None or start is None:
             continue
+          x = x + start  # a continued run's curve starts where its source run ended
           style = dict(color=colors[run.name], alpha=0.9 if run.complete else 0.7,
                        linestyle="-" if run.complete else "--",
                        linewidth=0.9 if split == "train" else 1.3,

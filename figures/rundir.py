@@ -86,6 +86,11 @@ class Run:
   def label(self):
     return self.meta.get("label", self.name)
 
+  @property
+  def continued_from(self):
+    """The sweep run whose checkpoint this run started from (from_runs init.from_run), or None."""
+    return self.meta.get("from_runs", {}).get("init.from_run")
+
   def final(self, key, split="train"):
     """`key` from the last row of that split that has it, else None."""
     rows = self.train_rows if split == "train" else self.eval_rows
@@ -132,6 +137,18 @@ def load_run(workdir, name=None, seed=None, meta=None):
              step, num_steps, train_rows, eval_rows, evals)
 
 
+def inherited(run, key, runs):
+  """What a continued run's budget `key` ("tokens_seen", "flops_seen") starts from: the final
+  value of the same-seed run it was continued from (0 for a run started from scratch; None when
+  that run is missing, incomplete or did not log it). `runs`: the sweep's runs."""
+  if not run.continued_from:
+    return 0
+  for other in runs:
+    if (other.name, other.seed) == (run.continued_from, run.seed) and other.complete:
+      return other.final(key)
+  return None
+
+
 @dataclasses.dataclass
 class Sweep:
   name: str
@@ -140,6 +157,7 @@ class Sweep:
   description: str
   eval_suites: list
   runs: list                   # of Run, in the sweep's order (seeds of a run adjacent)
+  budget_note: str = ""        # the sweep's budget rule, for the table's notes
 
 
 def _discover(root):
@@ -170,5 +188,6 @@ def load_sweeps(root):
                      meta=r.get("meta")) for r in entry.get("runs", [])]
     suites = [s for s in entry.get("eval_suites", "").split(",") if s]
     sweeps.append(Sweep(name, entry.get("kind", "ablation"), entry.get("budget"),
-                        entry.get("description", ""), suites, runs))
+                        entry.get("description", ""), suites, runs,
+                        entry.get("budget_note") or ""))
   return sweeps

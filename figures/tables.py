@@ -2,13 +2,16 @@
 
 Ablation table: one row per objective (a sweep run name), mean ± sample standard deviation over
 its complete seeds for every eval-suite metric, the budget actually used (tokens and training
-FLOPs), and one extra row per incomplete run saying what state it is in. Incomplete runs are
-never averaged in. Scaling table: one row per run with its size, budget, final loss and state.
+FLOPs; a continued run's include the run it started from), and one extra row per incomplete
+run saying what state it is in. Incomplete runs are never averaged in. Scaling table: one row
+per run with its size, budget, final loss and state.
 """
 
 import dataclasses
 
 import numpy as np
+
+from figures import rundir
 
 DASH = "—"
 
@@ -137,13 +140,16 @@ def ablation_table(sweep):
       f"{suite}: {metric}" + (" (%)" if percent[(suite, metric)] else "")
       for suite, metric in columns]
   rows, notes, data = [], [], {}
+  continued = []
   for name, runs in _groups(sweep.runs).items():
     done = [r for r in runs if r.complete]
     label, paper = runs[0].label, runs[0].meta.get("paper_row", DASH)
     count = f"{len(done)} seed{'s' if len(done) != 1 else ''}" if len(done) == len(runs) else \
         f"{len(done)} of {len(runs)} complete"
-    tokens = [r.final("tokens_seen") for r in done if r.final("tokens_seen") is not None]
-    flops = [r.final("flops_seen") for r in done if r.final("flops_seen") is not None]
+    if runs[0].continued_from:
+      continued.append(f"{label} (from {runs[0].continued_from})")
+    tokens = [t for r in done for t in [_total(r, "tokens_seen", sweep.runs)] if t is not None]
+    flops = [f for r in done for f in [_total(r, "flops_seen", sweep.runs)] if f is not None]
     row = [label, paper, count, human_count(np.mean(tokens)) if tokens else DASH,
            sci(float(np.mean(flops))) if flops else DASH]
     entry = {"label": label, "runs": len(runs), "complete_seeds": [r.seed for r in done],
@@ -163,10 +169,19 @@ def ablation_table(sweep):
   notes = sorted(set(notes))
   if any(p for p in percent.values()):
     notes.append("Accuracies in %.")
-  notes.append("Tokens and train FLOPs as the runs report them (mean over complete seeds). "
-               "Ablations match tokens processed; FLOPs then differ by the output head (MLM "
-               "predicts ~15% of tokens, the causal LM all of them).")
+  notes.append("Tokens and train FLOPs as the runs report them (mean over complete seeds). " + (
+      sweep.budget_note or "Ablations match tokens processed; FLOPs then differ by the output "
+      "head (MLM predicts ~15% of tokens, the causal LM all of them)."))
+  if continued:
+    notes.append("Continued-training runs count the run they start from (same seed) in tokens "
+                 "and FLOPs: " + "; ".join(continued) + ".")
   return Table(header, rows, caption, notes, text_columns=3), data
+
+
+def _total(run, key, runs):
+  """run.final(key) plus what it inherited from the run it was continued from (None if unknown)."""
+  own, start = run.final(key), rundir.inherited(run, key, runs)
+  return None if own is None or start is None else own + start
 
 
 def _loss_cell(point):

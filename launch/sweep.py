@@ -74,7 +74,7 @@ class Record:
         raise ConfigError(f"run directory {run['workdir']} already belongs to sweep "
                           f"{claimed[run['rel_workdir']]!r} in {self.path}: use another --root")
     entry = self.data["sweeps"].setdefault(sweep["name"], {"runs": []})
-    entry.update({k: sweep.get(k) for k in ("kind", "budget", "description", "source")})
+    entry.update({k: sweep.get(k) for k in ("kind", "budget", "budget_note", "description", "source")})
     entry.update(eval_suites=planned[0]["eval_suites"], backend=backend)
     old = {_key(r): r for r in entry["runs"]}
     for run in planned:

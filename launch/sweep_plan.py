@@ -68,6 +68,8 @@ def load_sweep(path):
     raise ConfigError(f"{where}: kind={sweep.get('kind')!r} is not one of {KINDS}")
   if sweep.get("budget") not in BUDGETS:
     raise ConfigError(f"{where}: budget={sweep.get('budget')!r} is not one of {BUDGETS}")
+  if not isinstance(sweep.get("budget_note", ""), str):
+    raise ConfigError(f"{where}: budget_note={sweep['budget_note']!r} must be a string")
   runs = sweep.get("runs")
   if not isinstance(runs, list) or not runs:
     raise ConfigError(f"{where}: runs={runs!r} must be a non-empty list")
@@ -192,7 +194,10 @@ def plan(sweep, root, seeds=None, extra_overrides=None, eval_suites=None, valida
       rel = os.path.join(run["name"], f"seed{seed}")
       planned.append({"name": run["name"], "seed": seed, "workdir": os.path.join(root, rel),
                       "rel_workdir": rel, "config": run["config"], "overrides": typed,
-                      "meta": dict(run.get("meta", {})), "eval_suites": suites,
+                      # figures/ read from_runs here (a continued run's budget includes its source's)
+                      "meta": {**run.get("meta", {}),
+                               **({"from_runs": run["from_runs"]} if run.get("from_runs") else {})},
+                      "eval_suites": suites,
                       "after": [(source, seed) for source in run.get("from_runs", {}).values()]})
   return planned
 

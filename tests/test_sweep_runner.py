@@ -8,7 +8,7 @@ import stat
 import pytest
 
 from configs.errors import ConfigError
-from figures import make
+from figures import make, rundir, tables
 from launch import sweep
 
 SMOKE = "configs/sweeps/smoke.py"
@@ -200,6 +200,16 @@ def test_from_runs_points_each_seed_at_the_same_seed_of_an_earlier_run(tmp_path)
     assert f"init.from_run={root}/L1_d16/seed{seed}" in train.split()
   assert [r["overrides"].get("init.from_run") for r in _record(root)["chained"]["runs"]] == [
       None, None, f"{root}/L1_d16/seed0", f"{root}/L1_d16/seed1"]
+  # The table counts a continued run's budget with its source's, and says so.
+  sweep_runs = rundir.load_sweeps(root)[0]
+  by_key = {(r.name, r.seed): r for r in sweep_runs.runs}
+  table, data = tables.ablation_table(sweep_runs)
+  assert data["L1_d32"]["tokens"] == [
+      by_key[("L1_d32", s)].final("tokens_seen") + by_key[("L1_d16", s)].final("tokens_seen")
+      for s in (0, 1)]
+  assert data["L1_d16"]["tokens"] == [by_key[("L1_d16", s)].final("tokens_seen") for s in (0, 1)]
+  assert "count the run they start from (same seed) in tokens and FLOPs: L1_d32 (from L1_d16)" in \
+      " ".join(table.notes)
 
 
 def test_from_runs_must_name_an_earlier_run(tmp_path):

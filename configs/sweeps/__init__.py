@@ -1,7 +1,8 @@
 """Sweeps: each file's `get_sweep()` returns a dict of plain data that `launch/sweep.py` runs.
 
     {"name": str, "kind": "ablation" | "scaling", "budget": "tokens" | "compute" | None,
-     "description": str, "seeds": [int, ...], "eval_suites": "heldout,...",
+     "description": str, "budget_note": str (optional: the budget rule, for the table's notes),
+     "seeds": [int, ...], "eval_suites": "heldout,...",
      "runs": [{"name": str, "config": "path.py[:arg]", "overrides": {"a.b": value},
                "meta": {...}, "from_runs": {"a.b": "earlier run name"}}, ...]}
 

@@ -64,8 +64,10 @@ def get_sweep(size=SIZE):
     if source:
       run["overrides"] = _continued(config)
       run["from_runs"] = {"init.from_run": source}
-      run["meta"]["continued_from"] = source
     runs.append(run)
   return {"name": f"paired_{size}", "kind": "ablation", "budget": None,
           "description": __doc__.splitlines()[0], "seeds": [0, 1],
+          "budget_note": "The modern encoder and decoder process the same tokens; the BERT and "
+                         "GPT-2 blocks get their family's modern-run training FLOPs (fewer "
+                         "steps); continued runs add 25% of the native steps.",
           "eval_suites": "heldout,cloze,finetune", "runs": runs}
