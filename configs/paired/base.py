@@ -20,6 +20,9 @@ Sizes (`--config configs/paired/<run>.py:cpu` or `:pod`):
   corpus (English Wikipedia from TFDS, 1M steps of 256 x 512 tokens, BERT's optimizer); Ettin's
   own 2T-token three-stage schedule is not reproduced.
 
+What the "cpu" study measured (2 seeds, runtime, the table): configs/sweeps/paired_cpu.py and
+results/paired_cpu/.
+
 Budget rule: every native run (modern_encoder, modern_decoder) processes the same tokens; the
 classic blocks (bert_encoder, gpt2_decoder) get the same training FLOPs as the modern run of
 their family (`equal_compute_steps`, from models.counting), so they train for a different number
