@@ -6,6 +6,9 @@ near 0, under SP they are large (measured ~1.4-2.4 for both families). The margi
 that the test checks the parametrization, not the numbers.
 """
 
+import json
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -84,3 +87,28 @@ def test_bad_parametrization_is_config_error():
   c.model.parametrization = "ntk"
   with pytest.raises(ConfigError, match="model.parametrization='ntk' is not one of 'sp', 'mup'"):
     models.build_model(c.model)
+
+
+def test_coord_check_figure_writes_the_figure_and_its_numbers(tmp_path, monkeypatch):
+  # The numbers are the coordinate check's (tested above); this checks the figure and its record.
+  calls = []
+
+  def fake_coord_check(family, parametrization, widths, steps, **shape):
+    calls.append((family, parametrization, tuple(widths), steps))
+    growth = 2.0 if parametrization == "sp" else 1.0
+    return {"layers_0/attention": [0.1 * (w / widths[0]) ** growth for w in widths],
+            "logits": [0.5 for _ in widths]}
+  monkeypatch.setattr(mup_check, "coord_check", fake_coord_check)
+  paths = mup_check.coord_check_figure(str(tmp_path), widths=(16, 32), steps=1, log=lambda *_: None)
+  assert calls == [(f, p, (16, 32), 1) for f in ("decoder", "encoder") for p in ("sp", "mup")]
+  assert sorted(os.path.basename(p) for p in paths) == [
+      "coord_check.json", "coord_check.pdf", "coord_check.png"]
+  with open(tmp_path / "coord_check.json") as f:
+    record = json.load(f)
+  assert record["widths"] == [16, 32] and record["base_width"] == 16
+  for key in ("decoder/sp", "decoder/mup", "encoder/sp", "encoder/mup"):
+    rms = record["results"][key]["rms"]
+    assert set(rms) == set(record["results"][key]["slopes"]) and "logits" in rms
+    assert all(len(v) == 2 and all(x > 0 for x in v) for v in rms.values())
+  assert record["results"]["decoder/sp"]["slopes"]["layers_0/attention"] == pytest.approx(2.0)
+  assert record["results"]["encoder/mup"]["slopes"]["logits"] == pytest.approx(0.0, abs=1e-9)
