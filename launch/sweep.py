@@ -74,7 +74,8 @@ class Record:
         raise ConfigError(f"run directory {run['workdir']} already belongs to sweep "
                           f"{claimed[run['rel_workdir']]!r} in {self.path}: use another --root")
     entry = self.data["sweeps"].setdefault(sweep["name"], {"runs": []})
-    entry.update({k: sweep.get(k) for k in ("kind", "budget", "budget_note", "description", "source")})
+    entry.update({k: sweep.get(k)
+                  for k in ("kind", "budget", "budget_note", "description", "source")})
     entry.update(eval_suites=planned[0]["eval_suites"], backend=backend)
     old = {_key(r): r for r in entry["runs"]}
     for run in planned:
@@ -178,8 +179,8 @@ def job_script(run, backend, opts):
   # A run started from another run's checkpoint (from_runs) waits for that run's training job.
   after = [f"--dependency=afterok:{':'.join(run['after_jobs'])}"] if run.get("after_jobs") else []
   train = ["sbatch", "--parsable", f"--job-name={name}", f"--nodes={opts['nodes']}",
-           f"--gpus-per-node={opts['gpus_per_node']}", f"--output={log}.train-%j.log"] + common + after + [
-               "launch/slurm.sbatch"]
+           f"--gpus-per-node={opts['gpus_per_node']}", f"--output={log}.train-%j.log"
+           ] + common + after + ["launch/slurm.sbatch"]
   lines.append("train_job=$(" + _env(CONFIG=run["config"], WORKDIR=run["workdir"],
                                       PYTHON=opts.get("remote_python")) +
                f" {shlex.join(train)} {flags})")
@@ -216,9 +217,7 @@ def _print_plan(planned, backend, opts, log):
 def _waits_on(run, done, record):
   """(SLURM job ids this run must start after, its first source whose training is missing)."""
   jobs = []
-  for source in run.get("after", ()):
-    if source not in done:  # a source planned later is rejected by sweep_plan; never reached
-      return jobs, source
+  for source in run.get("after", ()):  # sweep_plan ordered every source before this run
     result = done[source]
     if result["state"] == "submitted":
       jobs.append(result.get("job_id") or record.runs[source].get("job_id", ""))
@@ -227,12 +226,12 @@ def _waits_on(run, done, record):
   return [j for j in jobs if j], None
 
 
-def _run_one(run, backend, opts, record, timeout, log, head, done=None):
+def _run_one(run, backend, opts, record, timeout, log, head, done):
   """Runs (or submits) the stages one run still needs; returns its result dict. `done`: the
   results so far, for runs whose from_runs name an earlier run."""
   result = {"name": run["name"], "seed": run["seed"], "workdir": run["workdir"]}
   previous = record.runs[_key(run)]
-  jobs, missing = _waits_on(run, done or {}, record)
+  jobs, missing = _waits_on(run, done, record)
   if missing and not training_status(run["workdir"])[0]:
     log(f"{head}: not started: it starts from {missing[0]} seed {missing[1]}, whose training "
         "did not finish")

@@ -180,7 +180,7 @@ def plan(sweep, root, seeds=None, extra_overrides=None, eval_suites=None, valida
   planned = []
   for run in sweep["runs"]:
     for seed in seeds:
-      sources = {field: os.path.join(root, source, f"seed{seed}")
+      sources = {field: os.path.join(root, rel_workdir(source, seed))
                  for field, source in run.get("from_runs", {}).items()}
       overrides = {"name": run["name"], "seed": seed, "data.seed": seed,
                    **run.get("overrides", {}), **sources, **(extra_overrides or {})}
@@ -191,7 +191,7 @@ def plan(sweep, root, seeds=None, extra_overrides=None, eval_suites=None, valida
         _validate(config, where)
       # The typed values, so commands print 0.001 rather than the command line's "1e-3".
       typed = {k: _get(config, k) for k in overrides}
-      rel = os.path.join(run["name"], f"seed{seed}")
+      rel = rel_workdir(run["name"], seed)
       planned.append({"name": run["name"], "seed": seed, "workdir": os.path.join(root, rel),
                       "rel_workdir": rel, "config": run["config"], "overrides": typed,
                       # figures/ read from_runs here (a continued run's budget includes its source's)
@@ -200,6 +200,11 @@ def plan(sweep, root, seeds=None, extra_overrides=None, eval_suites=None, valida
                       "eval_suites": suites,
                       "after": [(source, seed) for source in run.get("from_runs", {}).values()]})
   return planned
+
+
+def rel_workdir(name, seed):
+  """A run's directory under the sweep root: <run>/seed<k>."""
+  return os.path.join(name, f"seed{seed}")
 
 
 def _get(config, key):
