@@ -23,6 +23,18 @@ Rules (each a function below):
   C / flops_per_token tokens; budgets are placed so the Chinchilla-optimal size (D = 20 N, so
   C = 6 N * 20 N) falls inside the grid, and a size is kept only if its tokens per parameter lie
   in [2, 200] (a decade either side of 20).
+- Fixed compute with muP (`isoflop_width_runs`): depth and heads fixed, width varied, one
+  learning rate for every width (tuned at muP's base width, configs/sweeps/mup_transfer_cpu.py);
+  per budget, the `sizes_per_budget` consecutive grid widths centred on the one whose tokens per
+  parameter are nearest Chinchilla's 20 (in log space), so each profile brackets that optimum
+  by about a decade of tokens per parameter either side.
+- Learning-rate transfer (`lr_transfer_runs`): every (parametrization, width, learning rate)
+  of a grid, same steps, for the final-loss-against-learning-rate figure (Yang et al. 2022,
+  Figure 1).
+- Cooldown branches (`cooldown_branch_runs`, Hägele et al. 2024): one warmup-stable run that
+  never decays and keeps a checkpoint at every branch step s; from each, a branch decays over
+  cooldown_frac of its own total length T = s / (1 - cooldown_frac). One stable run thus gives
+  the final loss at every budget T. Optional cosine runs of the same lengths are the control.
 - Schedule: warmup over `warmup_frac` of the steps, cosine decay to 10% of the peak over the
   whole run (the decay length must match the run length for isoFLOP curves to be fair).
 """
@@ -77,11 +89,11 @@ def chinchilla_compute(params):
 
 
 def run_name(num_layers, d_model, budget_flops=None):
-  """Directory-safe run name, e.g. "L4_d128" or "C1e18_L4_d128"."""
+  """Directory-safe run name, e.g. "L4_d128", "C1e18_L4_d128" or "C2.5e11_L2_d64"."""
   name = f"L{num_layers}_d{d_model}"
   if budget_flops is None:
     return name
-  mantissa, exponent = f"{budget_flops:.0e}".split("e")
+  mantissa, exponent = f"{budget_flops:.2g}".split("e")  # 2.5e11 -> "2.5", "+11"
   return f"C{mantissa}e{int(exponent)}_{name}"
 
 
@@ -149,4 +161,92 @@ def isoflop_runs(config, depths, widths, budgets, batch, seq_len, vocab_size, d_
         if steps >= min_steps and low <= tokens_per_param <= high:
           runs.append(_run(config, num_layers, d_model, b, steps, seq_len, vocab_size, d_head,
                            lr_cap, warmup_frac, budget))
+  return runs
+
+
+def _width_run(config, name, d_model, steps, batch, overrides, meta, warmup_frac):
+  overrides = {"model.d_model": d_model, "model.d_ff": 4 * d_model,
+               "train.global_batch_size": batch, **overrides,
+               **schedule_overrides(steps, warmup_frac)}
+  return {"name": name, "config": config, "overrides": overrides, "meta": meta}
+
+
+def isoflop_width_runs(config, widths, budgets, num_layers, batch, seq_len, vocab_size,
+                       learning_rate, warmup_frac=0.05, sizes_per_budget=6):
+  """Per budget, `sizes_per_budget` consecutive widths around D/N = 20 (module docstring)."""
+  widths = sorted(widths)
+  runs = []
+  for budget in budgets:
+    plan = []
+    for d_model in widths:
+      per_token = flops_per_token(num_layers, d_model, seq_len, vocab_size)
+      steps = round(budget / (per_token * batch * seq_len))
+      params = non_embedding_params(num_layers, d_model)
+      plan.append((d_model, steps, steps * batch * seq_len / params, per_token))
+    centre = min(range(len(plan)), key=lambda i: abs(
+        math.log(plan[i][2] / CHINCHILLA_TOKENS_PER_PARAM)))
+    start = min(max(0, centre - sizes_per_budget // 2), len(plan) - sizes_per_budget)
+    if start < 0:
+      raise ValueError(f"{len(widths)} widths cannot give {sizes_per_budget} sizes per budget")
+    for d_model, steps, tokens_per_param, per_token in plan[start:start + sizes_per_budget]:
+      tokens = steps * batch * seq_len
+      meta = {"num_layers": num_layers, "d_model": d_model,
+              "planned_params": non_embedding_params(num_layers, d_model),
+              "planned_tokens": tokens, "planned_flops": tokens * per_token,
+              "budget_flops": budget}
+      runs.append(_width_run(config, run_name(num_layers, d_model, budget), d_model, steps,
+                             batch, {"optim.learning_rate": learning_rate}, meta,
+                             warmup_frac))
+  return runs
+
+
+def lr_transfer_runs(config, widths, learning_rates, steps, batch, warmup_frac=0.05,
+                     parametrizations=("sp", "mup"), extra=None):
+  """Every (parametrization, width, learning rate): the learning-rate transfer grid.
+  `extra`: overrides shared by every run (e.g. the heads and base width of an encoder)."""
+  runs = []
+  for parametrization in parametrizations:
+    for d_model in widths:
+      for lr in learning_rates:
+        meta = {"parametrization": parametrization, "d_model": d_model, "learning_rate": lr}
+        runs.append(_width_run(
+            config, f"{parametrization}_d{d_model}_lr{lr:g}", d_model, steps, batch,
+            {**(extra or {}), "model.parametrization": parametrization,
+             "optim.learning_rate": lr}, meta,
+            warmup_frac))
+  return runs
+
+
+def cooldown_branch_runs(config, branch_steps, cooldown_frac, batch, overrides, warmup_steps,
+                         decay_shape="1-sqrt", cosine_controls=()):
+  """[the stable run, one branch per step of branch_steps, cosine controls] (module docstring).
+
+  The stable run trains to max(branch_steps) at the peak learning rate and checkpoints at every
+  multiple of the branch steps' greatest common divisor, keeping all of them. Each branch
+  `cooldown_s{s}` starts from step s of that run (`from_runs`) and decays to 0 over
+  round(s * cooldown_frac / (1 - cooldown_frac)) steps. `cosine_controls`: branch steps whose
+  same-length cosine run from scratch is added (`cosine_s{s}`, decay to 10%).
+  """
+  branch_steps = sorted(branch_steps)
+  every = math.gcd(*branch_steps)
+  last = branch_steps[-1]
+  common = {**overrides, "train.global_batch_size": batch, "optim.warmup_steps": warmup_steps}
+  stable = {"name": "stable", "config": config, "overrides": {
+      **common, "optim.schedule": "wsd", "optim.decay_frac": 0.0, "train.num_steps": last,
+      "train.checkpoint_every": every, "train.keep_checkpoints": last // every + 1,
+      "train.eval_every": every}, "meta": {"role": "stable", "steps": last}}
+  runs = [stable]
+  for s in branch_steps:
+    cooldown = max(1, round(s * cooldown_frac / (1 - cooldown_frac)))
+    runs.append({"name": f"cooldown_s{s}", "config": config, "overrides": {
+        **common, "optim.schedule": "wsd", "optim.decay_shape": decay_shape,
+        "optim.end_lr_frac": 0.0, "optim.cooldown_from_step": s, "optim.cooldown_steps": cooldown,
+        "train.num_steps": s + cooldown, "train.eval_every": max(1, cooldown // 4)},
+        "from_runs": {"optim.cooldown_from_run": "stable"},
+        "meta": {"role": "branch", "branch_step": s, "steps": s + cooldown}})
+  for s in cosine_controls:
+    total = s + max(1, round(s * cooldown_frac / (1 - cooldown_frac)))
+    runs.append({"name": f"cosine_s{s}", "config": config, "overrides": {
+        **common, "optim.schedule": "cosine", "train.num_steps": total,
+        "train.eval_every": max(1, total // 10)}, "meta": {"role": "cosine", "steps": total}})
   return runs

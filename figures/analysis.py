@@ -1,19 +1,32 @@
 """Scaling analysis of a loaded sweep: one point per run, power-law fits, isoFLOP optima.
 
 Axes: N is the non-embedding parameter count (Kaplan et al. 2020: it gives cleaner trends than
-the total) that train.py records in provenance.json; C is the training FLOPs the run reports
-(`flops_seen` of its last train row); L is the last held-out loss of metrics.jsonl. Only complete
-runs enter a fit; incomplete ones are kept as points marked incomplete.
+the total) that train.py records in provenance.json, or the total (`params="total"`, Chinchilla's
+choice); C is the training FLOPs in one of FLOP_ACCOUNTINGS, by default what the run reports
+(`flops_seen` of its last train row: 6N + attention + output layer, models.counting); L is the
+last held-out loss of metrics.jsonl. Only complete runs enter a fit; incomplete ones are kept as
+points marked incomplete. Which N and C a fit used is recorded with it (`accounting`): Porian et
+al. 2024 trace most of the Kaplan/Chinchilla disagreement to this choice.
 """
 
-import collections
 import dataclasses
 
 import numpy as np
 
+from configs.errors import ConfigError
 from figures import powerlaw
 
 MIN_POINTS_FOR_OFFSET_FIT = 4   # E, A, alpha from 3 points would fit them exactly: no spread
+
+# C per token, from models.counting.flops_breakdown's parts.
+FLOP_ACCOUNTINGS = {
+    "6N": ("6N",),                                         # Kaplan et al. 2020
+    "6N+attention": ("6N", "attention"),                   # Kaplan's C with the context term
+    "6N+attention+head": ("6N", "attention", "head", "per_sequence"),  # train.py's flops_seen
+}
+DEFAULT_FLOPS = "6N+attention+head"
+PARAM_COUNTS = {"non_embedding": "params_non_embedding", "total": "params_total"}
+DEFAULT_PARAMS = "non_embedding"
 
 
 @dataclasses.dataclass
@@ -26,30 +39,81 @@ class Point:
   loss: object            # final held-out loss
   loss_step: object       # the step that loss was measured at
   budget: object          # isoFLOP budget from the sweep meta (None for fixed-token sweeps)
+  # C per token in this accounting / in train.py's: converts a budget planned in train.py's
+  # accounting (figures/isoflop.py). 1.0 under the default accounting.
+  flop_ratio: float = 1.0
 
   @property
   def usable(self):
     return self.run.complete and None not in (self.params, self.flops, self.loss)
 
 
-def scaling_points(sweep):
+def check_accounting(flops, params):
+  """Raises ValueError naming the bad choice and the valid ones."""
+  if flops not in FLOP_ACCOUNTINGS:
+    raise ValueError(f"flops={flops!r} is not one of {', '.join(map(repr, FLOP_ACCOUNTINGS))}")
+  if params not in PARAM_COUNTS:
+    raise ValueError(f"params={params!r} is not one of {', '.join(map(repr, PARAM_COUNTS))}")
+
+
+def accounting_record(flops, params):
+  """What a fitted number was measured in, stored beside it."""
+  return {"flops": flops, "flops_parts": list(FLOP_ACCOUNTINGS[flops]), "params": params}
+
+
+_BREAKDOWNS = {}
+
+
+def flops_breakdown(run):
+  """models.counting's per-token FLOP parts for this run's model and objective, or None."""
+  model, data = run.config.get("model"), run.config.get("data", {})
+  objective = run.config.get("objective", {})
+  if not model or "seq_len" not in data or "name" not in objective:
+    return None
+  key = repr((sorted(model.items()), data["seq_len"], sorted(objective.items())))
+  if key not in _BREAKDOWNS:
+    from configs import base  # pylint: disable=g-import-not-at-top
+    from models import counting  # pylint: disable=g-import-not-at-top
+    defaults = base.get_config()  # a config.json from an older pancake may lack newer fields
+    defaults.model.update({k: v for k, v in model.items() if k in defaults.model})
+    defaults.objective.update({k: v for k, v in objective.items() if k in defaults.objective})
+    try:
+      _BREAKDOWNS[key] = counting.objective_flops_breakdown(
+          defaults.model, data["seq_len"], objective["name"], defaults.objective)
+    except (ConfigError, KeyError, TypeError, ValueError):
+      _BREAKDOWNS[key] = None  # not countable: its C is unknown in this accounting
+  return _BREAKDOWNS[key]
+
+
+def scaling_points(sweep, flops=DEFAULT_FLOPS, params=DEFAULT_PARAMS):
+  """One Point per run, N and C in the chosen accounting (module docstring)."""
+  check_accounting(flops, params)
   points = []
   for run in sweep.runs:
-    params = run.provenance.get("params_non_embedding")
-    exact = params is not None
-    if params is None:
-      params = run.meta.get("planned_params")
+    n = run.provenance.get(PARAM_COUNTS[params])
+    exact = n is not None
+    if n is None and params == DEFAULT_PARAMS:
+      n = run.meta.get("planned_params")
     tokens = run.final("tokens_seen")
-    flops = run.final("flops_seen")
-    if flops is None and tokens is not None and run.provenance.get("train_flops_per_token"):
-      flops = tokens * run.provenance["train_flops_per_token"]
+    c = run.final("flops_seen")
+    if c is None and tokens is not None and run.provenance.get("train_flops_per_token"):
+      c = tokens * run.provenance["train_flops_per_token"]
+    ratio = 1.0
+    if flops != DEFAULT_FLOPS:
+      parts = flops_breakdown(run)
+      if parts is None or tokens is None:
+        c, ratio = None, None
+      else:
+        chosen = sum(parts[k] for k in FLOP_ACCOUNTINGS[flops])
+        ratio = chosen / sum(parts[k] for k in FLOP_ACCOUNTINGS[DEFAULT_FLOPS])
+        c = tokens * chosen
     evals = [r for r in run.eval_rows if r.get("loss") is not None]
     loss, loss_step = (evals[-1]["loss"], evals[-1]["step"]) if evals else (None, None)
     if loss is None and run.complete:
       metrics, _ = run.suite_metrics("heldout")
       loss, loss_step = (metrics or {}).get("loss"), run.step
-    points.append(Point(run, params, exact, tokens, flops, loss, loss_step,
-                        run.meta.get("budget_flops")))
+    points.append(Point(run, n, exact, tokens, c, loss, loss_step,
+                        run.meta.get("budget_flops"), ratio))
   return points
 
 
@@ -72,33 +136,6 @@ def fit_with_intervals(x, y, num_samples, seed):
                                         fit_offset=fit_offset)
   result["fit_offset"] = fit_offset
   return result
-
-
-def isoflop_optima(points):
-  """Per budget: (budget, N_opt, L_opt, has_minimum) from a parabola in log N (Chinchilla 2)."""
-  by_budget = collections.defaultdict(list)
-  for p in points:
-    if p.usable and p.budget is not None:
-      by_budget[p.budget].append(p)
-  optima = []
-  for budget in sorted(by_budget):
-    group = by_budget[budget]
-    n_opt, l_opt, inside = powerlaw.fit_parabola_min(
-        np.log([p.params for p in group]), [p.loss for p in group])
-    optima.append({"budget_flops": budget, "params_opt": n_opt, "loss_opt": l_opt,
-                   "minimum_inside": inside, "num_runs": len(group)})
-  return optima
-
-
-def optimal_size_fit(optima):
-  """N_opt = k C^a by least squares in log-log over budgets whose parabola has a minimum
-  (Chinchilla approach 2 finds a ~ 0.5); None with fewer than 2 such budgets."""
-  good = [o for o in optima if o["minimum_inside"]]
-  if len(good) < 2:
-    return None
-  a, log_k = np.polyfit(np.log([o["budget_flops"] for o in good]),
-                        np.log([o["params_opt"] for o in good]), 1)
-  return {"k": float(np.exp(log_k)), "a": float(a), "num_budgets": len(good)}
 
 
 def fit_summary(result):

@@ -10,8 +10,18 @@ For each sweep recorded in a root's sweep.json (or, without one, all run directo
   OUT/<sweep>/scaling_table.{md,tex}          every run: size, budget, loss, state
   OUT/<sweep>/loss_vs_params.{png,pdf}        L(N) = E + A / N^alpha with a bootstrap band
   OUT/<sweep>/loss_vs_compute.{png,pdf}       L(C), same form, with the learning curves
-  OUT/<sweep>/isoflop.{png,pdf}               (fixed-compute sweeps) isoFLOP profiles, N_opt(C)
-  OUT/<sweep>/fits.json                       fitted values and intervals (also printed)
+  fixed-compute (isoFLOP) sweeps, figures/isoflop.py:
+  OUT/<sweep>/isoflop.{png,pdf}               profiles, N_opt and D_opt against C, loss frontier
+  OUT/<sweep>/isoflop_table.{md,tex}          per budget optima with intervals; both approaches
+  OUT/<sweep>/fits.json                       fitted values, intervals and their accounting
+  cooldown-branch sweeps (figures/branches.py):
+  OUT/<sweep>/branches.{png,pdf}              loss vs tokens: stable run, branches, L(D) fit
+  OUT/<sweep>/branches_table.{md,tex}         every run's final loss; branch vs cosine
+  OUT/<sweep>/fits.json                       L(D) through the branch ends, with intervals
+  learning-rate transfer sweeps (figures/lr_transfer.py):
+  OUT/<sweep>/lr_transfer.{png,pdf}           final loss vs learning rate per width, SP | muP
+  OUT/<sweep>/lr_transfer_table.{md,tex}      the same numbers, with each width's best lr
+  OUT/<sweep>/lr_transfer.json                points, optima and their spread over widths
   OUT/README.md                               all tables, fits and figures on one page
 Incomplete runs (running, failed, or short of num_steps) appear as such and are never averaged
 or fitted.
@@ -26,7 +36,7 @@ import numpy as np
 
 from configs import paths
 from configs.errors import ConfigError
-from figures import analysis, plots, rundir, tables
+from figures import analysis, branches, isoflop, lr_transfer, plots, rundir, tables
 
 
 def _write(path, text):
@@ -39,33 +49,47 @@ def _write_table(table, base):
   return [_write(base + ".md", table.to_markdown()), _write(base + ".tex", table.to_latex())]
 
 
-def _scaling(sweep, out_dir, num_samples, seed, log, formats):
+def _scaling(sweep, out_dir, num_samples, seed, log, formats, flops, params):
   """Tables, fits and figures of a scaling sweep; returns (files, fits dict, printed lines)."""
-  points = analysis.scaling_points(sweep)
+  points = analysis.scaling_points(sweep, flops, params)
   usable = [p for p in points if p.usable]
   files = _write_table(tables.scaling_table(sweep, points),
                        os.path.join(out_dir, "scaling_table"))
   files += plots.save(plots.learning_curves(sweep, points),
                       os.path.join(out_dir, "learning_curves"), formats)
-  fits = {"excluded_runs": {f"{p.run.name}/seed{p.run.seed}": p.run.state_text
+  fits = {"accounting": analysis.accounting_record(flops, params),
+          "excluded_runs": {f"{p.run.name}/seed{p.run.seed}": p.run.state_text
                             for p in points if not p.usable}}
-  lines = []
+  lines = [f"{sweep.name}: C counts {' + '.join(fits['accounting']['flops_parts'])} per token; "
+           f"N = {params} parameters"]
   if sweep.budget == "compute":
-    optima = analysis.isoflop_optima(points)
-    c = np.array([o["budget_flops"] for o in optima])
-    loss = np.array([o["loss_opt"] for o in optima])
+    approach2 = isoflop.approach2(points, num_samples, seed)
+    approach3 = isoflop.approach3(points, max(1, num_samples // 5), seed)
+    optima = [{**o, "budget_flops": o["compute"]} for o in approach2["budgets"]]
+    c = np.array([o["compute"] for o in approach2["budgets"]])
+    loss = np.array([o["loss_opt"] for o in approach2["budgets"]])
     fit_c = analysis.fit_with_intervals(c, loss, num_samples, seed) if len(c) else None
-    size_fit = analysis.optimal_size_fit(optima)
-    files += plots.save(plots.isoflop_profiles(sweep, points, optima, size_fit),
+    files += plots.save(plots.isoflop_study(sweep, points, approach2, approach3, fit_c),
                         os.path.join(out_dir, "isoflop"), formats)
     files += plots.save(plots.loss_vs_compute(sweep, points, fit_c, optima=optima),
                         os.path.join(out_dir, "loss_vs_compute"), formats)
-    fits.update(isoflop_optima=optima, loss_vs_compute=analysis.fit_summary(fit_c),
-                optimal_params_vs_compute=size_fit)
+    files += _write_table(tables.isoflop_table(sweep, approach2, approach3),
+                          os.path.join(out_dir, "isoflop_table"))
+    by_accounting = {}
+    for f_name in analysis.FLOP_ACCOUNTINGS:
+      for p_name in analysis.PARAM_COUNTS:
+        other = approach2 if (f_name, p_name) == (flops, params) else isoflop.approach2(
+            analysis.scaling_points(sweep, f_name, p_name), num_samples, seed)
+        by_accounting[f"C={f_name}, N={p_name}"] = {
+            k: other[k] for k in ("a", "a_interval", "b", "b_interval", "dropped")}
+    fits.update(approach2=approach2, approach3=approach3,
+                loss_vs_compute=analysis.fit_summary(fit_c),
+                exponents_by_accounting=by_accounting)
     lines.append(analysis.describe_fit(f"{sweep.name} isoFLOP minima", fit_c, "C"))
-    if size_fit:
-      lines.append(f"{sweep.name}: N_opt(C) = {size_fit['k']:.3g} C^{size_fit['a']:.3f} "
-                   f"({size_fit['num_budgets']} budgets)")
+    lines += tables.describe_isoflop(sweep.name, approach2, approach3)
+    lines += [f"{sweep.name} approach 2 under C={k}: a = "
+              + (f"{v['a']:.3f} [{v['a_interval'][0]:.3f}, {v['a_interval'][1]:.3f}]"
+                 if v["a_interval"] else str(v["a"])) for k, v in by_accounting.items()]
   else:
     n = np.array([p.params for p in usable], np.float64)
     c = np.array([p.flops for p in usable], np.float64)
@@ -99,16 +123,58 @@ def _ablation(sweep, out_dir, formats):
   return files, table
 
 
-def make_all(roots, out, num_samples=1000, seed=0, log=print, formats=("png", "pdf")):
+def _lr_transfer(sweep, out_dir, log, formats):
+  result = lr_transfer.analyse(sweep)
+  table = lr_transfer.table(sweep, result)
+  files = _write_table(table, os.path.join(out_dir, "lr_transfer_table"))
+  files += plots.save(lr_transfer.figure(sweep, result), os.path.join(out_dir, "lr_transfer"),
+                      formats)
+  files += plots.save(plots.learning_curves(sweep), os.path.join(out_dir, "learning_curves"),
+                      formats)
+  record = {"optima": {k: {str(w): o for w, o in v.items()} for k, v in result["optima"].items()},
+            "log2_spread": result["log2_spread"], "points": result["points"]}
+  files.append(_write(os.path.join(out_dir, "lr_transfer.json"),
+                      json.dumps(record, indent=2) + "\n"))
+  lines = lr_transfer.describe(sweep, result)
+  for line in lines:
+    log(line)
+  return files, table, lines
+
+
+def _branches(sweep, out_dir, num_samples, seed, log, formats):
+  result = branches.analyse(sweep, num_samples, seed)
+  table = branches.table(sweep, result)
+  files = _write_table(table, os.path.join(out_dir, "branches_table"))
+  files += plots.save(branches.figure(sweep, result), os.path.join(out_dir, "branches"), formats)
+  record = {"loss_vs_tokens": analysis.fit_summary(result["fit"]),
+            "cosine_controls": result["controls"],
+            "runs": [{k: v for k, v in r.items() if not k.startswith("_")}
+                     for r in result["rows"]]}
+  files.append(_write(os.path.join(out_dir, "fits.json"), json.dumps(record, indent=2) + "\n"))
+  lines = branches.describe(sweep, result)
+  for line in lines:
+    log(line)
+  return files, table, lines
+
+
+def make_all(roots, out, num_samples=1000, seed=0, log=print, formats=("png", "pdf"),
+             flops=analysis.DEFAULT_FLOPS, params=analysis.DEFAULT_PARAMS):
   """Every table and figure for the sweeps under `roots`; returns {sweep name: file paths}.
 
   `formats`: figure file types; `log`: where fitted values and tables are printed. OUT/README.md
   quotes the command with `roots` and `out` as given (so regenerating on another machine gives
   the same file); every read and write uses them made absolute (configs/paths.py).
+  `flops`, `params`: the accounting of C and N in scaling fits (figures.analysis).
   """
+  try:
+    analysis.check_accounting(flops, params)
+  except ValueError as e:
+    raise ConfigError(str(e)) from None
   if isinstance(roots, str):
     roots = [roots]
   shown = "python -m figures.make " + " ".join(f"--root {r}" for r in roots) + f" --out {out}"
+  if (flops, params) != (analysis.DEFAULT_FLOPS, analysis.DEFAULT_PARAMS):
+    shown += f" --flops {flops} --params {params}"
   roots, out = [paths.absolute(r) for r in roots], paths.absolute(out)
   sweeps = []
   for root in roots:
@@ -127,10 +193,16 @@ def make_all(roots, out, num_samples=1000, seed=0, log=print, formats=("png", "p
     os.makedirs(out_dir, exist_ok=True)
     index += [f"## {name}", "", sweep.description, ""]
     if sweep.kind == "scaling":
-      files, _, lines = _scaling(sweep, out_dir, num_samples, seed, log, formats)
+      files, _, lines = _scaling(sweep, out_dir, num_samples, seed, log, formats, flops, params)
       with open(os.path.join(out_dir, "scaling_table.md")) as f:
         index += [f.read(), "Fits (printed by the command, also in `fits.json`):", "", "```"]
       index += lines + ["```", ""]
+    elif sweep.kind == "branches":
+      files, table, lines = _branches(sweep, out_dir, num_samples, seed, log, formats)
+      index += [table.to_markdown()]
+    elif sweep.kind == "lr_transfer":
+      files, table, lines = _lr_transfer(sweep, out_dir, log, formats)
+      index += [table.to_markdown(), "```"] + lines + ["```", ""]
     else:
       files, table = _ablation(sweep, out_dir, formats)
       index += [table.to_markdown()]
@@ -149,9 +221,15 @@ def main(argv=None):
   parser.add_argument("--out", required=True, help="output folder, e.g. results/")
   parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples per fit")
   parser.add_argument("--seed", type=int, default=0, help="bootstrap random seed")
+  parser.add_argument("--flops", default=analysis.DEFAULT_FLOPS,
+                      help="C per token in scaling fits: " + " | ".join(analysis.FLOP_ACCOUNTINGS)
+                      + " (default: what train.py counts)")
+  parser.add_argument("--params", default=analysis.DEFAULT_PARAMS,
+                      help="N in scaling fits: " + " | ".join(analysis.PARAM_COUNTS))
   args = parser.parse_args(argv)
   try:
-    written = make_all(args.root, args.out, num_samples=args.bootstrap, seed=args.seed)
+    written = make_all(args.root, args.out, num_samples=args.bootstrap, seed=args.seed,
+                       flops=args.flops, params=args.params)
   except ConfigError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

@@ -119,6 +119,11 @@ def _curve(run, split, x_key):
   return x[keep], loss[keep]
 
 
+def eval_curve(run, x_key="tokens_seen"):
+  """(x, held-out loss) of one run's eval rows (x from its train rows, see _curve)."""
+  return _curve(run, "eval", x_key)
+
+
 def _run_colors(sweep, points=None):
   """One colour per run name: categorical for ablations, by log N for scaling sweeps."""
   names = list(dict.fromkeys(r.name for r in sweep.runs))
@@ -267,42 +272,89 @@ def loss_vs_compute(sweep, points, fit, optima=None):
     return fig
 
 
-def isoflop_profiles(sweep, points, optima, size_fit):
-  """Chinchilla Figure 3 style: loss vs N per budget with parabolas; N_opt vs C."""
+def isoflop_study(sweep, points, approach2, approach3, fit_c):
+  """Chinchilla Figure 3 style, three panels: loss against N per budget with parabolas and the
+  N_opt intervals; N_opt and D_opt against C with their power laws; the loss frontier."""
+  from figures import isoflop  # pylint: disable=g-import-not-at-top
+  budgets = approach2["budgets"]
+  groups = isoflop.by_budget(points)
+  cmap = plt.get_cmap("plasma")
+  color = {b: cmap(0.85 * i / max(1, len(groups) - 1)) for i, b in enumerate(groups)}
   with plt.rc_context(STYLE):
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(7.0, 3.0))
-    budgets = sorted({p.budget for p in points if p.budget is not None})
-    cmap = plt.get_cmap("plasma")
-    for i, budget in enumerate(budgets):
-      color = cmap(0.85 * i / max(1, len(budgets) - 1))
-      pts = sorted((p for p in points if p.usable and p.budget == budget), key=lambda p: p.params)
-      if not pts:
-        continue
-      n, loss = np.array([p.params for p in pts]), np.array([p.loss for p in pts])
-      ax.scatter(n, loss, color=color, s=18, zorder=3, label=f"C = {_sci_tex(budget)} FLOPs")
-      if len(np.unique(n)) >= 3:
-        grid = np.geomspace(n.min(), n.max(), 100)
-        coeffs = np.polyfit(np.log(n), loss, 2)
-        ax.plot(grid, np.polyval(coeffs, np.log(grid)), color=color, linewidth=1.0)
-    for o in optima:
-      ax.scatter([o["params_opt"]], [o["loss_opt"]], marker="*", s=70, color="black", zorder=4)
+    fig, (ax, ax2, ax3) = plt.subplots(1, 3, figsize=(10.5, 3.2))
+    for budget, pts in groups.items():
+      ax.scatter([p.params for p in pts], [p.loss for p in pts], color=color[budget], s=18,
+                 zorder=3, label=f"$C = {_tex_number(budget)}$")
+      curve = isoflop.parabola(pts)
+      if curve:
+        ax.plot(*curve, color=color[budget], linewidth=1.0)
+    for o in budgets:
+      interval = o.get("params_opt_interval")
+      xerr = None if not interval else [[o["params_opt"] - interval[0]],
+                                        [interval[1] - o["params_opt"]]]
+      ax.errorbar([o["params_opt"]], [o["loss_opt"]], xerr=xerr, fmt="*", markersize=9,
+                  color="black", capsize=2, zorder=4, elinewidth=0.8)
     _incomplete_points(ax, points, "params")
     _log_axes(ax, loss_axis_log=False)
     ax.set_xlabel("non-embedding parameters N")
     ax.set_ylabel("final held-out loss")
-    ax.set_title("isoFLOP profiles (star: parabola minimum)")
-    ax.legend(frameon=False)
-    ax2.scatter([o["budget_flops"] for o in optima], [o["params_opt"] for o in optima],
-                marker="*", s=70, color="black", zorder=3, label=r"$N_{\rm opt}$ per budget")
-    if size_fit:
-      grid = np.geomspace(min(budgets), max(budgets), 50)
-      ax2.plot(grid, size_fit["k"] * grid ** size_fit["a"], color="black", linewidth=1.2,
-               label=f"fit: $N_{{\\rm opt}} = {size_fit['k']:.2g}\\,C^{{{size_fit['a']:.2f}}}$")
+    ax.set_title("isoFLOP profiles (star: minimum, 95% interval)")
+    ax.legend(frameon=False, fontsize=6.5)
+
+    c = np.array([o["compute"] for o in budgets])
+    grid = np.geomspace(c.min(), c.max(), 50) if len(c) else None
+    for key, k, exp, interval, marker, label in (
+        ("params_opt", "k_params", "a", "a_interval", "*", "N"),
+        ("tokens_opt", "k_tokens", "b", "b_interval", "s", "D")):
+      values = np.array([o[key] for o in budgets])
+      lo = np.array([o.get(key + "_interval", [v, v])[0] for o, v in zip(budgets, values)])
+      hi = np.array([o.get(key + "_interval", [v, v])[1] for o, v in zip(budgets, values)])
+      ax2.errorbar(c, values, yerr=[values - lo, hi - values], fmt=marker, markersize=6,
+                   capsize=2, elinewidth=0.8,
+                   color="black" if label == "N" else "tab:blue",
+                   label=f"${label}_{{\\rm opt}}$ per budget")
+      if approach2[exp] is not None and grid is not None:
+        ci = approach2[interval]
+        text = f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else ""
+        ax2.plot(grid, approach2[k] * grid ** approach2[exp], linewidth=1.0,
+                 color="black" if label == "N" else "tab:blue",
+                 label=f"${label}_{{\\rm opt}} \\propto C^{{{approach2[exp]:.2f}}}$" + text)
     _log_axes(ax2, "flops", loss_axis_log=False)
     ax2.set_yscale("log")
     ax2.set_xlabel("training FLOPs C")
-    ax2.set_ylabel("compute-optimal N")
-    ax2.set_title("optimal model size vs compute")
-    ax2.legend(frameon=False)
+    ax2.set_ylabel("compute-optimal N, D")
+    ax2.set_title("optimal size and tokens vs compute")
+    ax2.legend(frameon=False, fontsize=6.5)
+
+    usable = [p for p in points if p.usable]
+    ax3.scatter([p.flops for p in usable], [p.loss for p in usable], s=10, color="0.6",
+                label="runs")
+    ax3.scatter(c, [o["loss_opt"] for o in budgets], marker="*", s=70, color="crimson",
+                zorder=4, label="isoFLOP minima")
+    if fit_c and "skipped" not in fit_c:
+      _fit_band(ax3, fit_c, "crimson", _fit_label(fit_c, "C"))
+    if approach3 and usable:
+      # Approach 3's frontier: min over N of L(N, C / F(N)), F = C per token of the runs
+      # (a quadratic in log N through the runs, so the frontier uses this sweep's accounting).
+      log_n = np.log([p.params for p in usable])
+      log_f = np.log([p.flops / p.tokens for p in usable])
+      f_coeffs = np.polyfit(log_n, log_f, 2)
+      n_grid = np.geomspace(min(p.params for p in usable) / 2, max(p.params for p in usable) * 2,
+                            400)
+      c_grid = np.geomspace(min(p.flops for p in usable), max(p.flops for p in usable), 60)
+      per_token = np.exp(np.polyval(f_coeffs, np.log(n_grid)))
+      frontier = [np.min(isoflop.predict(approach3, n_grid, cc / per_token)) for cc in c_grid]
+      ax3.plot(c_grid, frontier, color="black", linestyle="--", linewidth=1.0,
+               label="approach 3 frontier")
+    _log_axes(ax3, "flops")
+    _fit_ylim(ax3, [p.loss for p in usable])
+    ax3.set_xlabel("training FLOPs C")
+    ax3.set_ylabel("final held-out loss")
+    ax3.set_title("loss frontier")
+    ax3.legend(frameon=False, fontsize=6.5)
     fig.tight_layout()
     return fig
+
+
+# Shared with figures/branches.py, figures/lr_transfer.py.
+fit_band, fit_label, log_axes = _fit_band, _fit_label, _log_axes

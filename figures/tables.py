@@ -210,3 +210,51 @@ def scaling_table(sweep, points):
   caption = (f"Scaling sweep ({sweep.name}, {sweep.budget or 'fixed'} budget): final held-out "
              f"loss per run; only finished runs enter the fits.")
   return Table(header, rows, caption, text_columns=2)
+
+
+def _interval_text(value, interval, fmt):
+  text = fmt(value)
+  return text + (f" [{fmt(interval[0])}, {fmt(interval[1])}]" if interval else "")
+
+
+def describe_isoflop(name, approach2, approach3):
+  """Printable lines: each approach's exponents with their intervals."""
+  lines = []
+  if approach2["a"] is None:
+    lines.append(f"{name} approach 2: fewer than 2 budgets with a minimum inside their sizes")
+  else:
+    ci = int(100 * approach2["ci"])
+    lines.append(
+        f"{name} approach 2: N_opt = {approach2['k_params']:.3g} C^"
+        + _interval_text(approach2["a"], approach2["a_interval"], "{:.3f}".format)
+        + f", D_opt = {approach2['k_tokens']:.3g} C^"
+        + _interval_text(approach2["b"], approach2["b_interval"], "{:.3f}".format)
+        + f" ({ci}% bootstrap intervals over {approach2['bootstrap_samples']} resamples; "
+        f"{approach2['dropped']} dropped without a minimum inside)")
+  if approach3:
+    iv = approach3["intervals"]
+    f3 = "{:.3f}".format
+    lines.append(
+        f"{name} approach 3: L = {_interval_text(approach3['E'], iv.get('E'), f3)} + "
+        f"{approach3['A']:.3g} / N^{_interval_text(approach3['alpha'], iv.get('alpha'), f3)} + "
+        f"{approach3['B']:.3g} / D^{_interval_text(approach3['beta'], iv.get('beta'), f3)}; "
+        f"a = {_interval_text(approach3['a'], iv.get('a'), f3)}, "
+        f"b = {_interval_text(approach3['b'], iv.get('b'), f3)} (Huber, "
+        f"{approach3['bootstrap_samples']} bootstrap fits, {approach3['num_points']} runs)")
+  return lines
+
+
+def isoflop_table(sweep, approach2, approach3):
+  """Per budget: N_opt, D_opt, tokens per parameter and L_opt with intervals; then exponents."""
+  rows = []
+  for o in approach2["budgets"]:
+    rows.append([sci(o["budget_flops"]), str(o["num_runs"]),
+                 _interval_text(o["params_opt"], o.get("params_opt_interval"), human_count),
+                 _interval_text(o["tokens_opt"], o.get("tokens_opt_interval"), human_count),
+                 f"{o['tokens_opt'] / o['params_opt']:.1f}", f"{o['loss_opt']:.4f}",
+                 "yes" if o["minimum_inside"] else "no (best run shown)"])
+  caption = (f"isoFLOP study ({sweep.name}): per-budget optima from parabolas in log N and log D, "
+             f"{int(100 * approach2['ci'])}% bootstrap intervals.")
+  notes = describe_isoflop(sweep.name, approach2, approach3)
+  header = ["Budget C", "Runs", "N_opt", "D_opt", "D/N", "L_opt", "Minimum inside"]
+  return Table(header, rows, caption, notes=notes, text_columns=1)

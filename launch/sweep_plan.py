@@ -17,7 +17,7 @@ from configs import paths
 from configs.errors import ConfigError
 
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-KINDS = ("ablation", "scaling")
+KINDS = ("ablation", "scaling", "lr_transfer", "branches")
 BUDGETS = ("tokens", "compute", None)
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -57,11 +57,13 @@ def _check_name(field, name):
 
 
 def load_sweep(path):
-  """The validated sweep dict of a sweep file, with "source" set to its path."""
-  module = _load_module(path, "sweep")
+  """The validated sweep dict of a sweep file, `path.py[:arg]` (get_sweep(arg), as configs take
+  `:arg`), with "source" set to that spec."""
+  file, *arg = path.split(":", 1)
+  module = _load_module(file, "sweep")
   if not hasattr(module, "get_sweep"):
     raise ConfigError(f"--sweep={path!r} defines no get_sweep()")
-  sweep = dict(module.get_sweep())
+  sweep = dict(module.get_sweep(*arg))
   _check_name("sweep name", sweep.get("name"))
   where = f"sweep {sweep['name']!r}"
   if sweep.get("kind") not in KINDS:

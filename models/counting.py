@@ -69,7 +69,15 @@ def train_flops_per_token(model_cfg, seq_len, objective_name, predictions_per_se
 
 
 def train_flops(model_cfg, seq_len, terms, who="objective"):
-  """Training FLOPs (forward + backward) per input token, analytically.
+  """Training FLOPs (forward + backward) per input token: `flops_breakdown` summed."""
+  per_token, head, per_sequence, attention = _flop_parts(model_cfg, seq_len, terms, who)
+  return 6 * (per_token + head + per_sequence) + attention
+
+
+def flops_breakdown(model_cfg, seq_len, terms, who="objective"):
+  """Training FLOPs (forward + backward) per input token, analytically, by part:
+  {"6N": 6 * N_stack, "head": 6 * f * N_vocab_projection_and_mlm_head,
+   "per_sequence": 6 * N_per_sequence / seq_len, "attention": attention}, where
 
       flops = 6 * N_eff + attention
       N_eff = N_stack                                   (all blocks + final LN: every token)
@@ -97,6 +105,13 @@ def train_flops(model_cfg, seq_len, terms, who="objective"):
   they are computed), so f = predictions_per_seq / seq_len.
   XLA's cost analysis cannot replace this: it counts a scanned layer once.
   """
+  per_token, head, per_sequence, attention = _flop_parts(model_cfg, seq_len, terms, who)
+  return {"6N": 6 * per_token, "head": 6 * head, "per_sequence": 6 * per_sequence,
+          "attention": attention}
+
+
+def _flop_parts(model_cfg, seq_len, terms, who):
+  """(N_stack, f * N_head, N_per_sequence / seq_len, attention FLOPs) per token."""
   spec = resolve(model_cfg)
   if not isinstance(seq_len, int) or not 0 < seq_len <= spec.max_len:
     raise ConfigError(f"data.seq_len={seq_len!r} must be in [1, model.max_len={spec.max_len}]")
@@ -110,13 +125,20 @@ def train_flops(model_cfg, seq_len, terms, who="objective"):
     raise ConfigError(f"{who} needs model.nsp_head=True (it runs {', '.join(missing)} once "
                       "per sequence)")
   per_sequence = sum(groups[g] for g in terms.per_sequence_groups)
-  n_eff = per_token + terms.head_fraction * vocab_head + per_sequence / seq_len
   bidirectional = 2 * terms.attention_fraction - 1  # w: 1 encoders, 0 causal decoders
   attention = 12 * spec.d_attn * sum(
       bidirectional * _keys_per_query(spec, seq_len, layer, causal=False)
       + (1 - bidirectional) * _keys_per_query(spec, seq_len, layer, causal=True)
       for layer in range(spec.num_layers))
-  return 6 * n_eff + attention
+  return per_token, terms.head_fraction * vocab_head, per_sequence / seq_len, attention
+
+
+def objective_flops_breakdown(model_cfg, seq_len, objective_name, objective_cfg=None):
+  """`flops_breakdown` with the terms of `objective_name` (see train_flops_per_token)."""
+  import objectives  # imported late, as in train_flops_per_token
+  objective = objectives.get(objective_name)
+  terms = objective.flop_terms(seq_len, objective_cfg, None)
+  return flops_breakdown(model_cfg, seq_len, terms, f"objective.name={objective_name!r}")
 
 
 def _keys_per_query(spec, seq_len, layer, causal):

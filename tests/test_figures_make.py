@@ -141,11 +141,38 @@ def test_isoflop_sweep_finds_the_optimal_size_exponent(tmp_path):
   fake_runs.write_sweep_json(root, "iso", "scaling", entries, budget="compute")
   written = make.make_all(root, out, num_samples=20, log=lambda *_: None, formats=("png",))
   fits = json.load(open(os.path.join(out, "iso", "fits.json")))
-  assert len(fits["isoflop_optima"]) == 4
-  assert all(o["minimum_inside"] for o in fits["isoflop_optima"])
-  assert fits["optimal_params_vs_compute"]["a"] == pytest.approx(b / (a + b), abs=0.03)
+  two, three = fits["approach2"], fits["approach3"]
+  assert len(two["budgets"]) == 4
+  assert all(o["minimum_inside"] for o in two["budgets"])
+  # N_opt ~ C^(b/(a+b)) and D_opt ~ C^(a/(a+b)), inside their bootstrap intervals.
+  assert two["a"] == pytest.approx(b / (a + b), abs=0.03)
+  assert two["b"] == pytest.approx(a / (a + b), abs=0.03)
+  assert two["a_interval"][0] <= two["a"] <= two["a_interval"][1]
+  assert all(o["params_opt_interval"][0] <= o["params_opt"] <= o["params_opt_interval"][1]
+             for o in two["budgets"])
+  # Approach 3 recovers the law it was generated from (noise-free: exactly).
+  assert (three["alpha"], three["beta"], three["E"]) == (
+      pytest.approx(a, rel=0.02), pytest.approx(b, rel=0.02), pytest.approx(e, rel=0.02))
+  assert three["a"] == pytest.approx(b / (a + b), abs=0.01)
+  assert fits["accounting"] == {"flops": "6N+attention+head",
+                                "flops_parts": ["6N", "attention", "head", "per_sequence"],
+                                "params": "non_embedding"}
+  assert set(fits["exponents_by_accounting"]) == {
+      f"C={f}, N={p}" for f in ("6N", "6N+attention", "6N+attention+head")
+      for p in ("non_embedding", "total")}
   assert fits["loss_vs_compute"]["fit_offset"] is True
-  assert "isoflop.png" in [os.path.basename(f) for f in written["iso"]]
+  names = [os.path.basename(f) for f in written["iso"]]
+  assert "isoflop.png" in names and "isoflop_table.md" in names
+  table = open(os.path.join(out, "iso", "isoflop_table.md")).read()
+  assert "approach 2: N_opt" in table and "approach 3: L =" in table
+
+
+def test_bad_flop_accounting_is_a_config_error(tmp_path, capsys):
+  root = str(tmp_path / "runs")
+  fake_runs.write_run(os.path.join(root, "a", "seed0"), name="a")
+  assert make.main(["--root", root, "--out", str(tmp_path / "out"), "--flops", "7N"]) == 2
+  err = capsys.readouterr().err
+  assert "flops='7N' is not one of '6N', '6N+attention', '6N+attention+head'" in err
 
 
 def test_run_directories_without_sweep_json_are_found(tmp_path):
@@ -198,3 +225,73 @@ def test_regenerating_from_the_same_runs_gives_the_same_bytes(tmp_path):
     files = [p for paths in written.values() for p in paths]
     digests.append({os.path.relpath(p, out): open(p, "rb").read() for p in files})
   assert any(p.endswith(".pdf") for p in digests[0]) and digests[0] == digests[1]
+
+
+def test_lr_transfer_figure_finds_each_widths_optimum(tmp_path):
+  """Synthetic losses with the optimum at lr 4e-3 for every width under muP and at 8e-3 * 32/w
+  under SP: the table, json and figure report exactly that, and a diverged run is shown."""
+  root, out = str(tmp_path / "runs"), str(tmp_path / "results")
+  entries = []
+  for param in ("sp", "mup"):
+    for width in (32, 64, 128):
+      best = 4e-3 if param == "mup" else 8e-3 * 32 / width
+      for lr in (1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2):
+        name = f"{param}_d{width}_lr{lr:g}"
+        loss = 3.0 - 0.1 * np.log2(width) + 0.05 * np.log2(lr / best) ** 2
+        diverged = (param, width, lr) == ("sp", 128, 1.6e-2)
+        fake_runs.write_run(os.path.join(root, name, "seed0"), name=name,
+                            final_loss=float("nan") if diverged else loss, d_model=width)
+        entries.append((name, 0, {"parametrization": param, "d_model": width,
+                                  "learning_rate": lr}))
+  fake_runs.write_sweep_json(root, "mt", "lr_transfer", entries)
+  lines = []
+  written = make.make_all(root, out, num_samples=10, log=lines.append, formats=("png",))
+  record = json.load(open(os.path.join(out, "mt", "lr_transfer.json")))
+  for width in (32, 64, 128):
+    assert record["optima"]["mup"][str(width)]["learning_rate"] == pytest.approx(4e-3, rel=1e-6)
+  assert record["optima"]["sp"]["32"]["learning_rate"] == pytest.approx(8e-3, rel=1e-6)
+  assert record["optima"]["sp"]["128"]["learning_rate"] == pytest.approx(2e-3, rel=1e-6)
+  assert record["log2_spread"]["mup"] == pytest.approx(0.0, abs=1e-6)
+  assert record["log2_spread"]["sp"] == pytest.approx(2.0, abs=1e-6)
+  diverged = [p for p in record["points"] if p["run"] == "sp_d128_lr0.016"][0]
+  assert diverged["usable"] is False and diverged["state"] == "diverged"
+  table = open(os.path.join(out, "mt", "lr_transfer_table.md")).read()
+  assert "| SP | 128 |" in table and "diverged" in table
+  assert any("spread over widths 0.00 octaves" in line for line in lines)
+  assert _is_png(os.path.join(out, "mt", "lr_transfer.png"))
+  assert "lr_transfer.png" in [os.path.basename(f) for f in written["mt"]]
+
+
+def test_cooldown_branches_give_a_data_scaling_fit_and_compare_with_cosine(tmp_path):
+  """A stable run, 5 branches ending on L(D) = 2 + 900 / D^0.5 and a cosine control: the fit
+  recovers the law from the branch ends alone, and the control is compared at its length."""
+  root, out = str(tmp_path / "runs"), str(tmp_path / "results")
+  law = lambda d: 2.0 + 900.0 / d**0.5
+  tokens_per_step = 2048
+  fake_runs.write_run(os.path.join(root, "stable", "seed0"), name="stable", num_steps=3200,
+                      final_loss=law(3200 * tokens_per_step) + 0.3, log_every=160,
+                      eval_every=160)
+  entries = [("stable", 0, {"role": "stable", "steps": 3200})]
+  for s in (160, 320, 640, 1280, 2560):
+    total = s + s // 4
+    fake_runs.write_run(os.path.join(root, f"cooldown_s{s}", "seed0"), name=f"cooldown_s{s}",
+                        num_steps=total, final_loss=law(total * tokens_per_step), log_every=10,
+                        eval_every=10)
+    entries.append((f"cooldown_s{s}", 0, {"role": "branch", "branch_step": s, "steps": total}))
+  fake_runs.write_run(os.path.join(root, "cosine_s1280", "seed0"), name="cosine_s1280",
+                      num_steps=1600, final_loss=law(1600 * tokens_per_step) + 0.01,
+                      log_every=10, eval_every=10)
+  entries.append(("cosine_s1280", 0, {"role": "cosine", "steps": 1600}))
+  fake_runs.write_sweep_json(root, "wsd", "branches", entries)
+  lines = []
+  written = make.make_all(root, out, num_samples=30, log=lines.append, formats=("png",))
+  fits = json.load(open(os.path.join(out, "wsd", "fits.json")))
+  law_fit = fits["loss_vs_tokens"]
+  assert law_fit["num_points"] == 5 and law_fit["fit_offset"]
+  assert (law_fit["E"], law_fit["alpha"]) == (pytest.approx(2.0, rel=1e-3),
+                                              pytest.approx(0.5, rel=1e-3))
+  (control,) = fits["cosine_controls"]
+  assert control["steps"] == 1600 and control["difference"] == pytest.approx(-0.01, abs=1e-9)
+  assert any("branch - cosine = -0.0100" in line for line in lines)
+  assert _is_png(os.path.join(out, "wsd", "branches.png"))
+  assert "branches_table.md" in [os.path.basename(f) for f in written["wsd"]]

@@ -63,13 +63,10 @@ def test_fit_with_intervals_drops_the_offset_for_few_sizes():
   assert "skipped" in analysis.fit_with_intervals(np.array([1e6]), np.array([3.0]), 50, 0)
 
 
-def test_parabola_vertex_and_isoflop_size_fit():
+def test_parabola_vertex():
   n = np.geomspace(1e5, 1e7, 5)
   n_opt, l_opt, inside = powerlaw.fit_parabola_min(np.log(n), (np.log(n) - np.log(1e6))**2 + 2.0)
   assert (n_opt, l_opt, inside) == (pytest.approx(1e6, rel=1e-6), pytest.approx(2.0), True)
   # Monotone data has no minimum inside: the best observed point, flagged.
   assert powerlaw.fit_parabola_min(np.log(n), [5, 4, 3, 2.5, 2.4])[2] is False
-  optima = [{"budget_flops": c, "params_opt": 0.1 * c**0.5, "minimum_inside": True}
-            for c in (1e18, 1e19, 1e20)]
-  size_fit = analysis.optimal_size_fit(optima)
-  assert size_fit["a"] == pytest.approx(0.5) and size_fit["k"] == pytest.approx(0.1)
+

@@ -140,16 +140,38 @@ def test_learning_rate_rule_tracks_gpt3_table_2_1_and_falls_with_width():
   assert scaling_rules.batch_sequences(768, 1024) == 512  # same tokens at half the length
 
 
+def _spends_its_budget(sweep):
+  budgets = {r["meta"]["budget_flops"] for r in sweep["runs"]}
+  for run in sweep["runs"]:
+    meta, o = run["meta"], run["overrides"]
+    step_flops = meta["planned_flops"] / o["train.num_steps"]
+    assert abs(meta["planned_flops"] - meta["budget_flops"]) <= step_flops / 2 + 1
+  return budgets
+
+
 def test_isoflop_runs_spend_their_budget_within_the_tokens_per_param_window():
-  for module in ("isoflop_pod", "isoflop_cpu"):
-    sweep = importlib.import_module(f"configs.sweeps.{module}").get_sweep()
-    budgets = {r["meta"]["budget_flops"] for r in sweep["runs"]}
-    assert len(budgets) >= 2
-    for run in sweep["runs"]:
-      meta, o = run["meta"], run["overrides"]
-      step_flops = meta["planned_flops"] / o["train.num_steps"]
-      assert abs(meta["planned_flops"] - meta["budget_flops"]) <= step_flops / 2 + 1
-      low, high = scaling_rules.TOKENS_PER_PARAM_RANGE
-      assert low <= meta["planned_tokens"] / meta["planned_params"] <= high
-    per_budget = [sum(r["meta"]["budget_flops"] == b for r in sweep["runs"]) for b in budgets]
-    assert min(per_budget) >= 3  # a parabola needs three sizes
+  sweep = importlib.import_module("configs.sweeps.isoflop_pod").get_sweep()
+  budgets = _spends_its_budget(sweep)
+  assert len(budgets) >= 2
+  for run in sweep["runs"]:
+    low, high = scaling_rules.TOKENS_PER_PARAM_RANGE
+    assert low <= run["meta"]["planned_tokens"] / run["meta"]["planned_params"] <= high
+  per_budget = [sum(r["meta"]["budget_flops"] == b for r in sweep["runs"]) for b in budgets]
+  assert min(per_budget) >= 3  # a parabola needs three sizes
+
+
+def test_cpu_isoflop_study_meets_the_issue_design():
+  """>= 3 budgets over >= 10x, >= 5 sizes each, bracketing D/N = 20, one muP learning rate."""
+  from configs.sweeps import isoflop_cpu  # pylint: disable=g-import-not-at-top
+  sweep = isoflop_cpu.get_sweep()
+  budgets = sorted(_spends_its_budget(sweep))
+  assert len(budgets) >= 3 and budgets[-1] / budgets[0] >= 10
+  for budget in budgets:
+    runs = [r for r in sweep["runs"] if r["meta"]["budget_flops"] == budget]
+    assert len(runs) == isoflop_cpu.SIZES_PER_BUDGET >= 5
+    ratios = sorted(r["meta"]["planned_tokens"] / r["meta"]["planned_params"] for r in runs)
+    assert ratios[0] < scaling_rules.CHINCHILLA_TOKENS_PER_PARAM < ratios[-1]
+  lrs = {r["overrides"]["optim.learning_rate"] for r in sweep["runs"]}
+  assert lrs == {isoflop_cpu.LEARNING_RATE}
+  config = sweep_plan.load_config(isoflop_cpu.CONFIG)
+  assert config.model.parametrization == "mup" and config.data.tokenizer == "byte"

@@ -9,12 +9,24 @@ num_heads, d_ff, learning rate, batch, steps and warmup per run (configs/scaling
   eps 1e-8), weight decay 0.1, clip 1.0, cosine decay to 10%, bf16 compute, full remat.
   Corpus: C4 from TFDS. The mesh depends on the slice: take it from the pod recipe table
   (launch/aot.py) and pass it to the sweep with `--override mesh.fsdp=... --override mesh.data=...`.
+- "cpu_mup": "cpu" made fit for an isoFLOP study on the embedded corpus, used by the muP and
+  isoFLOP sweeps (configs/sweeps/mup_transfer_cpu.py, isoflop_cpu.py):
+  - byte-level ids (data.tokenizer "byte", vocabulary 261 padded to 264). The corpus is 2.08M
+    bytes, so this gives about 2.0M training tokens against 638k with the 2,048-entry BPE: three
+    times the data before any repetition. The output layer then costs 6 * 264 * d_model FLOPs
+    per token instead of 6 * 2048 * d_model, so most of the compute goes into N (Porian et al.
+    2024's first factor);
+  - 2 layers and 2 heads at every width, so d_head grows with d_model, the case muP's 1/d_head
+    attention scale is written for (models/mup.py);
+  - muP relative to a base width of 64 (MUP_BASE_WIDTH), where it equals SP;
+  - a checkpoint every 2,000 steps (and at the end), since each save costs seconds.
 """
 
 from configs import base as defaults
 from configs.errors import ConfigError
 
-SIZES = ("cpu", "pod")
+SIZES = ("cpu", "cpu_mup", "pod")
+MUP_BASE_WIDTH = 64
 
 
 def get_config(size="cpu"):
@@ -61,4 +73,11 @@ def get_config(size="cpu"):
     t.log_every = 10
     t.eval_batches = 4
     t.checkpoint_every = 200
+  if size == "cpu_mup":
+    d.tokenizer = "byte"
+    m.vocab_size = 264
+    m.num_layers, m.num_heads, m.d_head = 2, 2, 0
+    m.parametrization = "mup"
+    m.mup_base_width = MUP_BASE_WIDTH
+    t.checkpoint_every = 2000   # a save costs seconds: runs of 1-6 minutes keep 0-3 of them
   return c
