@@ -17,7 +17,8 @@ Rules (each a function below):
   4% at d_model 32 and 0.1% from d_model 768 up.
 - FLOPs per token (planning only): 6N + 6 * d_model * vocab (the output layer, fwd + bwd)
   + 6 * num_layers * seq_len * d_model (causal attention scores and values, half of the
-  bidirectional 12 L T d); within 2% of models.counting.train_flops_per_token on these grids.
+  bidirectional 12 L T d); within 3% of models.counting.train_flops_per_token on these grids
+  (biases and LayerNorms, left out, matter most at d_model 32).
 - Fixed tokens: every size trains on the same number of tokens.
 - Fixed compute (isoFLOP, Chinchilla approach 2, Hoffmann et al. 2022): every size trains on
   C / flops_per_token tokens; budgets are placed so the Chinchilla-optimal size (D = 20 N, so
@@ -25,9 +26,9 @@ Rules (each a function below):
   in [2, 200] (a decade either side of 20).
 - Fixed compute with muP (`isoflop_width_runs`): depth and heads fixed, width varied, one
   learning rate for every width (tuned at muP's base width, configs/sweeps/mup_transfer_cpu.py);
-  per budget, the `sizes_per_budget` consecutive grid widths centred on the one whose tokens per
-  parameter are nearest Chinchilla's 20 (in log space), so each profile brackets that optimum
-  by about a decade of tokens per parameter either side.
+  per budget, every grid width that gets at least `min_steps` optimizer steps (tiny models only
+  leave their early loss plateau after about a thousand steps, so fewer would compare
+  optimization time, not size) on at most `max_tokens` tokens (a cap on corpus repetition).
 - Learning-rate transfer (`lr_transfer_runs`): every (parametrization, width, learning rate)
   of a grid, same steps, for the final-loss-against-learning-rate figure (Yang et al. 2022,
   Figure 1).
@@ -172,23 +173,17 @@ def _width_run(config, name, d_model, steps, batch, overrides, meta, warmup_frac
 
 
 def isoflop_width_runs(config, widths, budgets, num_layers, batch, seq_len, vocab_size,
-                       learning_rate, warmup_frac=0.05, sizes_per_budget=6):
-  """Per budget, `sizes_per_budget` consecutive widths around D/N = 20 (module docstring)."""
-  widths = sorted(widths)
+                       learning_rate, min_steps, max_tokens, warmup_frac=0.05):
+  """Per budget, every width that trains >= min_steps steps on <= max_tokens (module doc)."""
   runs = []
   for budget in budgets:
     plan = []
-    for d_model in widths:
+    for d_model in sorted(widths):
       per_token = flops_per_token(num_layers, d_model, seq_len, vocab_size)
       steps = round(budget / (per_token * batch * seq_len))
-      params = non_embedding_params(num_layers, d_model)
-      plan.append((d_model, steps, steps * batch * seq_len / params, per_token))
-    centre = min(range(len(plan)), key=lambda i: abs(
-        math.log(plan[i][2] / CHINCHILLA_TOKENS_PER_PARAM)))
-    start = min(max(0, centre - sizes_per_budget // 2), len(plan) - sizes_per_budget)
-    if start < 0:
-      raise ValueError(f"{len(widths)} widths cannot give {sizes_per_budget} sizes per budget")
-    for d_model, steps, tokens_per_param, per_token in plan[start:start + sizes_per_budget]:
+      if steps >= min_steps and steps * batch * seq_len <= max_tokens:
+        plan.append((d_model, steps, per_token))
+    for d_model, steps, per_token in plan:
       tokens = steps * batch * seq_len
       meta = {"num_layers": num_layers, "d_model": d_model,
               "planned_params": non_embedding_params(num_layers, d_model),
@@ -197,6 +192,23 @@ def isoflop_width_runs(config, widths, budgets, num_layers, batch, seq_len, voca
       runs.append(_width_run(config, run_name(num_layers, d_model, budget), d_model, steps,
                              batch, {"optim.learning_rate": learning_rate}, meta,
                              warmup_frac))
+  return runs
+
+
+def fixed_tokens_width_runs(config, depths, widths, steps, batch, seq_len, vocab_size,
+                            learning_rate, warmup_frac=0.05):
+  """Fixed tokens with muP: every (depth, width) trains `steps` steps at one learning rate."""
+  runs = []
+  for num_layers in depths:
+    for d_model in widths:
+      tokens = steps * batch * seq_len
+      meta = {"num_layers": num_layers, "d_model": d_model,
+              "planned_params": non_embedding_params(num_layers, d_model),
+              "planned_tokens": tokens,
+              "planned_flops": tokens * flops_per_token(num_layers, d_model, seq_len, vocab_size)}
+      runs.append(_width_run(config, run_name(num_layers, d_model), d_model, steps, batch,
+                             {"model.num_layers": num_layers,
+                              "optim.learning_rate": learning_rate}, meta, warmup_frac))
   return runs
 
 
