@@ -6,9 +6,9 @@ Approach 2, per budget: a parabola of the final loss in log N gives N_opt and L_
 gives D_opt. Then N_opt = k_N C^a and D_opt = k_D C^b by least squares in log-log over the
 budgets. Intervals come from a case bootstrap: every resample redraws each budget's runs with
 replacement and repeats both steps. A resample in which some budget has fewer than 3 distinct
-sizes, or a parabola with no minimum inside its sizes, is dropped and counted (`dropped`). The
-dropped share is reported, because dropping draws is how such intervals come out too narrow
-(Besiroglu et al. 2024).
+sizes, or a parabola with no minimum inside that budget's range of sizes, is dropped and
+counted (`dropped`). The dropped share is reported, because dropping draws is how such
+intervals come out too narrow (Besiroglu et al. 2024).
 
 Approach 3: L(N, D) = E + A / N^alpha + B / D^beta. It is fitted in log space with a Huber loss
 (delta 1e-3) with L-BFGS-B from the best 8 points of a grid of starts, as Hoffmann et al. do
@@ -36,15 +36,18 @@ def by_budget(points):
   return {b: sorted(g, key=lambda p: p.params) for b, g in sorted(groups.items())}
 
 
-def _vertex(log_x, loss):
-  """(log x at the parabola's minimum, loss there), or None without a minimum inside."""
+def _vertex(log_x, loss, bounds=None):
+  """(log x at the parabola's minimum, loss there), or None without a minimum inside `bounds`
+  (default: the sampled range; the bootstrap passes the budget's full range of sizes, so a draw
+  that happens to leave out an end size is not dropped for that)."""
   if len(np.unique(log_x)) < 3:
     return None
   a, b, c = np.polyfit(log_x, loss, 2)
   if a <= 0:
     return None
   v = -b / (2 * a)
-  if not log_x.min() <= v <= log_x.max():
+  lo, hi = bounds if bounds is not None else (log_x.min(), log_x.max())
+  if not lo <= v <= hi:
     return None
   return v, a * v * v + b * v + c
 
@@ -56,11 +59,13 @@ def _log_compute(budget, log_n, n, ratio):
   return np.log(budget) + np.interp(log_n, np.log(n[order]), np.log(ratio[order]))
 
 
-def _profile_optima(groups):
-  """[(log C, log N_opt, log D_opt, L_opt)] of one draw; None if a budget has no minimum."""
+def _profile_optima(groups, ranges=None):
+  """[(log C, log N_opt, log D_opt, L_opt)] of one draw; None if a budget has no minimum.
+  `ranges`: {budget: ((log N min, max), (log D min, max))} that a minimum must lie in."""
   out = []
   for budget, (n, d, loss, ratio) in groups.items():
-    vn, vd = _vertex(np.log(n), loss), _vertex(np.log(d), loss)
+    n_range, d_range = (ranges or {}).get(budget, (None, None))
+    vn, vd = _vertex(np.log(n), loss, n_range), _vertex(np.log(d), loss, d_range)
     if vn is None or vd is None:
       return None
     out.append((_log_compute(budget, vn[0], n, ratio), vn[0], vd[0], vn[1]))
@@ -115,6 +120,8 @@ def approach2(points, num_samples=1000, seed=0, ci=0.95):
   a, log_kn, b, log_kd = _exponents(_profile_optima(good))
   result.update(a=float(a), b=float(b), k_params=float(np.exp(log_kn)),
                 k_tokens=float(np.exp(log_kd)))
+  ranges = {bud: tuple((float(np.log(x).min()), float(np.log(x).max())) for x in arrays[:2])
+            for bud, arrays in good.items()}
   rng = np.random.default_rng(seed)
   draws, per_budget, dropped = [], {bud: [] for bud in good}, 0
   for _ in range(num_samples):
@@ -122,7 +129,7 @@ def approach2(points, num_samples=1000, seed=0, ci=0.95):
     for bud, arrays in good.items():
       idx = rng.integers(0, len(arrays[0]), len(arrays[0]))
       sample[bud] = tuple(x[idx] for x in arrays)
-    optima = _profile_optima(sample)
+    optima = _profile_optima(sample, ranges)
     if optima is None:
       dropped += 1
       continue

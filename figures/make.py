@@ -87,7 +87,7 @@ def _scaling(sweep, out_dir, num_samples, seed, log, formats, flops, params):
                 exponents_by_accounting=by_accounting)
     lines.append(analysis.describe_fit(f"{sweep.name} isoFLOP minima", fit_c, "C"))
     lines += tables.describe_isoflop(sweep.name, approach2, approach3)
-    lines += [f"{sweep.name} approach 2 under C={k}: a = "
+    lines += [f"{sweep.name} approach 2 under {k}: a = "
               + (f"{v['a']:.3f} [{v['a_interval'][0]:.3f}, {v['a_interval'][1]:.3f}]"
                  if v["a_interval"] else str(v["a"])) for k, v in by_accounting.items()]
   else:

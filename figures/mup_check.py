@@ -10,8 +10,8 @@ The committed figure: `python -m figures.mup_check --out results/mup` writes
 results/mup/coord_check.{png,pdf,json} (widths 32-512, both families, SP beside muP; 3.3 and 3.5 min
 in two runs on 2 CPU cores, 2026-12-01, load average 0.5 and 1.4 at the start).
 
-The learning-rate transfer figure needs real training runs (a sweep over width and learning rate
-on the corpus); it is not built yet.
+The learning-rate transfer figure needs real training runs on the corpus: it is the sweep
+configs/sweeps/mup_transfer_cpu.py, drawn by figures.make (figures/lr_transfer.py).
 """
 
 import flax.linen as nn

@@ -11,8 +11,9 @@ Relative to a base width (model.mup_base_width; width_mult = d_model / base), wi
       input-layer init and learning rate in both families;
   attention logits q.k * attention_scale: 1/d_head, times sqrt(base d_head) so that at the base
       width it is SP's 1/sqrt(d_head) (mup's attn_mult convention). This assumes num_heads fixed
-      and d_head growing with width (d_head / width_mult is the base d_head); a sweep that fixes
-      d_head and grows num_heads (configs/sweeps/isoflop_cpu.py) would need a base d_head field.
+      and d_head growing with width (d_head / width_mult is the base d_head), as every muP sweep
+      here does (`scaling_base.py:cpu_mup`: 2 heads at every width). A sweep that fixes d_head
+      and grows num_heads would need a base d_head field, which does not exist yet.
 At width_mult = 1 every rule is the identity, and under parametrization="sp" the modules do not
 call any of this (bitwise as before: tests/test_models_golden.py). The optimizer
 (trainlib/optim.py) multiplies updates by `learning_rate_multipliers`, after Adam's learning rate,

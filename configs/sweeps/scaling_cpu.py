@@ -1,8 +1,8 @@
 """CPU fixed-token sweep: 6 muP decoders (depth 2, 4 x width 32, 64, 128), each on 3.1M tokens.
 
 What it reproduces: Kaplan et al. 2020, Figure 1 (middle), L(N) at fixed data, at a tiny scale.
-Every size trains 1,500 steps of 16 x 128 byte ids (3.07M tokens, 1.5 passes over the embedded
-corpus) with the isoFLOP study's recipe: `scaling_base.py:cpu_mup` (2 heads, muP relative to
+Every size trains 3,000 steps of 8 x 128 byte ids (3.07M tokens, 1.5 passes over the embedded
+corpus) with the isoFLOP study's recipe and batch: `scaling_base.py:cpu_mup` (2 heads, muP relative to
 width 64), one learning rate for every size (the muP optimum at the base width,
 configs/sweeps/isoflop_cpu.py), warmup 5% of the steps, cosine to 10%. Non-embedding sizes
 25k-786k parameters, so the largest sees 4 tokens per parameter and the smallest 125.
@@ -22,7 +22,7 @@ from configs import scaling_rules
 from configs.sweeps import isoflop_cpu
 
 CONFIG = "configs/sweeps/scaling_base.py:cpu_mup"
-DEPTHS, WIDTHS, STEPS = (2, 4), (32, 64, 128), 1500
+DEPTHS, WIDTHS, STEPS = (2, 4), (32, 64, 128), 3000
 
 
 def get_sweep():
