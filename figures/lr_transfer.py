@@ -81,8 +81,10 @@ def describe(sweep, result):
     where = ", ".join(f"d{w}: {o['learning_rate']:.3g}{' (grid edge)' if o['at_edge'] else ''}"
                       for w, o in opt.items())
     spread = result["log2_spread"][param]
-    lines.append(f"{sweep.name} {label}: optimal learning rate {where}; spread over widths "
-                 f"{spread:.2f} octaves" if spread is not None else where)
+    text = f"{sweep.name} {label}: optimal learning rate {where}"
+    if spread is not None:
+      text += f"; spread over widths {spread:.2f} octaves"
+    lines.append(text)
   return lines
 
 
@@ -134,13 +136,17 @@ def figure(sweep, result):
           ax.scatter([o["learning_rate"]], [o["loss"]], marker="*", s=80, color=color,
                      edgecolors="black", linewidths=0.5, zorder=4)
       ax.set_xscale("log", base=2)
+      lrs = sorted({p["learning_rate"] for p in result["points"] if p["learning_rate"]})
+      ax.set_xticks(lrs, [f"{lr:g}" for lr in lrs])
+      ax.xaxis.set_minor_locator(plt.NullLocator())
       spread = result["log2_spread"].get(param)
       ax.set_title(f"{label}: best lr moves {spread:.2f} octaves over widths"
                    if spread is not None else label)
       ax.set_xlabel("peak learning rate")
     axes[0].set_ylabel("final held-out loss")
     if usable:
-      lo, hi = min(usable), max(usable)
+      optima = [o["loss"] for v in result["optima"].values() for o in v.values()]
+      lo, hi = min(usable + optima), max(usable)
       axes[0].set_ylim(lo - 0.05 * (hi - lo), hi + 0.08 * (hi - lo))
     axes[1].legend(frameon=False, loc="upper left")
     fig.suptitle(f"{sweep.name}: learning-rate transfer (star: optimum; x: diverged or "
