@@ -119,15 +119,21 @@ def schedule_overrides(num_steps, warmup_frac, eval_points=10):
   }
 
 
-def _run(config, num_layers, d_model, batch, steps, seq_len, vocab_size, d_head, lr_cap,
-         warmup_frac, budget_flops=None):
-  """One sweep entry: name, config, overrides and the planned sizes (meta)."""
-  tokens = steps * batch * seq_len
+def _planned(num_layers, d_model, tokens, seq_len, vocab_size, budget_flops=None):
+  """A run's meta: its shape and planned N, D and C (and isoFLOP budget)."""
   meta = {"num_layers": num_layers, "d_model": d_model,
           "planned_params": non_embedding_params(num_layers, d_model), "planned_tokens": tokens,
           "planned_flops": tokens * flops_per_token(num_layers, d_model, seq_len, vocab_size)}
   if budget_flops is not None:
     meta["budget_flops"] = budget_flops
+  return meta
+
+
+def _run(config, num_layers, d_model, batch, steps, seq_len, vocab_size, d_head, lr_cap,
+         warmup_frac, budget_flops=None):
+  """One sweep entry: name, config, overrides and the planned sizes (meta)."""
+  meta = _planned(num_layers, d_model, steps * batch * seq_len, seq_len, vocab_size,
+                  budget_flops)
   overrides = {**size_overrides(num_layers, d_model, d_head, lr_cap),
                "train.global_batch_size": batch, **schedule_overrides(steps, warmup_frac)}
   return {"name": run_name(num_layers, d_model, budget_flops), "config": config,
@@ -177,18 +183,13 @@ def isoflop_width_runs(config, widths, budgets, num_layers, batch, seq_len, voca
   """Per budget, every width that trains >= min_steps steps on <= max_tokens (module doc)."""
   runs = []
   for budget in budgets:
-    plan = []
     for d_model in sorted(widths):
       per_token = flops_per_token(num_layers, d_model, seq_len, vocab_size)
       steps = round(budget / (per_token * batch * seq_len))
-      if steps >= min_steps and steps * batch * seq_len <= max_tokens:
-        plan.append((d_model, steps, per_token))
-    for d_model, steps, per_token in plan:
       tokens = steps * batch * seq_len
-      meta = {"num_layers": num_layers, "d_model": d_model,
-              "planned_params": non_embedding_params(num_layers, d_model),
-              "planned_tokens": tokens, "planned_flops": tokens * per_token,
-              "budget_flops": budget}
+      if steps < min_steps or tokens > max_tokens:
+        continue
+      meta = _planned(num_layers, d_model, tokens, seq_len, vocab_size, budget)
       runs.append(_width_run(config, run_name(num_layers, d_model, budget), d_model, steps,
                              batch, {"optim.learning_rate": learning_rate}, meta,
                              warmup_frac))
@@ -201,11 +202,7 @@ def fixed_tokens_width_runs(config, depths, widths, steps, batch, seq_len, vocab
   runs = []
   for num_layers in depths:
     for d_model in widths:
-      tokens = steps * batch * seq_len
-      meta = {"num_layers": num_layers, "d_model": d_model,
-              "planned_params": non_embedding_params(num_layers, d_model),
-              "planned_tokens": tokens,
-              "planned_flops": tokens * flops_per_token(num_layers, d_model, seq_len, vocab_size)}
+      meta = _planned(num_layers, d_model, steps * batch * seq_len, seq_len, vocab_size)
       runs.append(_width_run(config, run_name(num_layers, d_model), d_model, steps, batch,
                              {"model.num_layers": num_layers,
                               "optim.learning_rate": learning_rate}, meta, warmup_frac))
@@ -239,6 +236,8 @@ def cooldown_branch_runs(config, branch_steps, cooldown_frac, batch, overrides, 
   round(s * cooldown_frac / (1 - cooldown_frac)) steps. `cosine_controls`: branch steps whose
   same-length cosine run from scratch is added (`cosine_s{s}`, decay to 10%).
   """
+  def total_steps(s):  # s stable steps, then a decay that is cooldown_frac of the total
+    return s + max(1, round(s * cooldown_frac / (1 - cooldown_frac)))
   branch_steps = sorted(branch_steps)
   every = math.gcd(*branch_steps)
   last = branch_steps[-1]
@@ -249,15 +248,16 @@ def cooldown_branch_runs(config, branch_steps, cooldown_frac, batch, overrides, 
       "train.eval_every": every}, "meta": {"role": "stable", "steps": last}}
   runs = [stable]
   for s in branch_steps:
-    cooldown = max(1, round(s * cooldown_frac / (1 - cooldown_frac)))
+    total = total_steps(s)
     runs.append({"name": f"cooldown_s{s}", "config": config, "overrides": {
         **common, "optim.schedule": "wsd", "optim.decay_shape": decay_shape,
-        "optim.end_lr_frac": 0.0, "optim.cooldown_from_step": s, "optim.cooldown_steps": cooldown,
-        "train.num_steps": s + cooldown, "train.eval_every": max(1, cooldown // 4)},
+        "optim.end_lr_frac": 0.0, "optim.cooldown_from_step": s,
+        "optim.cooldown_steps": total - s, "train.num_steps": total,
+        "train.eval_every": max(1, (total - s) // 4)},
         "from_runs": {"optim.cooldown_from_run": "stable"},
-        "meta": {"role": "branch", "branch_step": s, "steps": s + cooldown}})
+        "meta": {"role": "branch", "branch_step": s, "steps": total}})
   for s in cosine_controls:
-    total = s + max(1, round(s * cooldown_frac / (1 - cooldown_frac)))
+    total = total_steps(s)
     runs.append({"name": f"cosine_s{s}", "config": config, "overrides": {
         **common, "optim.schedule": "cosine", "train.num_steps": total,
         "train.eval_every": max(1, total // 10)}, "meta": {"role": "cosine", "steps": total}})

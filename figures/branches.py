@@ -14,17 +14,12 @@ import numpy as np
 from figures import analysis, plots, tables
 
 
-def _final(run):
-  evals = [r for r in run.eval_rows if r.get("loss") is not None]
-  return evals[-1]["loss"] if evals else None
-
-
 def analyse(sweep, num_samples=1000, seed=0):
   """{"rows": [{run, role, steps, tokens, loss, usable, state}], "fit": fit_with_intervals of
   the usable branches, "controls": [{steps, cosine, branch, difference}]}."""
   rows = []
   for run in sweep.runs:
-    loss = _final(run)
+    loss = run.final("loss", split="eval")
     rows.append({"run": run.name, "role": run.meta.get("role"), "steps": run.num_steps,
                  "tokens": run.final("tokens_seen"), "loss": loss,
                  "usable": run.complete and loss is not None and run.final("tokens_seen"),

@@ -24,6 +24,8 @@ import itertools
 import numpy as np
 from scipy import optimize
 
+from figures import powerlaw
+
 HUBER_DELTA = 1e-3
 
 
@@ -34,22 +36,6 @@ def by_budget(points):
     if p.usable and p.budget is not None:
       groups.setdefault(p.budget, []).append(p)
   return {b: sorted(g, key=lambda p: p.params) for b, g in sorted(groups.items())}
-
-
-def _vertex(log_x, loss, bounds=None):
-  """(log x at the parabola's minimum, loss there), or None without a minimum inside `bounds`
-  (default: the sampled range; the bootstrap passes the budget's full range of sizes, so a draw
-  that happens to leave out an end size is not dropped for that)."""
-  if len(np.unique(log_x)) < 3:
-    return None
-  a, b, c = np.polyfit(log_x, loss, 2)
-  if a <= 0:
-    return None
-  v = -b / (2 * a)
-  lo, hi = bounds if bounds is not None else (log_x.min(), log_x.max())
-  if not lo <= v <= hi:
-    return None
-  return v, a * v * v + b * v + c
 
 
 def _log_compute(budget, log_n, n, ratio):
@@ -65,10 +51,12 @@ def _profile_optima(groups, ranges=None):
   out = []
   for budget, (n, d, loss, ratio) in groups.items():
     n_range, d_range = (ranges or {}).get(budget, (None, None))
-    vn, vd = _vertex(np.log(n), loss, n_range), _vertex(np.log(d), loss, d_range)
-    if vn is None or vd is None:
+    n_opt, l_opt, n_inside = powerlaw.fit_parabola_min(np.log(n), loss, n_range)
+    d_opt, _, d_inside = powerlaw.fit_parabola_min(np.log(d), loss, d_range)
+    if not (n_inside and d_inside):
       return None
-    out.append((_log_compute(budget, vn[0], n, ratio), vn[0], vd[0], vn[1]))
+    log_n = np.log(n_opt)
+    out.append((_log_compute(budget, log_n, n, ratio), log_n, np.log(d_opt), l_opt))
   return out
 
 
@@ -99,11 +87,10 @@ def approach2(points, num_samples=1000, seed=0, ci=0.95):
             for b, g in by_budget(points).items()}
   budgets = []
   for budget, (n, d, loss, ratio) in groups.items():
-    vn, vd = _vertex(np.log(n), loss), _vertex(np.log(d), loss)
-    inside = vn is not None and vd is not None
-    if inside:
-      n_opt, d_opt, l_opt = float(np.exp(vn[0])), float(np.exp(vd[0])), float(vn[1])
-    else:  # no minimum inside: the best run, flagged (the grid missed the optimum)
+    n_opt, l_opt, n_inside = powerlaw.fit_parabola_min(np.log(n), loss)
+    d_opt, _, d_inside = powerlaw.fit_parabola_min(np.log(d), loss)
+    inside = n_inside and d_inside
+    if not inside:  # no minimum inside: the best run, flagged (the grid missed the optimum)
       i = int(np.argmin(loss))
       n_opt, d_opt, l_opt = float(n[i]), float(d[i]), float(loss[i])
     budgets.append({"budget_flops": float(budget),

@@ -19,16 +19,11 @@ from figures import plots, tables
 PARAMETRIZATIONS = (("sp", "SP"), ("mup", "muP"))
 
 
-def _final_loss(run):
-  evals = [r for r in run.eval_rows if r.get("loss") is not None]
-  return evals[-1]["loss"] if evals else None
-
-
 def points(sweep):
   """[{parametrization, d_model, learning_rate, loss, usable, state}] in the sweep's order."""
   out = []
   for run in sweep.runs:
-    loss = _final_loss(run)
+    loss = run.final("loss", split="eval")
     finite = loss is not None and math.isfinite(loss)
     out.append({"run": run.name, "parametrization": run.meta.get("parametrization"),
                 "d_model": run.meta.get("d_model"), "learning_rate": run.meta.get("learning_rate"),

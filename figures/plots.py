@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 from matplotlib import ticker  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from figures import rundir  # noqa: E402
+from figures import isoflop, rundir  # noqa: E402
 from figures.tables import human_count  # noqa: E402
 
 STYLE = {
@@ -275,7 +275,6 @@ def loss_vs_compute(sweep, points, fit, optima=None):
 def isoflop_study(sweep, points, approach2, approach3, fit_c):
   """Chinchilla Figure 3 style, three panels: loss against N per budget with parabolas and the
   N_opt intervals; N_opt and D_opt against C with their power laws; the loss frontier."""
-  from figures import isoflop  # pylint: disable=g-import-not-at-top
   budgets = approach2["budgets"]
   groups = isoflop.by_budget(points)
   cmap = plt.get_cmap("plasma")

@@ -139,18 +139,21 @@ def bootstrap_power_law(x, y, num_samples=1000, seed=0, ci=0.95, grid=None, fit_
           "num_samples": len(params), "num_skipped": skipped}
 
 
-def fit_parabola_min(log_x, y):
+def fit_parabola_min(log_x, y, bounds=None):
   """Vertex of y = a (log x)^2 + b log x + c: (x at the minimum, y there, True if a > 0).
 
   The isoFLOP profile of one budget (Chinchilla approach 2). Without a minimum inside the
   sampled sizes (a <= 0, or the vertex beyond the smallest or largest size: the grid missed
-  the optimum) the best observed point is returned with False.
+  the optimum) the best observed point is returned with False. `bounds`: the (low, high) log x
+  the vertex must lie in, instead of the sampled range (a bootstrap draw that left out an end
+  size is still judged against the budget's full range).
   """
   log_x, y = np.asarray(log_x, np.float64), np.asarray(y, np.float64)
   if len(np.unique(log_x)) >= 3:
     a, b, c = np.polyfit(log_x, y, 2)
     vertex = -b / (2 * a) if a > 0 else np.inf
-    if log_x.min() <= vertex <= log_x.max():
-      return float(np.exp(vertex)), float(a * vertex**2 + b * vertex + c), True
+    low, high = bounds if bounds is not None else (log_x.min(), log_x.max())
+    if low <= vertex <= high:
+      return float(np.exp(vertex)), float(a * vertex * vertex + b * vertex + c), True
   i = int(np.argmin(y))
   return float(np.exp(log_x[i])), float(y[i]), False

@@ -58,14 +58,20 @@ def train_flops_per_token(model_cfg, seq_len, objective_name, predictions_per_se
   terms the objective declares (objectives/<name>.py's `flop_terms`; the registry is read late,
   since objectives builds on models). predictions_per_seq overrides an MLM objective's
   objective_cfg.max_predictions_per_seq; with neither, 0.15 of the positions reach the head."""
+  terms = _objective_terms(model_cfg, seq_len, objective_name, predictions_per_seq,
+                           objective_cfg)
+  return train_flops(model_cfg, seq_len, terms, f"objective.name={objective_name!r}")
+
+
+def _objective_terms(model_cfg, seq_len, objective_name, predictions_per_seq, objective_cfg):
+  """The FlopTerms `objective_name` declares, after checking it suits the model's family."""
   import objectives  # the objective's own declaration; imported late (objectives imports models)
   objective = objectives.get(objective_name)
   spec = resolve(model_cfg)
   if objective.family != spec.family:
     raise ConfigError(f"objective.name={objective_name!r} needs model.family="
                       f"{objective.family!r}, got {spec.family!r}")
-  terms = objective.flop_terms(seq_len, objective_cfg, predictions_per_seq)
-  return train_flops(model_cfg, seq_len, terms, f"objective.name={objective_name!r}")
+  return objective.flop_terms(seq_len, objective_cfg, predictions_per_seq)
 
 
 def train_flops(model_cfg, seq_len, terms, who="objective"):
@@ -135,9 +141,7 @@ def _flop_parts(model_cfg, seq_len, terms, who):
 
 def objective_flops_breakdown(model_cfg, seq_len, objective_name, objective_cfg=None):
   """`flops_breakdown` with the terms of `objective_name` (see train_flops_per_token)."""
-  import objectives  # imported late, as in train_flops_per_token
-  objective = objectives.get(objective_name)
-  terms = objective.flop_terms(seq_len, objective_cfg, None)
+  terms = _objective_terms(model_cfg, seq_len, objective_name, None, objective_cfg)
   return flops_breakdown(model_cfg, seq_len, terms, f"objective.name={objective_name!r}")
 
 
