@@ -22,9 +22,10 @@ on exactly C / flops_per_token tokens (configs/scaling_rules.py: isoflop_width_r
     python -m launch.sweep --sweep configs/sweeps/isoflop_cpu.py --root runs/isoflop_cpu
     python -m figures.make --root runs/isoflop_cpu --out results/
 
-Expect (measured here, 2026-12-01): 36 min 24 s for the 28 runs with nothing else running;
-N_opt ∝ C^0.809 with 95% bootstrap interval [0.650, 0.927], D_opt ∝ C^0.386 [0.290, 0.480],
-loss at the optimum 2.430, 2.151, 1.847 and 1.663 nats per byte (results/isoflop_cpu/).
+Expect (measured here, 2026-12-01): 36 min 24 s for the 28 runs (the study run once, nothing
+else beside it); N_opt ∝ C^0.809 with 95% bootstrap interval [0.650, 0.927], D_opt ∝ C^0.386
+[0.290, 0.480], loss at the optimum 2.430, 2.151, 1.847 and 1.663 nats per byte
+(results/isoflop_cpu/).
 """
 
 from configs import scaling_rules
