@@ -140,6 +140,18 @@ def _wait_for_step(proc, workdir, step, timeout=600):
   raise TimeoutError(f"step {step} not reached")
 
 
+def _wait_for_status(proc, workdir, timeout=600):
+  """status.json, once the run in `workdir` has written it (it is written whole, by rename)."""
+  deadline = time.monotonic() + timeout
+  path = os.path.join(workdir, "status.json")
+  while time.monotonic() < deadline:
+    assert proc.poll() is None, f"run exited early with {proc.returncode}"
+    if os.path.exists(path):
+      return fs.read_json(path)
+    time.sleep(0.01)
+  raise TimeoutError(f"{path} not written")
+
+
 @pytest.mark.slow
 def test_kill_9_then_sigterm_then_resume_equals_the_uninterrupted_run(reference, embedded_data_dir, tmp_path):
   workdir = str(tmp_path / "run")
@@ -152,14 +164,19 @@ def test_kill_9_then_sigterm_then_resume_equals_the_uninterrupted_run(reference,
   assert proc.wait() == -signal.SIGKILL
   assert fs.read_json(os.path.join(workdir, "status.json"))["state"] == "running"  # died
 
+  # The resumed run writes status.json once it has restored its checkpoint, after its SIGTERM
+  # handler is installed and before its first step. A signal sent then always lands with steps
+  # left to run (waiting for a late step raced the run's end on a slow machine: it exited 0).
+  os.remove(os.path.join(workdir, "status.json"))
   proc = subprocess.Popen(command, cwd=REPO, env=_env(), stdout=log, stderr=subprocess.STDOUT)
-  _wait_for_step(proc, workdir, 10)
+  restored = _wait_for_status(proc, workdir)["step"]
+  assert restored < 12
   proc.send_signal(signal.SIGTERM)     # preemption: save at the next step boundary, exit 143
   assert proc.wait(timeout=300) == 143, open(tmp_path / "log.txt").read()[-3000:]
   status = fs.read_json(os.path.join(workdir, "status.json"))
   assert status["state"] == "running" and "preempted" in status["error"]
   preempted_params, saved_step = _params(workdir)
-  assert saved_step == status["step"] and saved_step >= 10
+  assert saved_step == status["step"] == restored + 1, (restored, saved_step, status)
 
   proc = subprocess.run(command, cwd=REPO, env=_env(), stdout=log, stderr=subprocess.STDOUT, timeout=600)
   assert proc.returncode == 0, open(tmp_path / "log.txt").read()[-3000:]
