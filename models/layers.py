@@ -159,11 +159,16 @@ class Embeddings(nn.Module):
     return readout(self.spec, contract(x.astype(self.spec.dtype), table.T).astype(jnp.float32))
 
 
+def readout_multiplier(spec: ModelSpec) -> float:
+  """What readout logits are multiplied by: muP's output multiplier (models/mup.py), 1 under SP."""
+  return mup.output_multiplier(spec) if spec.parametrization == "mup" else 1.0
+
+
 def readout(spec: ModelSpec, logits):
-  """Readout logits times muP's output multiplier (models/mup.py); untouched under SP."""
+  """Readout logits times `readout_multiplier`; untouched under SP."""
   if spec.parametrization != "mup":
     return logits
-  return logits * mup.output_multiplier(spec)
+  return logits * readout_multiplier(spec)
 
 
 class Mlp(nn.Module):
