@@ -1,10 +1,17 @@
 """How many devices the CPU backend exposes: one per core, so a CPU trains data parallel.
 
-XLA:CPU runs a program on one device mostly on one core: its matmul kernels (YNNPACK) are single
-threaded (a float32 2048^3 matmul: 121 GFLOP/s against torch's 190 on 2 threads, one run on a
-shared machine), so a one-device step left much of the 2-core reference machine idle while HF
-PyTorch used both (bench/train_step.py has the idle figures). Exposing one CPU device per core and splitting the batch
-over them (the mesh's `data` axis, as on a pod) runs each device's share on its own core.
+Why: the fourth session measured XLA:CPU's matmuls on one device as single threaded (a float32
+2048^3 matmul at 121 GFLOP/s against torch's 190 on 2 threads, one run on a shared machine), so a
+one-device step left much of the 2-core reference machine idle while HF PyTorch used both.
+Exposing one CPU device per core and splitting the batch over them (the mesh's `data` axis, as on
+a pod) runs each device's share on its own core.
+
+That premise no longer holds with jaxlib 0.10.2: a one-device process ran the same matmul at
+205.8 GFLOP/s on both cores and 100.5 pinned to one (taskset), one run each, 2026-12-01. Whole
+steps on 1 and 2 devices, each timed in its own process, did not rank the two the same way in
+two runs minutes apart (e.g. the nanoGPT shape: 80 against 104 ms, then 101 against 59 ms), so
+the default stays at one device per core until an idle benchmark that alternates the two
+settles it; `mesh.cpu_devices=1` gives the one-device step.
 
 `mesh.cpu_devices`: 0 (auto) picks the largest count <= the usable cores that divides each
 micro-batch, when the mesh is plain data parallel in one process (mesh.data=-1, every other degree
