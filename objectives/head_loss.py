@@ -122,6 +122,10 @@ def chunked_head_cross_entropy(hidden, kernel, labels, weights, multiplier=1.0, 
   def unchunk(x):
     return x.swapaxes(0, 1).reshape((b, l) + x.shape[3:])
 
+  # The softmax cross-entropy and its gradient are written out here rather than autodiff of
+  # `weighted_cross_entropy` per chunk (jax.vjp in the scan body): that version took 19-23 ms
+  # against 12.5-15 ms for the head alone, and 52-56 against 40-46 ms for the smallest sweep
+  # model's 2-device step (three runs, each timing both in turn, load under 1).
   def chunk_terms(h, k, y, w):
     logits = jnp.einsum("bcd,dv->bcv", h, k).astype(jnp.float32) * multiplier  # [B, c, V]
     top = jnp.max(logits, axis=-1, keepdims=True)
