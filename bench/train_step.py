@@ -1,8 +1,9 @@
 r"""Train-step speed on this CPU: tokens/s and MFU of pancake's step against HF PyTorch, per shape.
 
-  JAX_PLATFORMS=cpu .venv/bin/python -m bench.train_step [--cases a,b --rounds 3 --json FILE]
+  JAX_PLATFORMS=cpu .venv/bin/python -m bench.train_step [--cases a,b --rounds 3 --json FILE
+      --cpu_devices N]
 
-Cases (CASES below), each timed for pancake and for HF transformers of the same shape in the
+Cases (CASES, bench/cases.py), each timed for pancake and for HF transformers of the same shape in the
 same run, float32, dropout off:
 - bench_decoder / bench_encoder: 6 layers, d_model 512, 8 heads, length 256, batch 8, vocab 8192
   (GPT-2-like causal LM; BERT-like MLM+NSP with 40 predictions per sequence);
@@ -15,7 +16,7 @@ same run, float32, dropout off:
 
 pancake's step is trainlib's real jitted step (AdamW, clipping, donated state) on the devices
 train.py would use (bench/jax_trainer.py: on CPU one device per core, the batch split over them,
-trainlib/cpu_devices.py); the reference is GPT2LMHeadModel / BertForPreTraining with
+trainlib/cpu_devices.py; --cpu_devices N sets the count instead); the reference is GPT2LMHeadModel / BertForPreTraining with
 torch.optim.AdamW on torch's default threads (bench/torch_reference.py).
 
 MFU = analytic training FLOPs per token (objective.flops_per_token, the formula train.py's MFU
@@ -39,60 +40,17 @@ import time
 from absl import app, flags
 
 from bench import machine
+from bench.cases import CASES, bench_config
 from bench.jax_trainer import JaxTrainer
 
 _ROUNDS = flags.DEFINE_integer("rounds", 3, "Rounds, each starting with a matmul-peak measurement.")
 _CASES = flags.DEFINE_list("cases", [], "Cases to time (default: all of CASES).")
 _TORCH = flags.DEFINE_bool("torch", True, "Also time the HF PyTorch reference.")
-_JSON = flags.DEFINE_string("json", "results/bench_train_step.json", "Where to write the figures.")
-
-_BENCH = dict(num_layers=6, d_model=512, num_heads=8, d_ff=2048, seq_len=256, batch=8,
-              vocab_size=8192, predictions_per_seq=40, use_bias=True)
-_ABLATION = dict(num_layers=2, d_model=128, num_heads=4, d_ff=512, seq_len=128, batch=16,
-                 predictions_per_seq=20, use_bias=True)
-CASES = {
-    "bench_decoder": dict(_BENCH, family="decoder"),
-    "bench_encoder": dict(_BENCH, family="encoder"),
-    "nanogpt_decoder": dict(family="decoder", num_layers=4, d_model=128, num_heads=4, d_ff=512,
-                            seq_len=64, batch=12, vocab_size=65, predictions_per_seq=0,
-                            use_bias=True),
-    "cpu_ablation_decoder_v2048": dict(_ABLATION, family="decoder", vocab_size=2048),
-    "cpu_ablation_encoder_v2048": dict(_ABLATION, family="encoder", vocab_size=2048),
-    "cpu_ablation_decoder_v4096": dict(_ABLATION, family="decoder", vocab_size=4096),
-    "cpu_ablation_encoder_v4096": dict(_ABLATION, family="encoder", vocab_size=4096),
-    "scaling_cpu_smallest": dict(family="decoder", num_layers=2, d_model=32, num_heads=1, d_ff=128,
-                                 seq_len=128, batch=16, vocab_size=2048, predictions_per_seq=0,
-                                 use_bias=True),
-}
 ROUND_SECONDS = 0.5  # each case's steps per round last about this long
 
-
-def bench_config(case):
-  """pancake's config for a case: BERT-like encoder (post-LN, exact GELU, MLM+NSP) or GPT-2-like
-  decoder (pre-LN, tanh GELU, causal LM), as HF's BertForPreTraining / GPT2LMHeadModel."""
-  from configs import base
-  import objectives
-  shape = CASES[case]
-  family = shape["family"]
-  c = base.get_config()
-  c.name = case
-  m = c.model
-  m.family = family
-  m.num_layers, m.d_model, m.num_heads = shape["num_layers"], shape["d_model"], shape["num_heads"]
-  m.d_ff, m.vocab_size, m.max_len = shape["d_ff"], shape["vocab_size"], shape["seq_len"]
-  m.use_bias = shape["use_bias"]
-  m.dropout_rate = m.attention_dropout_rate = 0.0
-  if family == "encoder":
-    m.activation, m.ln_placement, m.ln_epsilon, m.nsp_head = "gelu_exact", "post", 1e-12, True
-    c.objective.name = objectives.default_for(family)  # BERT's MLM + NSP
-    c.objective.max_predictions_per_seq = shape["predictions_per_seq"]
-  else:
-    m.activation, m.ln_placement, m.ln_epsilon = "gelu_tanh", "pre", 1e-5
-    c.objective.name = objectives.default_for(family)  # GPT's causal LM
-  c.data.seq_len = shape["seq_len"]
-  c.train.global_batch_size = shape["batch"]
-  return c
-
+_JSON = flags.DEFINE_string("json", "results/bench_train_step.json", "Where to write the figures.")
+_CPU_DEVICES = flags.DEFINE_integer(
+    "cpu_devices", 0, "CPU devices for pancake's step (mesh.cpu_devices): 0 = what train.py picks.")
 
 def torch_shape(case):
   from bench import torch_reference
@@ -124,13 +82,13 @@ def jax_matmul_flops_per_second(n=2048, repeats=5):
   return 2 * n**3 / best
 
 
-def run(cases, rounds, with_torch):
+def run(cases, rounds, with_torch, cpu_devices=0):
   """-> results dict: peak, and per case the step seconds, tokens/s and MFU of each framework."""
   from bench import torch_reference
 
   trainers = {}
   for case in cases:
-    trainers[(case, "pancake (jax)")] = JaxTrainer(bench_config(case))
+    trainers[(case, "pancake (jax)")] = JaxTrainer(bench_config(case, cpu_devices))
     if with_torch:
       trainer = torch_reference.TorchTrainer(CASES[case]["family"], torch_shape(case))
       trainer.step()  # warm-up (allocator, thread pool)
@@ -202,12 +160,12 @@ def main(argv):
   import jax
   from trainlib import cpu_devices
   # As many CPU devices as cores, before JAX starts; each case uses what train.py would.
-  jax.config.update("jax_num_cpu_devices", cpu_devices.usable_cores())
+  jax.config.update("jax_num_cpu_devices", _CPU_DEVICES.value or cpu_devices.usable_cores())
   unknown = [c for c in _CASES.value if c not in CASES]
   if unknown:
     raise app.UsageError(f"--cases {unknown} unknown; cases are {', '.join(CASES)}")
   record = machine.start()
-  results = run(_CASES.value or list(CASES), _ROUNDS.value, _TORCH.value)
+  results = run(_CASES.value or list(CASES), _ROUNDS.value, _TORCH.value, _CPU_DEVICES.value)
   machine.report(results, record, format_table, _JSON.value)
 
 

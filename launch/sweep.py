@@ -24,7 +24,16 @@ Backends:
   (`--dependency=afterok`). A run submitted before and not finished is not submitted twice
   unless --resubmit is given.
 --dry_run prints every command (and job script) and writes nothing.
+
+--parallel N (local): N runs at a time, each in its own processes pinned to its own share of this
+process's cores (train.py then gives each run one CPU device per core it has). On the 2-core
+reference machine, two one-core runs of the smallest scaling_cpu model trained 1.5x the tokens/s
+of one run on both cores (bench/README figures), because a run that small cannot keep two cores
+busy. A run waits for the runs it starts from (from_runs), as in sequence. A run's device count
+is in its provenance.json: runs on 1 and 2 devices differ in float rounding only.
 """
+
+import threading
 
 import argparse
 import datetime
@@ -103,6 +112,34 @@ def evals_done(run):
     if not isinstance(result, dict) or result.get("checkpoint_step") != step:
       return False
   return True
+
+
+def core_slots(parallel, cores=None):
+  """This process's cores split into `parallel` disjoint, equal, contiguous sets (leftovers unused).
+
+  Raises ConfigError when there are fewer cores than runs (or no CPU affinity on this OS)."""
+  if not isinstance(parallel, int) or isinstance(parallel, bool) or parallel < 1:
+    raise ConfigError(f"--parallel={parallel!r} must be an integer >= 1")
+  if parallel == 1:
+    return [None]  # one run at a time keeps this process's own affinity
+  if cores is None:
+    if not hasattr(os, "sched_getaffinity"):
+      raise ConfigError(f"--parallel={parallel} needs CPU affinity (Linux); use --parallel=1")
+    cores = sorted(os.sched_getaffinity(0))
+  if parallel > len(cores):
+    raise ConfigError(f"--parallel={parallel} is more runs than the {len(cores)} cores this "
+                      f"process may use; use --parallel between 1 and {len(cores)}")
+  each = len(cores) // parallel
+  return [tuple(cores[i * each:(i + 1) * each]) for i in range(parallel)]
+
+
+def pinned(argv, cores):
+  """argv run with its CPU affinity set to `cores` (inherited by everything it starts)."""
+  if cores is None:
+    return argv
+  pin = "import os, sys; os.sched_setaffinity(0, {%s}); os.execvp(sys.argv[1], sys.argv[1:])" % (
+      ", ".join(map(str, cores)))
+  return [sys.executable, "-c", pin] + list(argv)
 
 
 def _execute(argv, log_path, cwd, timeout):
@@ -226,9 +263,10 @@ def _waits_on(run, done, record):
   return [j for j in jobs if j], None
 
 
-def _run_one(run, backend, opts, record, timeout, log, head, done):
+def _run_one(run, backend, opts, record, timeout, log, head, done, cores=None):
   """Runs (or submits) the stages one run still needs; returns its result dict. `done`: the
-  results so far, for runs whose from_runs name an earlier run."""
+  results so far, for runs whose from_runs name an earlier run; `cores`: the CPU affinity of
+  its processes (None: this process's)."""
   result = {"name": run["name"], "seed": run["seed"], "workdir": run["workdir"]}
   previous = record.runs[_key(run)]
   jobs, missing = _waits_on(run, done, record)
@@ -256,7 +294,7 @@ def _run_one(run, backend, opts, record, timeout, log, head, done):
     log_path = os.path.join(opts["root"], LOG_DIR,
                             f"{run['name']}.seed{run['seed']}.{stage}.log")
     record.update(run, state="running", stage=stage, log=log_path)
-    code, seconds = _execute(argv, log_path, REPO_DIR, timeout)
+    code, seconds = _execute(pinned(argv, cores), log_path, REPO_DIR, timeout)
     result.update(stage=stage, returncode=code, seconds=round(seconds, 1), log=log_path)
     if code != 0:
       result["state"] = "failed"
@@ -274,9 +312,72 @@ def _run_one(run, backend, opts, record, timeout, log, head, done):
   return result
 
 
+class _Locked:
+  """Wraps a Record (or log function) so that parallel runs update it one at a time."""
+
+  def __init__(self, target, lock):
+    self._target, self._lock = target, lock
+
+  def __call__(self, *args, **kwargs):
+    with self._lock:
+      return self._target(*args, **kwargs)
+
+  def __getattr__(self, name):
+    value = getattr(self._target, name)
+    if not callable(value):
+      return value
+    def locked(*args, **kwargs):
+      with self._lock:
+        return value(*args, **kwargs)
+    return locked
+
+
+def _run_all(planned, slots, run_one, done):
+  """Runs run_one(i, run, cores) for every planned run, len(slots) at a time, in plan order;
+  a run starts only after every run it starts from (run["after"]) has ended. Fills `done`
+  ({key: result}, which run_one may read) as runs end."""
+  lock = threading.Condition()
+  if len(slots) == 1:
+    for i, run in enumerate(planned, 1):
+      done[_key(run)] = run_one(i, run, slots[0])
+    return
+  free, waiting, errors = list(slots), list(enumerate(planned, 1)), []
+
+  def work(i, run, cores):
+    try:
+      result = run_one(i, run, cores)
+    except BaseException as e:  # surfaced in the main thread below
+      errors.append(e)
+      result = {"name": run["name"], "seed": run["seed"], "workdir": run["workdir"],
+                "state": "failed", "stage": "launcher"}
+    with lock:
+      done[_key(run)] = result
+      free.append(cores)
+      lock.notify_all()
+
+  threads = []
+  with lock:
+    while waiting and not errors:
+      ready = next((w for w in waiting if all(tuple(a) in done for a in w[1].get("after", ()))),
+                   None)
+      if ready is None and len(free) == len(slots):  # nothing runs, nothing can start
+        raise RuntimeError(f"runs {[w[1]['name'] for w in waiting]} wait on runs not planned")
+      if ready is None or not free:
+        lock.wait()
+        continue
+      waiting.remove(ready)
+      thread = threading.Thread(target=work, args=(*ready, free.pop(0)), daemon=True)
+      thread.start()
+      threads.append(thread)
+  for thread in threads:
+    thread.join()
+  if errors:
+    raise errors[0]
+
+
 def run_sweep(sweep_path, root, *, seeds=None, backend="local", dry_run=False, overrides=None,
               eval_suites=None, train_command=TRAIN_COMMAND, eval_command=EVAL_COMMAND,
-              python=None, timeout=None, log=print, **backend_opts):
+              python=None, timeout=None, log=print, parallel=1, **backend_opts):
   """Plans and runs (or submits, or prints) a sweep; returns one result dict per (run, seed).
 
   `overrides` ({"train.num_steps": 5} or strings from the command line) apply to every run
@@ -287,6 +388,10 @@ def run_sweep(sweep_path, root, *, seeds=None, backend="local", dry_run=False, o
   """
   if backend not in BACKENDS:
     raise ConfigError(f"--backend={backend!r} is not one of {BACKENDS}")
+  if parallel != 1 and backend != "local":
+    raise ConfigError(f"--parallel={parallel} is for --backend=local; {backend} runs one job "
+                      "per run already")
+  slots = core_slots(parallel)
   root = paths.absolute(root)  # local roots absolute for the subprocesses; gs:// unchanged
   sweep = sweep_plan.load_sweep(sweep_path)
   planned = sweep_plan.plan(sweep, root, seeds, overrides, eval_suites)
@@ -300,17 +405,20 @@ def run_sweep(sweep_path, root, *, seeds=None, backend="local", dry_run=False, o
     for key, value in BACKEND_DEFAULTS.items():
       opts.setdefault(key, value)
   log(f"# sweep {sweep['name']} ({sweep['kind']}, {len(sweep['runs'])} runs x "
-      f"{len(planned) // len(sweep['runs'])} seeds) -> {opts['root']}, backend {backend}")
+      f"{len(planned) // len(sweep['runs'])} seeds) -> {opts['root']}, backend {backend}"
+      + (f", {parallel} runs at a time on cores {', '.join(map(str, slots))}" if parallel > 1
+         else ""))
   if dry_run:
     _print_plan(planned, backend, opts, log)
     return [{"name": r["name"], "seed": r["seed"], "workdir": r["workdir"], "state": "planned"}
             for r in planned]
-  record = Record(opts["root"], sweep, backend, planned)
+  lock = threading.Lock()
+  record, log = _Locked(Record(opts["root"], sweep, backend, planned), lock), _Locked(log, lock)
   done = {}
-  for i, run in enumerate(planned, 1):
-    done[_key(run)] = _run_one(run, backend, opts, record, timeout, log,
-                               f"[{i}/{len(planned)}] {run['name']} seed {run['seed']}", done)
-  results = list(done.values())
+  _run_all(planned, slots, lambda i, run, cores: _run_one(
+      run, backend, opts, record, timeout, log,
+      f"[{i}/{len(planned)}] {run['name']} seed {run['seed']}", done, cores), done)
+  results = [done[_key(run)] for run in planned]
   failed = [f"{r['name']}/seed{r['seed']}" for r in results if r["state"] == "failed"]
   log(f"# sweep {sweep['name']}: {len(results) - len(failed)} of {len(results)} ok"
       + (f"; failed: {', '.join(failed)}" if failed else ""))
@@ -333,6 +441,8 @@ def main(argv=None):
                       help="command template ({python} {config} {workdir} {suites})")
   parser.add_argument("--python", help="python for local runs (default: this one)")
   parser.add_argument("--timeout_minutes", type=float, help="local: kill a stage after this")
+  parser.add_argument("--parallel", type=int, default=1,
+                      help="local: runs at a time, each pinned to its own share of the cores")
   tpu = parser.add_argument_group("tpu backend")
   tpu.add_argument("--tpu", help="TPU VM name")
   tpu.add_argument("--zone")
@@ -366,7 +476,7 @@ def main(argv=None):
                         eval_suites=args.eval_suites, train_command=args.train_command,
                         eval_command=args.eval_command, python=args.python,
                         timeout=args.timeout_minutes and 60 * args.timeout_minutes,
-                        **backend_opts)
+                        parallel=args.parallel, **backend_opts)
   except ConfigError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

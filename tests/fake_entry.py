@@ -6,7 +6,8 @@
 train writes a finished run whose final loss is 2 + 30 / N^0.3 (N = 12 L d^2 from the
 overrides); eval writes eval/<suite>.json for the run's final step. Every call appends a line to
 DIR/fake_calls.txt. FAKE_FAIL="name:seed,..." makes train fail for those runs (status "failed"
-at a third of the steps, exit code 1), like a crash.
+at a third of the steps, exit code 1), like a crash. FAKE_SECONDS=t makes every call take t
+seconds and append "mode start end [cores]" to DIR/fake_cores.txt.
 """
 
 import json
@@ -36,6 +37,12 @@ def main(argv):
     f.write(" ".join([mode, flags["--config"]] + [f"{k}={v}" for k, v in overrides.items()])
             + "\n")
   name, seed = overrides["name"], int(overrides["seed"])
+  if os.environ.get("FAKE_SECONDS"):  # how long each call takes, and on which cores it ran
+    import time
+    start = time.time()
+    time.sleep(float(os.environ["FAKE_SECONDS"]))
+    with open(os.path.join(workdir, "fake_cores.txt"), "a") as f:
+      f.write(f"{mode} {start} {time.time()} {sorted(os.sched_getaffinity(0))}\n")
   if mode == "train":
     layers = int(overrides.get("model.num_layers", 2))
     width = int(overrides.get("model.d_model", 64))

@@ -245,3 +245,50 @@ def test_slurm_submits_a_from_runs_run_after_its_source_job(tmp_path, monkeypatc
   source_train, _, train, _ = (bin_dir / "submitted").read_text().splitlines()
   assert "--dependency" not in source_train
   assert "--dependency=afterok:1 " in train and "launch/slurm.sbatch" in train
+
+
+def _cores_log(root, name, seed):
+  """[(mode, start, end, cores)] of the fake entry's calls for one run (FAKE_SECONDS set)."""
+  with open(os.path.join(root, name, f"seed{seed}", "fake_cores.txt")) as f:
+    rows = [line.split(" ", 3) for line in f]
+  return [(mode, float(start), float(end), json.loads(cores)) for mode, start, end, cores in rows]
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="--parallel 2 needs 2 cores")
+def test_parallel_runs_overlap_on_their_own_cores_and_wait_for_their_sources(
+    tmp_path, monkeypatch, capsys):
+  root = str(tmp_path / "runs")
+  monkeypatch.setenv("FAKE_SECONDS", "0.6")
+  assert sweep.main(["--sweep", _chained_sweep(tmp_path), "--root", root, "--parallel", "2"]
+                    + FAKE_FLAGS) == 0
+  assert "4 of 4 ok" in capsys.readouterr().out
+  calls = {(name, seed): _cores_log(root, name, seed)
+           for name in ("L1_d16", "L1_d32") for seed in (0, 1)}
+  for key, rows in calls.items():
+    assert [r[0] for r in rows] == ["train", "eval"], key
+    assert len(rows[0][3]) == 1 and rows[0][3] == rows[1][3], key  # one core, both stages
+  (_, start0, _, cores0), (_, start1, _, cores1) = calls["L1_d16", 0][0], calls["L1_d16", 1][0]
+  assert abs(start0 - start1) < 0.6 and cores0 != cores1  # side by side, on different cores
+  for seed in (0, 1):  # L1_d32 seed k starts from L1_d16 seed k: only after it ended
+    assert calls["L1_d32", seed][0][1] >= calls["L1_d16", seed][1][2]
+  runs = _record(root)["chained"]["runs"]
+  assert [(r["name"], r["seed"], r["state"]) for r in runs] == [
+      ("L1_d16", 0, "finished"), ("L1_d16", 1, "finished"),
+      ("L1_d32", 0, "finished"), ("L1_d32", 1, "finished")]
+
+
+def test_parallel_must_fit_the_cores_and_the_local_backend(tmp_path, capsys):
+  root = tmp_path / "runs"
+  cores = len(os.sched_getaffinity(0))
+  assert sweep.main(["--sweep", SMOKE, "--root", str(root), "--parallel", str(cores + 1)]
+                    + FAKE_FLAGS) == 2
+  assert (f"error: --parallel={cores + 1} is more runs than the {cores} cores this process may "
+          f"use; use --parallel between 1 and {cores}") in capsys.readouterr().err
+  assert sweep.main(["--sweep", SMOKE, "--root", str(root), "--parallel", "0"]) == 2
+  assert "--parallel=0 must be an integer >= 1" in capsys.readouterr().err
+  assert sweep.main(["--sweep", SMOKE, "--root", str(root), "--parallel", "2", "--backend",
+                     "slurm"]) == 2
+  assert "--parallel=2 is for --backend=local" in capsys.readouterr().err
+  assert not root.exists()
+  assert sweep.core_slots(2, [0, 1, 2, 3, 4]) == [(0, 1), (2, 3)]
+  assert sweep.core_slots(1) == [None]

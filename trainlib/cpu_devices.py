@@ -9,9 +9,12 @@ a pod) runs each device's share on its own core.
 That premise no longer holds with jaxlib 0.10.2: a one-device process ran the same matmul at
 205.8 GFLOP/s on both cores and 100.5 pinned to one (taskset), one run each, 2026-12-01. Whole
 steps on 1 and 2 devices, each timed in its own process, did not rank the two the same way in
-two runs minutes apart (e.g. the nanoGPT shape: 80 against 104 ms, then 101 against 59 ms), so
-the default stays at one device per core until an idle benchmark that alternates the two
-settles it; `mesh.cpu_devices=1` gives the one-device step.
+two runs minutes apart (e.g. the nanoGPT shape: 80 against 104 ms, then 101 against 59 ms).
+Four alternating bench runs (`bench.train_step --cpu_devices 1|2`, 2026-12-02, README's
+Benchmarks) settled it: 2 devices matched or beat 1 on 6 of the 8 shapes (nanoGPT's 1.22-1.32x
+against 0.94-1.06x of torch), so the default stays at one device per core; `mesh.cpu_devices=1`
+gives the one-device step. A sweep of small models does better still with one run per core
+(`launch.sweep --parallel`).
 
 `mesh.cpu_devices`: 0 (auto) picks the largest count <= the usable cores that divides each
 micro-batch, when the mesh is plain data parallel in one process (mesh.data=-1, every other degree
