@@ -1,6 +1,11 @@
 r"""The golden record of every existing preset's parameter tree, initial values and logits.
 
   JAX_PLATFORMS=cpu python -m tests.golden_models --write   # rewrites tests/golden_models.json
+  JAX_PLATFORMS=cpu python -m tests.golden_models --write-this-cpu   # adds this CPU's logits
+
+Logits are bitwise only on one kind of CPU (`cpu_kind`): "logits_sha" is that of the machine
+the golden was written on, "logits_sha_by_cpu" adds other kinds, each added by --write-this-cpu
+only when the tree, the init and the logits statistics (to 1e-6) match the golden.
 
 tests/test_models_golden.py compares the models of the tree it runs in against the JSON, so a
 change to models/ that should leave existing presets alone (a new block option with its default)
@@ -107,7 +112,46 @@ def record(name):
   }
 
 
+def cpu_kind():
+  """The host CPU's vendor and widest vector ISA: what XLA:CPU's float rounding depends on (its
+  code is generated for the host, so AVX-512 and AVX2 machines sum in different orders)."""
+  vendor, flags = "unknown", set()
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        key, _, value = line.partition(":")
+        if key.strip() == "vendor_id":
+          vendor = value.strip()
+        elif key.strip() == "flags":
+          flags = set(value.split())
+          break
+  except OSError:
+    pass
+  isa = next((i for i in ("avx512f", "avx2", "avx") if i in flags), "other")
+  return f"{vendor} {isa}" + (" fma" if "fma" in flags else "")
+
+
+def write_this_cpu():
+  """Adds this CPU kind's logits digests to the golden, after checking that everything else
+  (parameter tree, init, logits statistics to 1e-6) matches it: for a machine whose rounding
+  differs, never for a model change."""
+  with open(GOLDEN) as f:
+    golden = json.load(f)
+  for name in CASES:
+    got, want = record(name), golden[name]
+    if got["params"] != want["params"] or got["params_sha"] != want["params_sha"] or not np.allclose(
+        got["logits_stats"], want["logits_stats"], rtol=1e-6, atol=1e-6):
+      sys.exit(f"{name}: the model differs from the golden, not just its rounding")
+    want.setdefault("logits_sha_by_cpu", {})[cpu_kind()] = got["logits_sha"]
+  with open(GOLDEN, "w") as f:
+    json.dump(golden, f, indent=1, sort_keys=True)
+    f.write("\n")
+  print(f"added the logits digests of CPU kind {cpu_kind()!r} to {GOLDEN}")
+
+
 def main(argv):
+  if argv[1:] == ["--write-this-cpu"]:
+    return write_this_cpu()
   if argv[1:] != ["--write"]:
     sys.exit(__doc__)
   golden = {name: record(name) for name in CASES}
