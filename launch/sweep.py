@@ -27,13 +27,11 @@ Backends:
 
 --parallel N (local): N runs at a time, each in its own processes pinned to its own share of this
 process's cores (train.py then gives each run one CPU device per core it has). On the 2-core
-reference machine, two one-core runs of the smallest scaling_cpu model trained 1.5x the tokens/s
-of one run on both cores (bench/README figures), because a run that small cannot keep two cores
-busy. A run waits for the runs it starts from (from_runs), as in sequence. A run's device count
+reference machine, two one-core runs of the smallest scaling_cpu model trained 1.71x the
+tokens/s of one run on both cores (bench/parallel_runs.py; README, Benchmarks), because a run
+that small cannot keep two cores busy. A run waits for the runs it starts from (from_runs), as in sequence. A run's device count
 is in its provenance.json: runs on 1 and 2 devices differ in float rounding only.
 """
-
-import threading
 
 import argparse
 import datetime
@@ -43,6 +41,7 @@ import re
 import shlex
 import subprocess
 import sys
+import threading
 import time
 
 from configs import paths
@@ -336,11 +335,11 @@ def _run_all(planned, slots, run_one, done):
   """Runs run_one(i, run, cores) for every planned run, len(slots) at a time, in plan order;
   a run starts only after every run it starts from (run["after"]) has ended. Fills `done`
   ({key: result}, which run_one may read) as runs end."""
-  lock = threading.Condition()
-  if len(slots) == 1:
+  if len(slots) == 1:  # in sequence, in this thread
     for i, run in enumerate(planned, 1):
       done[_key(run)] = run_one(i, run, slots[0])
     return
+  lock = threading.Condition()
   free, waiting, errors = list(slots), list(enumerate(planned, 1)), []
 
   def work(i, run, cores):

@@ -4,7 +4,8 @@ tests/golden_models.json was written by `python -m tests.golden_models --write` 
 (before models/ changed for issue 14), on this repository's CPU (jax 0.10, flax 0.12). Each case
 (tests/golden_models.py: the presets, scaled down where large, plus tiny variants) must give the
 same parameter paths and shapes, bitwise the same init at key 0 and bitwise the same logits on
-fixed inputs (bitwise per kind of CPU: tests/golden_models.py's cpu_kind). Regenerate it only for a change that is meant to alter existing models, saying so.
+fixed inputs (bitwise per kind of CPU: tests/golden_models.py's cpu_kind). Regenerate it only
+for a change that is meant to alter existing models, saying so.
 """
 
 import json
