@@ -37,8 +37,9 @@ def _worker(case, seconds):
   import jax
   from bench import cases
   from bench.jax_trainer import JaxTrainer
-  from trainlib import cpu_devices
+  from trainlib import cpu_devices, xla_options
   jax.config.update("jax_num_cpu_devices", cpu_devices.usable_cores())
+  xla_options.use_cpu_flags()  # as train.py's, before JAX starts
   trainer = JaxTrainer(cases.bench_config(case))
   for _ in range(3):
     trainer.step()

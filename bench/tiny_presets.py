@@ -44,8 +44,9 @@ def measure(config, steps, rounds=1):
 
 def main(argv):
   del argv
-  from trainlib import cpu_devices
+  from trainlib import cpu_devices, xla_options
   jax.config.update("jax_num_cpu_devices", cpu_devices.usable_cores())  # before JAX starts
+  xla_options.use_cpu_flags()  # as train.py's, before JAX starts
   record = machine.start()
   for preset in (tiny_encoder, tiny_decoder, tiny_modern_encoder, tiny_modern_decoder):
     print(json.dumps(measure(preset.get_config(), _STEPS.value, _ROUNDS.value)))

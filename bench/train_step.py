@@ -158,9 +158,10 @@ def format_table(results):
 def main(argv):
   del argv
   import jax
-  from trainlib import cpu_devices
+  from trainlib import cpu_devices, xla_options
   # As many CPU devices as cores, before JAX starts; each case uses what train.py would.
   jax.config.update("jax_num_cpu_devices", _CPU_DEVICES.value or cpu_devices.usable_cores())
+  xla_options.use_cpu_flags()  # as train.py's, before JAX starts
   unknown = [c for c in _CASES.value if c not in CASES]
   if unknown:
     raise app.UsageError(f"--cases {unknown} unknown; cases are {', '.join(CASES)}")

@@ -116,7 +116,10 @@ class QuietLibraries(logging.logging.Filter):
 
 
 def run(main):
-  """absl.app.run with the exit-code-2 flag parser and quiet library logging."""
+  """absl.app.run with the exit-code-2 flag parser and quiet library logging, and pancake's XLA
+  CPU flags in XLA_FLAGS before JAX starts (trainlib/xla_options.py)."""
+  from trainlib import xla_options
+  xla_options.use_cpu_flags()
 
   def wrapped(argv):
     logging.get_absl_handler().addFilter(QuietLibraries())
