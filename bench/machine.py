@@ -1,4 +1,5 @@
-"""What every benchmark records about the machine it ran on: load average at start and end.
+"""What every benchmark records about the machine it ran on: load average at start and end, and
+the CPU (model, vendor and vector ISA: AVX-512 and AVX2 machines of one kind rank differently).
 
 A figure from a loaded machine is not a figure. Each bench calls `start()` first (it warns when
 something else is running) and `finish(record)` last; both load averages go into its JSON, so a
@@ -19,6 +20,38 @@ def load_average():
   return [round(x, 2) for x in os.getloadavg()]
 
 
+def cpu_kind():
+  """The host CPU's vendor and widest vector ISA: what XLA:CPU's float rounding depends on (its
+  code is generated for the host, so AVX-512 and AVX2 machines sum in different orders)."""
+  vendor, flags = "unknown", set()
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        key, _, value = line.partition(":")
+        if key.strip() == "vendor_id":
+          vendor = value.strip()
+        elif key.strip() == "flags":
+          flags = set(value.split())
+          break
+  except OSError:
+    pass
+  isa = next((i for i in ("avx512f", "avx2", "avx") if i in flags), "other")
+  return f"{vendor} {isa}" + (" fma" if "fma" in flags else "")
+
+
+def cpu_model():
+  """The host CPU's model name, as /proc/cpuinfo gives it ("unknown" elsewhere)."""
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        key, _, value = line.partition(":")
+        if key.strip() == "model name":
+          return value.strip()
+  except OSError:
+    pass
+  return "unknown"
+
+
 def start():
   """-> the machine record of this run; warns on stderr when the machine is not idle."""
   load = load_average()
@@ -27,6 +60,7 @@ def start():
           "or ran within the last minute; figures are idle-machine figures only if nothing else "
           "runs beside this bench", file=sys.stderr)
   return {"load_average_start": load, "cpu_count": os.cpu_count(), "machine": platform.machine(),
+          "cpu_model": cpu_model(), "cpu_kind": cpu_kind(),
           "python": platform.python_version(),
           "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
 

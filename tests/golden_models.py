@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import models
+from bench.machine import cpu_kind  # noqa: F401  (the test reads it from here too)
 
 GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden_models.json")
 B, L = 2, 16
@@ -110,25 +111,6 @@ def record(name):
       "logits_stats": [float(values.sum()), float((values ** 2).sum()),
                        *map(float, values.reshape(-1)[:4])],
   }
-
-
-def cpu_kind():
-  """The host CPU's vendor and widest vector ISA: what XLA:CPU's float rounding depends on (its
-  code is generated for the host, so AVX-512 and AVX2 machines sum in different orders)."""
-  vendor, flags = "unknown", set()
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        key, _, value = line.partition(":")
-        if key.strip() == "vendor_id":
-          vendor = value.strip()
-        elif key.strip() == "flags":
-          flags = set(value.split())
-          break
-  except OSError:
-    pass
-  isa = next((i for i in ("avx512f", "avx2", "avx") if i in flags), "other")
-  return f"{vendor} {isa}" + (" fma" if "fma" in flags else "")
 
 
 def write_this_cpu():
