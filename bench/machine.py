@@ -20,36 +20,33 @@ def load_average():
   return [round(x, 2) for x in os.getloadavg()]
 
 
-def cpu_kind():
-  """The host CPU's vendor and widest vector ISA: what XLA:CPU's float rounding depends on (its
-  code is generated for the host, so AVX-512 and AVX2 machines sum in different orders)."""
-  vendor, flags = "unknown", set()
+def _cpuinfo():
+  """{field: value} of the first processor in /proc/cpuinfo ({} where there is none)."""
+  fields = {}
   try:
     with open("/proc/cpuinfo") as f:
       for line in f:
-        key, _, value = line.partition(":")
-        if key.strip() == "vendor_id":
-          vendor = value.strip()
-        elif key.strip() == "flags":
-          flags = set(value.split())
+        if not line.strip():  # the end of the first processor's block
           break
+        key, _, value = line.partition(":")
+        fields[key.strip()] = value.strip()
   except OSError:
     pass
+  return fields
+
+
+def cpu_kind():
+  """The host CPU's vendor and widest vector ISA: what XLA:CPU's float rounding depends on (its
+  code is generated for the host, so AVX-512 and AVX2 machines sum in different orders)."""
+  info = _cpuinfo()
+  flags = set(info.get("flags", "").split())
   isa = next((i for i in ("avx512f", "avx2", "avx") if i in flags), "other")
-  return f"{vendor} {isa}" + (" fma" if "fma" in flags else "")
+  return f"{info.get('vendor_id', 'unknown')} {isa}" + (" fma" if "fma" in flags else "")
 
 
 def cpu_model():
   """The host CPU's model name, as /proc/cpuinfo gives it ("unknown" elsewhere)."""
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        key, _, value = line.partition(":")
-        if key.strip() == "model name":
-          return value.strip()
-  except OSError:
-    pass
-  return "unknown"
+  return _cpuinfo().get("model name", "unknown")
 
 
 def start():

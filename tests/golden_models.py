@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import models
-from bench.machine import cpu_kind  # noqa: F401  (the test reads it from here too)
+from bench.machine import cpu_kind  # the CPU kind a digest belongs to (bench JSONs record it too)
 
 GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden_models.json")
 B, L = 2, 16

@@ -11,9 +11,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAG = "--xla_cpu_enable_concurrency_optimized_scheduler"
 
 # A fresh process with 2 CPU devices runs 3 train steps of the tiny decoder on a 2-way data mesh,
-# then prints the compiled step's HLO text length and a hash of its parameters' bytes.
+# then prints a hash of the compiled step's HLO text and one of its parameters' bytes.
 _STEPS = """
-import hashlib, sys
+import hashlib
 import jax, numpy as np
 from tests.train_testlib import tiny_config, random_batch
 from trainlib import mesh as mesh_lib, state as state_lib, step as step_lib
