@@ -12,19 +12,21 @@ attention_impl:
   "xla":   einsum + float32 softmax (the reference; materialises [B, H, L, L]).
   "flash": a fused kernel where the target has one (`attention_backend` decides, from the
            lowering platform, dtype and shapes alone):
-           - TPU: the Pallas flash-attention kernel from jax
-             (jax.experimental.pallas.ops.tpu.flash_attention), which never materialises [L, L];
-             inside a multi-device mesh it runs under shard_map with specs derived from the
-             logical axis rules in context. Lengths it cannot tile (not a multiple of 128) fall
-             back to XLA.
+           - TPU: splash attention (models/splash.py), block-sparse: full, causal, sliding-window
+             (a windowed layer computes only the tiles near the diagonal), prefix-LM and
+             GPT-BERT rows, packed segments, grouped-query heads through the MQA kernel (no
+             copies of keys/values per query head), all without an [L, L] array. Inside a
+             multi-device mesh it runs under shard_map with specs derived from the logical axis
+             rules in context. Lengths it cannot tile (not a multiple of 128) fall back to XLA.
            - GPU: cuDNN's fused attention, `jax.nn.dot_product_attention(implementation="cudnn")`,
              for bfloat16/float16 with head_dim a multiple of 8 and <= 128 and an even length
-             (cuDNN's limits); causality is passed as is_causal (cuDNN skips the masked blocks),
-             the segment mask as its mask input. Otherwise XLA.
+             (cuDNN's limits). Causality and causal windows are cuDNN's own masks (it skips the
+             masked blocks) with the segments as its mask input; prefix rows and bidirectional
+             windows go in as the whole [B, 1, L, L] mask (`_cudnn`). Otherwise XLA.
            - elsewhere (CPU): jax.nn.dot_product_attention's XLA implementation.
-           With a sliding window (spec.attention_window > 0) TPU falls back to XLA (the Pallas
-           kernel has no window) and cuDNN gets the window as local_window_size, under a
-           lax.cond on the layer's traced window so that a scan keeps one body.
+           A windowed layer's width may be traced (a scanned stack of windowed and global
+           layers): the fused paths choose the local or global kernel under lax.cond, so a scan
+           keeps one body.
 Decoding with a cache and capture_attention always use the reference path (they need the
 probabilities or a query block of one token).
 
@@ -38,16 +40,17 @@ Prefix masks (prefix LM, GPT-BERT's bidirectional rows): a decoder may be given 
 in its row, keys before prefix_len are visible to every query of their segment (bidirectional
 over the prefix, causal after; prefix_len = L is a fully bidirectional row, 0 a causal one). The
 layers receive it with the segment ids as a `PrefixSegments` pair, so the mask stays two small
-arrays a kernel could take. No fused kernel here takes a prefix yet, so "flash" runs
-jax.nn.dot_product_attention's XLA path for such batches (it builds the [B, 1, L, L] mask).
+arrays a kernel can take (splash: models/splash.py; XLA and cuDNN build the [B, 1, L, L] mask).
 """
 
+import functools
 from typing import NamedTuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from jax.ad_checkpoint import checkpoint_name
+from jax.sharding import PartitionSpec as P
 
 from configs.errors import ConfigError
 from models import mup
@@ -55,13 +58,13 @@ from models.layers import BLD, DenseGeneral, constrain, residual_scale
 from models.platform import target_platform
 from models.rope import apply_rope
 from models.spec import ModelSpec
+from models import splash
 
 # Logical names of per-head activations [B, L, H, Dh].
 BLHD = ("activation_batch", "activation_length", "activation_heads", "activation_kv")
 # ... of grouped keys/values [B, L, Hkv, Dh] (num_kv_heads < num_heads).
 BLKD = ("activation_batch", "activation_length", "activation_kv_heads", "activation_kv")
 _MASKED = -0.7 * float(jnp.finfo(jnp.float32).max)  # finite: a masked logit never makes NaN
-_FLASH_TILE = 128  # the TPU kernel tiles keys in multiples of 128 lanes
 
 
 def segment_ids_from(batch_shape, doc_ids=None, input_mask=None):
@@ -123,57 +126,64 @@ def reference_attention(q, k, v, mask, dropout_fn=None, scale=None):
   return jnp.einsum("bhqk,bkhd->bqhd", weights, v), probs
 
 
-def _tile(length):
-  return next(b for b in (512, 256, 128) if length % b == 0)
-
-
-def _tpu_flash(q, k, v, segments, causal, scale=None):
-  """Pallas TPU flash attention on [B, L, H, Dh] inputs, sharded by the logical rules in context."""
-  from jax.experimental.pallas.ops.tpu import flash_attention as pallas_flash  # TPU-only module
-
-  length, head_dim = q.shape[1], q.shape[-1]
-  block = _tile(length)
-  sizes = pallas_flash.BlockSizes(
-      block_q=block, block_k_major=block, block_k=block, block_b=1,
-      block_q_major_dkv=block, block_k_major_dkv=block, block_k_dkv=block, block_q_dkv=block,
-      block_k_major_dq=block, block_k_dq=block, block_q_dq=block)
-
-  def kernel(q, k, v, segments):  # per-shard: [b, l, h, d] -> [b, h, l, d] for the kernel
-    q, k, v = (jnp.swapaxes(t, 1, 2) for t in (q, k, v))
-    out = pallas_flash.flash_attention(
-        q, k, v, segment_ids=pallas_flash.SegmentIds(q=segments, kv=segments),
-        causal=causal, sm_scale=head_dim ** -0.5 if scale is None else scale,
-        block_sizes=sizes)
-    return jnp.swapaxes(out, 1, 2)
-
+def _shard_rows_and_heads(fn, q, k, v, segments, *rest):
+  """fn(q, k, v, segments, *rest) once per shard of a multi-device mesh: Mosaic kernels cannot be
+  partitioned by GSPMD. Batch and heads may be sharded (the logical rules in context say how);
+  length and head_dim must be whole on every shard for attention to be exact. `rest`: arrays
+  [B] (split like the batch) or scalars (replicated). Grouped key/value heads that the rules
+  replicate while query heads are split: each shard takes the key/value heads its query heads
+  read, so no head is copied."""
   mesh = jax.sharding.get_abstract_mesh()
   if mesh.empty or mesh.size == 1:
-    return kernel(q, k, v, segments)
-  # Mosaic kernels cannot be partitioned by GSPMD: run one kernel per shard. Batch and heads may be
-  # sharded; length and head_dim must be whole on every shard for attention to be exact.
-  qkv_spec = nn.logical_to_mesh_axes(
-      ("activation_batch", "activation_heads", "activation_length", "activation_kv"))
-  batch_axes, head_axes, length_axes, kv_axes = tuple(qkv_spec) + (None,) * (4 - len(qkv_spec))
-  for name, axes in (("activation_length", length_axes), ("activation_kv", kv_axes)):
-    if axes is not None and any(mesh.shape[a] > 1 for a in jax.tree.leaves(axes)):
+    return fn(q, k, v, segments, *rest)
+  q_axes = tuple(nn.logical_to_mesh_axes(BLHD))
+  kv_axes = tuple(nn.logical_to_mesh_axes(BLKD if k.shape[2] != q.shape[2] else BLHD))
+  split = lambda axes: axes is not None and any(mesh.shape[a] > 1 for a in jax.tree.leaves(axes))
+  for name, axes in (("activation_length", q_axes[1]), ("activation_kv", q_axes[3])):
+    if split(axes):
       raise ConfigError(f"logical_axis_rules map {name} to {axes!r}, but "
                         "model.attention_impl='flash' needs whole sequences on every device")
-  spec = jax.sharding.PartitionSpec(batch_axes, None, head_axes, None)  # [B, L, H, Dh]
-  seg_spec = jax.sharding.PartitionSpec(batch_axes, None)
-  return jax.shard_map(kernel, mesh=mesh, in_specs=(spec, spec, spec, seg_spec),
-                       out_specs=spec, check_vma=False)(q, k, v, segments)
+  spec = lambda axes: P(axes[0], None, axes[2], None)  # [B, L, H, Dh]
+  rows = P(q_axes[0])
+  rest_specs = tuple(rows if jnp.ndim(r) else P() for r in rest)
+  per_shard = fn
+  if split(q_axes[2]) and not split(kv_axes[2]):
+    group = q.shape[2] // k.shape[2]
+
+    def per_shard(q, k, v, *args):  # this shard's query heads [s * h, (s + 1) * h) read ...
+      heads = q.shape[2]
+      first = jax.lax.axis_index(q_axes[2]) * heads // group  # ... these key/value heads
+      take = lambda x: jax.lax.dynamic_slice_in_dim(x, first, max(1, heads // group), axis=2)
+      return fn(q, take(k), take(v), *args)
+
+  return jax.shard_map(per_shard, mesh=mesh, out_specs=spec(q_axes), check_vma=False,
+                       in_specs=(spec(q_axes), spec(kv_axes), spec(kv_axes), rows) + rest_specs,
+                       )(q, k, v, segments, *rest)
+
+
+def _splash(q, k, v, segments, causal, window, max_window, prefix_len, scale):
+  """Splash attention (models/splash.py), per shard; a windowed layer's traced window picks the
+  local or the global kernel under lax.cond, so a scanned stack keeps one body."""
+  def per_shard(q, k, v, segments, *rest):
+    rest = list(rest)
+    layer_window = rest.pop(0) if window is not None else None
+    prefix = rest.pop(0) if prefix_len is not None else None
+    run = lambda half: splash.splash_attention(q, k, v, segments, causal, half, prefix, scale)
+    if layer_window is None:
+      return run(None)
+    return jax.lax.cond(layer_window > 0, lambda: run(max_window // 2), lambda: run(None))
+
+  rest = tuple(x for x in (window, prefix_len) if x is not None)
+  return _shard_rows_and_heads(per_shard, q, k, v, segments, *rest)
 
 
 _CUDNN_DTYPES = ("bfloat16", "float16")
 
 
-def attention_backend(platform, dtype, length, head_dim, windowed=False) -> str:
-  """The kernel attention_impl="flash" runs: "pallas_tpu" | "cudnn" | "xla" (module docstring)."""
+def attention_backend(platform, dtype, length, head_dim) -> str:
+  """The kernel attention_impl="flash" runs: "splash" | "cudnn" | "xla" (module docstring)."""
   if platform == "tpu":
-    if windowed:
-      return "xla"
-    tileable = length % _FLASH_TILE == 0 and (head_dim <= 128 or head_dim % 128 == 0)
-    return "pallas_tpu" if tileable else "xla"
+    return "splash" if splash.supports(length, head_dim) else "xla"
   if platform in ("gpu", "cuda"):
     fits = (jnp.dtype(dtype).name in _CUDNN_DTYPES and head_dim % 8 == 0 and head_dim <= 128
             and length % 2 == 0)
@@ -187,25 +197,32 @@ def fused_attention(q, k, v, segments, causal, window=None, max_window=0, prefix
   divides H), segments [B, L]; window: this layer's (traced) width or None; max_window: the
   spec's attention_window (static), the width a windowed layer has; prefix_len [B] or None;
   scale: the factor on q.k (None = 1/sqrt(Dh), each kernel's default)."""
-  windowed = window is not None and max_window > 0
-  if prefix_len is not None:  # no kernel here takes a prefix (module docstring)
-    mask = attention_mask(segments, segments, causal, window=window if windowed else None,
-                          prefix_len=prefix_len)
-    return jax.nn.dot_product_attention(q, k, v, mask=mask, scale=scale, implementation="xla")
-  backend = attention_backend(target_platform(), q.dtype, q.shape[1], q.shape[-1], windowed)
-  if backend == "pallas_tpu":
-    return _tpu_flash(q, repeat_kv(k, q.shape[2]), repeat_kv(v, q.shape[2]), segments, causal,
-                      scale)
+  window = window if window is not None and max_window > 0 else None
+  backend = attention_backend(target_platform(), q.dtype, q.shape[1], q.shape[-1])
+  if backend == "splash":
+    return _splash(q, k, v, segments, causal, window, max_window, prefix_len, scale)
   if backend == "cudnn":
-    mask = attention_mask(segments, segments, causal=False)
-    run = lambda local: jax.nn.dot_product_attention(
-        q, k, v, mask=mask, is_causal=causal, scale=scale, implementation="cudnn",
-        local_window_size=(max_window // 2, 0 if causal else max_window // 2) if local else None)
-    if not windowed:
-      return run(False)
-    return jax.lax.cond(window > 0, lambda: run(True), lambda: run(False))
-  mask = attention_mask(segments, segments, causal, window=window if windowed else None)
+    return _cudnn(q, k, v, segments, causal, window, max_window, prefix_len, scale)
+  mask = attention_mask(segments, segments, causal, window=window, prefix_len=prefix_len)
   return jax.nn.dot_product_attention(q, k, v, mask=mask, scale=scale, implementation="xla")
+
+
+def _cudnn(q, k, v, segments, causal, window, max_window, prefix_len, scale):
+  """cuDNN's fused attention (no [B, H, L, L] scores). Causal and causal-window layers use its
+  own masks (is_causal, local_window_size: it skips the masked blocks) with the segments as its
+  mask input; prefix rows and bidirectional windows, which its masks cannot express (jax raises
+  for a right-hand window without is_causal), go in whole as the [B, 1, L, L] mask input."""
+  attend = functools.partial(jax.nn.dot_product_attention, q, k, v, scale=scale,
+                             implementation="cudnn")
+  if prefix_len is not None or (window is not None and not causal):
+    return attend(mask=attention_mask(segments, segments, causal, window=window,
+                                      prefix_len=prefix_len))
+  mask = attention_mask(segments, segments, causal=False)
+  run = lambda local: attend(mask=mask, is_causal=causal,
+                             local_window_size=(max_window // 2, 0) if local else None)
+  if window is None:
+    return run(False)
+  return jax.lax.cond(window > 0, lambda: run(True), lambda: run(False))
 
 
 class SelfAttention(nn.Module):

@@ -17,6 +17,7 @@ import pytest  # noqa: E402
 from jax.sharding import NamedSharding, PartitionSpec  # noqa: E402
 
 from configs import base  # noqa: E402
+from models.attention import PrefixSegments  # noqa: E402
 from models.block import Block  # noqa: E402
 from models.spec import resolve  # noqa: E402
 from models.stack import layer_data  # noqa: E402
@@ -34,13 +35,13 @@ def mesh():
   return topologies.make_mesh(topology, (2, 2, 1), ("data", "fsdp", "tensor"))
 
 
-def lower_block_grad(mesh, attention_impl, **overrides):
+def lower_block_grad(mesh, attention_impl, layer=0, prefix=False, **overrides):
   config = base.get_config()
   config.model.update(d_model=D, num_heads=2, attention_impl=attention_impl, dtype="bfloat16",
                       remat_policy="save_qkv_out", **overrides)
   spec = resolve(config.model)
   block = Block(spec)
-  layer = jax.tree.map(lambda a: a[0], layer_data(spec))
+  layer = jax.tree.map(lambda a: a[layer], layer_data(spec))
   positions = jnp.broadcast_to(jnp.arange(L), (B, L))
   x = jax.ShapeDtypeStruct((B, L, D), jnp.bfloat16)
   segments = jax.ShapeDtypeStruct((B, L), jnp.int32)
@@ -49,6 +50,8 @@ def lower_block_grad(mesh, attention_impl, **overrides):
   unboxed = nn.unbox(abstract)  # outside the mesh: inside, unboxing adds sharding constraints
 
   def loss(variables, x, segments):
+    if prefix:  # a decoder's prefix-LM rows: keys before prefix_len seen by every query
+      segments = PrefixSegments(segments, jnp.full((B,), L // 3, jnp.int32))
     return block.apply(variables, x, segments, positions, layer)[0].astype(jnp.float32).sum()
 
   with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
@@ -79,8 +82,18 @@ def test_flash_with_grouped_kv_heads_rope_and_qk_norm_still_uses_the_kernel(mesh
   assert text.count("tpu_custom_call") == 3 and f"x{L}x{L}x" not in text
 
 
-def test_flash_with_a_sliding_window_falls_back_to_xla_on_tpu(mesh):
-  # The Pallas kernel has no window (models/attention.py); until a windowed kernel is wired in,
-  # windowed layers lower like attention_impl="xla" rather than attend globally.
-  text = lower_block_grad(mesh, "flash", attention_window=64, global_every=3).as_text()
-  assert "tpu_custom_call" not in text
+@pytest.mark.parametrize("layer", [0, 1])  # global_every=3: layer 0 global, layer 1 windowed
+def test_windowed_layers_lower_to_splash_without_a_score_matrix(mesh, layer):
+  # Both kernels (window 64 and global) are in the program under lax.cond on the layer's window,
+  # so a scanned stack keeps one body: forward, dK/dV and dQ kernels of each.
+  lowered = lower_block_grad(mesh, "flash", attention_window=64, global_every=3, layer=layer)
+  text = lowered.as_text()
+  assert text.count("tpu_custom_call") == 6 and f"x{L}x{L}x" not in text
+  assert f"{L},{L}]" not in lowered.compile().as_text()
+
+
+def test_prefix_rows_lower_to_splash_without_a_score_matrix(mesh):
+  lowered = lower_block_grad(mesh, "flash", family="decoder", num_kv_heads=1, prefix=True)
+  text = lowered.as_text()
+  assert text.count("tpu_custom_call") == 3 and f"x{L}x{L}x" not in text
+  assert f"{L},{L}]" not in lowered.compile().as_text()
