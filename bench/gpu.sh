@@ -6,7 +6,8 @@
 #   2. the model equivalence tests on the GPU (scan = unrolled, remat policies, KV cache = full
 #      forward, the NumPy reference, flash = xla), float32 matmuls at full precision;
 #   3. bench/gpu_step.py: tokens/s and MFU for the gpt2_small and gpt2_medium shapes in bf16,
-#      with HF GPT-2 (SDPA) beside them where torch has CUDA. Figures: results/bench_gpu.json.
+#      with HF GPT-2 (SDPA) beside them where torch has CUDA, and ettin_encoder_150m at 2 x 8,192
+#      (windowed + global layers through cuDNN). Figures: results/bench_gpu.json.
 # Usage: bash bench/gpu.sh [--wheels DIR] [--venv DIR] [--out DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,7 +34,8 @@ export JAX_PLATFORMS=cuda XLA_PYTHON_CLIENT_PREALLOCATE=false
 "$venv/bin/python" -c "import jax; print('# jax', jax.__version__, jax.devices())"
 # Equivalence tests: tolerances are float32's, so no TF32 in these matmuls.
 JAX_DEFAULT_MATMUL_PRECISION=highest "$venv/bin/python" -m pytest -q -p no:cacheprovider \
-  tests/test_models_behavior.py tests/test_generation_decoder.py 2>&1 | tail -n 15
+  tests/test_models_behavior.py tests/test_generation_decoder.py tests/test_models_prefix_mask.py \
+  2>&1 | tail -n 15
 echo "# tests done after $(( $(date +%s) - start )) s"
 mkdir -p "$out"
 "$venv/bin/python" -m bench.gpu_step --json "$out/bench_gpu.json"

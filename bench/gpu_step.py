@@ -1,7 +1,9 @@
-r"""GPU train-step speed: gpt2_small and gpt2_medium shapes in bfloat16, pancake beside HF GPT-2.
+r"""GPU train-step speed: gpt2_small and gpt2_medium shapes in bfloat16, pancake beside HF GPT-2,
+and a modern preset at 8,192 tokens (ModernBERT/Ettin's second stage: windowed and global layers).
 
-  JAX_PLATFORMS=cuda python -m bench.gpu_step [--presets gpt2_small,gpt2_medium --batch 8]
+  JAX_PLATFORMS=cuda python -m bench.gpu_step [--presets gpt2_small,ettin_encoder_150m:8192:2]
 
+A preset is `name` (at --batch x --seq_len) or `name:seq_len:batch`.
 pancake: trainlib's real jitted step (AdamW, clipping, donated state) on one GPU, the preset's
 shape at --seq_len, compute in bfloat16 (parameters float32), attention_impl="flash" (cuDNN
 fused attention where models.attention.attention_backend allows). HF: GPT2LMHeadModel of the
@@ -11,6 +13,7 @@ tokens/s / the device's dense bf16 peak (trainlib.metrics.PEAK_FLOPS). Median of
 steps after --warmup. bench/gpu.sh runs this after the model tests; figures go to the JSON.
 """
 
+import math
 import statistics
 import time
 
@@ -18,7 +21,9 @@ from absl import app, flags
 
 from bench import machine
 
-_PRESETS = flags.DEFINE_list("presets", ["gpt2_small", "gpt2_medium"], "configs/<preset>.py")
+_PRESETS = flags.DEFINE_list(
+    "presets", ["gpt2_small", "gpt2_medium", "ettin_encoder_150m:8192:2"],
+    "configs/<preset>.py names, each optionally :seq_len:batch.")
 _BATCH = flags.DEFINE_integer("batch", 8, "Sequences per step.")
 _SEQ_LEN = flags.DEFINE_integer("seq_len", 1024, "Tokens per sequence.")
 _STEPS = flags.DEFINE_integer("steps", 10, "Timed steps per framework.")
@@ -35,9 +40,21 @@ def preset_config(preset, batch, seq_len):
   c.model.max_len = max(c.model.max_len, seq_len)
   c.model.dropout_rate = c.model.attention_dropout_rate = 0.0
   c.data.seq_len = seq_len
+  if c.model.family == "encoder":  # the preset's masking rate over the longer rows
+    c.objective.max_predictions_per_seq = math.ceil(round(c.objective.mask_prob * seq_len, 6))
   c.train.global_batch_size = batch
   c.mesh.data = 1
   return c
+
+
+def parse_preset(entry, batch, seq_len):
+  """`name` or `name:seq_len:batch` -> (name, seq_len, batch)."""
+  parts = entry.split(":")
+  if len(parts) == 1:
+    return entry, seq_len, batch
+  if len(parts) != 3 or not (parts[1].isdigit() and parts[2].isdigit()):
+    raise ValueError(f"--presets entry {entry!r}: want name or name:seq_len:batch")
+  return parts[0], int(parts[1]), int(parts[2])
 
 
 def _median_seconds(step, warmup, steps):
@@ -100,21 +117,23 @@ def run(presets, batch, seq_len, steps, warmup, with_torch):
   peak = metrics_lib.PEAK_FLOPS[max(kinds, key=len)] if kinds else None
   results = {"device": device.device_kind, "platform": device.platform, "peak_bf16_flops": peak,
              "batch": batch, "seq_len": seq_len, "steps": steps, "presets": {}}
-  for preset in presets:
-    config = preset_config(preset, batch, seq_len)
+  for entry in presets:
+    preset, length, rows = parse_preset(entry, batch, seq_len)
+    config = preset_config(preset, rows, length)
     trainer = JaxTrainer(config)
-    tokens = batch * seq_len
+    tokens = rows * length
     seconds, times = _median_seconds(trainer.step, warmup, steps)
     from models.attention import attention_backend
-    backend = attention_backend(device.platform, "bfloat16", seq_len,
+    backend = attention_backend(device.platform, "bfloat16", length,
                                 config.model.d_model // config.model.num_heads)
     row = {"params": int(trainer.params), "flops_per_token": trainer.flops_per_token,
-           "attention_backend": backend, "frameworks": {}}
+           "attention_backend": backend, "batch": rows, "seq_len": length,
+           "attention_window": config.model.attention_window, "frameworks": {}}
     row["frameworks"]["pancake (jax)"] = {"step_seconds": round(seconds, 4),
                                           "tokens_per_sec": round(tokens / seconds, 1),
                                           "all_step_seconds": [round(t, 4) for t in times]}
     del trainer
-    if with_torch:
+    if with_torch and preset.startswith("gpt2"):  # the torch model is HF's GPT-2
       torch_trainer = TorchGpt2(config)
       seconds, times = _median_seconds(torch_trainer.step, warmup, steps)
       row["frameworks"]["hf gpt2 sdpa (torch)"] = {
@@ -123,20 +142,21 @@ def run(presets, batch, seq_len, steps, warmup, with_torch):
       del torch_trainer
     for r in row["frameworks"].values():
       r["mfu"] = round(row["flops_per_token"] * r["tokens_per_sec"] / peak, 4) if peak else None
-    results["presets"][preset] = row
+    results["presets"][entry] = row
   return results
 
 
 def format_table(results):
   lines = [f"{results['device']} ({results['platform']}), bf16 peak "
-           f"{(results['peak_bf16_flops'] or 0) / 1e12:.0f} TFLOP/s; batch {results['batch']} x "
-           f"{results['seq_len']}; median of {results['steps']} steps",
-           "| preset | framework | attention | step s | tokens/s | MFU |", "|---|---|---|---:|---:|---:|"]
+           f"{(results['peak_bf16_flops'] or 0) / 1e12:.0f} TFLOP/s; median of {results['steps']} "
+           "steps", "| preset | batch x len | framework | attention | step s | tokens/s | MFU |",
+           "|---|---|---|---|---:|---:|---:|"]
   for preset, row in results["presets"].items():
     for framework, r in row["frameworks"].items():
       attention = row["attention_backend"] if framework.startswith("pancake") else "sdpa"
       mfu = "?" if r["mfu"] is None else f"{100 * r['mfu']:.1f}%"
-      lines.append(f"| {preset} | {framework} | {attention} | {r['step_seconds']:.3f} | "
+      lines.append(f"| {preset} | {row['batch']} x {row['seq_len']} | {framework} | {attention} | "
+                   f"{r['step_seconds']:.3f} | "
                    f"{r['tokens_per_sec']:,.0f} | {mfu} |")
   return "\n".join(lines)
 

@@ -1,4 +1,5 @@
-r"""Pod recipes: for every preset from 12 to 96 layers, a TPU slice and the overrides that fit it.
+r"""Pod recipes: for every preset from 12 to 96 layers and every modern preset (Ettin, Llama 2),
+a TPU slice and the overrides that fit it.
 
 Each recipe was checked by compiling the real train step for its slice on a CPU machine
 (`python -m launch.aot`); `python -m launch.recipes_table` re-runs every check and rewrites
@@ -9,9 +10,21 @@ results/pod_recipes.md (the README's table) with the measured per-chip memory.
       $(python -m configs.pod_recipes gpt3_175b --flags_only)
 
 Fields: `topology` (Cloud TPU slice name), `mesh` (data, fsdp, tensor degrees), `batch` (global
-batch in sequences, at the preset's data.seq_len), `microbatches` (gradient accumulation),
-`remat` (model.remat_policy), `attention` (model.attention_impl), and compute dtype bfloat16 with
-float32 parameters and optimizer state throughout.
+batch in sequences), `microbatches` (gradient accumulation), `remat` (model.remat_policy),
+`attention` (model.attention_impl), optionally `preset` (configs/<preset>.py; default the recipe's
+name), `seq_len` (data.seq_len; default the preset's) and `overrides` (more config fields), and
+compute dtype bfloat16 with float32 parameters and optimizer state throughout. `compare_dense`:
+recipes_table also compiles the recipe with attention_impl="xla" (dense [B, H, L, L] scores in
+every layer, what windowed layers fell back to before splash attention) and shows its memory.
+
+Ettin (and ModernBERT) train in two stages: 1,024 tokens, then 8,192 (context extension). Stage 1
+uses ModernBERT's published global batch (4,608 sequences for base-shaped models, 4,928 for
+large; Warner et al. 2024), for every Ettin size: Weller et al. 2025 train the suite with
+ModernBERT's recipe. The stage-2 recipes (`*_8k`) keep stage 1's tokens per step, 576 x 8,192 =
+4.7M; that batch is this file's choice, not a published one. Both stages split each chip's rows
+into micro-batches of a few 8k-token-equivalents and use splash attention, whose windowed layers
+cost ~window keys per query: at 8,192 tokens with dense attention the windowed 1B encoder needed
+65.1 GiB per chip at batch 64 on v5p-32, with splash 12.6 GiB (all-global: 14.1 GiB before).
 
 Why these choices:
 - Up to ~1.5B parameters the state is small next to 95 GiB, so the mesh is pure FSDP over the
@@ -89,16 +102,68 @@ RECIPES = {
 }
 
 
-def overrides(name):
-  """The recipe as a {config path: value} dict (applied on top of configs/<name>.py)."""
+# Ettin, both families, both stages (see the docstring). name: (slice, stage-1 micro-batches,
+# stage-1 remat, stage-2 micro-batches, stage-2 remat)
+_ETTIN_PODS = {
+    "17m": ("v5p-32", 8, "save_dots", 9, "full"),
+    "32m": ("v5p-32", 8, "save_dots", 9, "full"),
+    "68m": ("v5p-32", 8, "save_dots", 9, "full"),
+    "150m": ("v5p-32", 8, "save_dots", 9, "full"),
+    "400m": ("v5p-64", 7, "save_dots", 6, "full"),
+    "1b": ("v5p-128", 4, "full", 3, "full"),
+}
+ETTIN_STAGE1_BATCH = {"400m": 4928}  # ModernBERT-large's; the others ModernBERT-base's 4,608
+ETTIN_STAGE2 = dict(seq_len=8192, batch=576)
+ETTIN_MLM_PREDICTIONS_8K = 2458  # 30% of 8,192, rounded up (the presets' 308 is 30% of 1,024)
+
+
+def _ettin_recipes():
+  recipes = {}
+  for family in ("encoder", "decoder"):
+    for size, (topology, micro1, remat1, micro2, remat2) in _ETTIN_PODS.items():
+      name = f"ettin_{family}_{size}"
+      recipes[name] = dict(
+          topology=topology, mesh=(1, -1, 1), batch=ETTIN_STAGE1_BATCH.get(size, 4608),
+          microbatches=micro1, remat=remat1, attention="flash",
+          note="stage 1: 1,024 tokens, ModernBERT's batch")
+      mlm = {"objective.max_predictions_per_seq": ETTIN_MLM_PREDICTIONS_8K}
+      recipes[f"{name}_8k"] = dict(
+          preset=name, topology=topology, mesh=(1, -1, 1), batch=ETTIN_STAGE2["batch"],
+          seq_len=ETTIN_STAGE2["seq_len"], microbatches=micro2, remat=remat2, attention="flash",
+          overrides=mlm if family == "encoder" else {}, compare_dense=True,
+          note="stage 2: 8,192 tokens, stage 1's 4.7M tokens per step")
+  return recipes
+
+
+RECIPES.update(_ettin_recipes())
+RECIPES["llama2_7b"] = dict(
+    topology="v5p-128", mesh=(1, -1, 1), batch=1024, microbatches=2, remat="full",
+    attention="flash", note="batch 1024 x 4096 = 4M tokens (Llama 2, sec. 2.2)")
+
+
+def preset(name):
+  """The preset the recipe applies to: configs/<preset>.py."""
   if name not in RECIPES:
     raise KeyError(f"no pod recipe {name!r}; recipes: {', '.join(RECIPES)}")
+  return RECIPES[name].get("preset", name)
+
+
+def config_path(name):
+  return f"configs/{preset(name)}.py"
+
+
+def overrides(name):
+  """The recipe as a {config path: value} dict (applied on top of configs/<preset>.py)."""
+  preset(name)  # the one "no such recipe" error
   r = RECIPES[name]
   data, fsdp, tensor = r["mesh"]
-  return {"mesh.data": data, "mesh.fsdp": fsdp, "mesh.tensor": tensor,
-          "train.global_batch_size": r["batch"], "train.microbatches": r["microbatches"],
-          "model.remat_policy": r["remat"], "model.attention_impl": r["attention"],
-          "model.dtype": "bfloat16", "model.param_dtype": "float32"}
+  fields = {"mesh.data": data, "mesh.fsdp": fsdp, "mesh.tensor": tensor,
+            "train.global_batch_size": r["batch"], "train.microbatches": r["microbatches"],
+            "model.remat_policy": r["remat"], "model.attention_impl": r["attention"],
+            "model.dtype": "bfloat16", "model.param_dtype": "float32"}
+  if "seq_len" in r:
+    fields["data.seq_len"] = r["seq_len"]
+  return {**fields, **r.get("overrides", {})}
 
 
 def flags(name):
@@ -115,12 +180,16 @@ def apply(config, name):
 
 
 if __name__ == "__main__":
-  args = [a for a in sys.argv[1:] if a != "--flags_only"]
+  options = ("--flags_only", "--config_only")
+  args = [a for a in sys.argv[1:] if a not in options]
   if len(args) != 1 or args[0] not in RECIPES:
-    print(f"usage: python -m configs.pod_recipes {{{'|'.join(RECIPES)}}} [--flags_only]",
-          file=sys.stderr)
+    print(f"usage: python -m configs.pod_recipes {{{'|'.join(RECIPES)}}} "
+          "[--flags_only | --config_only]", file=sys.stderr)
     sys.exit(2)
-  words = flags(args[0])
-  if "--flags_only" not in sys.argv:
-    words = [RECIPES[args[0]]["topology"], f"configs/{args[0]}.py"] + words
+  if "--config_only" in sys.argv:
+    words = [config_path(args[0])]
+  else:
+    words = flags(args[0])
+    if "--flags_only" not in sys.argv:
+      words = [RECIPES[args[0]]["topology"], config_path(args[0])] + words
   print(" ".join(words))

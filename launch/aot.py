@@ -77,9 +77,21 @@ def check(config, topology_name):
       global_batch_size=config.train.global_batch_size, seq_len=config.data.seq_len,
       microbatches=config.train.microbatches, remat_policy=config.model.remat_policy,
       dtype=config.model.dtype, attention_impl=config.model.attention_impl,
+      attention_kernel=_attention_kernel(config),
       flops_per_token=flops_per_token, flops_per_step=flops_per_step,
       # Lower bound on the step time: every chip at its bf16 peak (MFU = this / measured time).
       step_seconds_at_peak=round(flops_per_step / peak, 4))
+
+
+def _attention_kernel(config):
+  """What attention_impl="flash" runs on a TPU at this shape (models.attention.attention_backend)."""
+  from models.attention import attention_backend
+  from models.spec import resolve
+
+  if config.model.attention_impl != "flash":
+    return None
+  spec = resolve(config.model)
+  return attention_backend("tpu", spec.dtype, config.data.seq_len, spec.d_head)
 
 
 def _human(num_bytes):

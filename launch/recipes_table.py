@@ -4,8 +4,10 @@ r"""Run the AOT fit check on every pod recipe and write the README's table.
 
 For each recipe in configs/pod_recipes.py: `python -m launch.aot --config configs/<preset>.py
 --topology <slice> <recipe flags>` in its own process (a pod-sized compile holds gigabytes of
-host memory; a fresh process returns them), then results/pod_recipes.json (every report, merged
-with earlier runs for recipes not re-run) and results/pod_recipes.md (the markdown table).
+host memory; a fresh process returns them), and for a `compare_dense` recipe the same with
+attention_impl="xla"; then results/pod_recipes.json (every report, merged with earlier runs for
+recipes not re-run) and results/pod_recipes.md (the markdown table; `step s at peak` is the
+step's analytic FLOPs over the slice's bf16 peak, the floor on a step's time).
 Two compiles run at a time (--jobs); pod-sized ones take several minutes each on 2 cores.
 """
 
@@ -30,11 +32,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GIB = 2**30
 
 
-def check_recipe(name, timeout):
+def check_recipe(name, timeout, extra_flags=()):
   """-> the AOT report of one recipe (with `recipe` and, on failure, `error`)."""
   recipe = pod_recipes.RECIPES[name]
-  command = [sys.executable, "-m", "launch.aot", "--config", f"configs/{name}.py",
-             "--topology", recipe["topology"], *pod_recipes.flags(name)]
+  command = [sys.executable, "-m", "launch.aot", "--config", pod_recipes.config_path(name),
+             "--topology", recipe["topology"], *pod_recipes.flags(name), *extra_flags]
   env = {**os.environ, "JAX_PLATFORMS": "cpu"}
   env.pop("XLA_FLAGS", None)
   start = time.time()
@@ -58,20 +60,51 @@ def _gib(value):
   return "—" if value is None else f"{value / GIB:.1f}"
 
 
+def check_with_dense_attention(name, timeout):
+  """The recipe's report; with `compare_dense`, plus `dense`: the same compile with
+  attention_impl="xla" (dense scores in every layer), its fit and memory."""
+  report = check_recipe(name, timeout)
+  if pod_recipes.RECIPES[name].get("compare_dense") and report.get("fits") is not None:
+    dense = check_recipe(name, timeout, ["--config.model.attention_impl=xla"])
+    report["dense"] = {k: dense.get(k) for k in ("fits", "total_bytes", "temporaries_bytes",
+                                                 "required_bytes", "error")}
+  return report
+
+
 def _layers(name):
-  return importlib.import_module(f"configs.{name}").get_config().model.num_layers
+  return importlib.import_module(f"configs.{pod_recipes.preset(name)}").get_config(
+  ).model.num_layers
+
+
+def _dense(report):
+  dense = report.get("dense")
+  if dense is None:
+    return ""
+  if dense.get("fits") is None:
+    return f"({dense.get('error')})"
+  need = _gib(dense["total_bytes"] if dense["fits"] else dense.get("required_bytes"))
+  return need if dense["fits"] else f"{need} (no fit)"
+
+
+def _attention(report):
+  """The attention_impl and, for "flash", the kernel the compile used (reports from before splash
+  attention carry no `attention_kernel`: the older Pallas flash kernel)."""
+  if report["attention_impl"] != "flash":
+    return report["attention_impl"]
+  return f"flash ({report.get('attention_kernel', 'pallas flash, before splash')})"
 
 
 def markdown(reports):
   rows = ["| preset | layers | params | slice (chips) | mesh data/fsdp/tensor | batch x len | "
-          "remat | attention | args GiB | temps GiB | total GiB / HBM | fits | compile s |",
-          "|---|---:|---:|---|---|---|---|---|---:|---:|---:|---|---:|"]
+          "remat | attention | args GiB | temps GiB | total GiB / HBM | fits | dense attention "
+          "GiB | step s at peak | compile s |",
+          "|---|---:|---:|---|---|---|---|---|---:|---:|---:|---|---:|---:|---:|"]
   for name, recipe in pod_recipes.RECIPES.items():
     r = reports.get(name)
     if r is None or r.get("fits") is None:
       why = "not run" if r is None else r["error"]
       rows.append(f"| {name} | {_layers(name)} | | {recipe['topology']} | | | {recipe['remat']} | "
-                  f"{recipe['attention']} | | | | ({why}) | |")
+                  f"{recipe['attention']} | | | | ({why}) | | | |")
       continue
     mesh = r["mesh"]
     total = _gib(r["total_bytes"] if r["fits"] else r.get("required_bytes"))
@@ -81,8 +114,9 @@ def markdown(reports):
         f"| {name} | {_layers(name)} | {r['params_total'] / 1e9:.2f}B | {r['topology']} "
         f"({r['num_chips']}) | {mesh['data']}/{mesh['fsdp']}/{mesh['tensor']} | "
         f"{r['global_batch_size']} x {r['seq_len']}{micro} | {r['remat_policy']} | "
-        f"{r['attention_impl']} | {_gib(r['arguments_bytes'])} | {_gib(r['temporaries_bytes'])} | "
-        f"{total} / {r['hbm_bytes'] / GIB:.0f} | {fits} | {r['compile_seconds']:.0f} |")
+        f"{_attention(r)} | {_gib(r['arguments_bytes'])} | {_gib(r['temporaries_bytes'])} | "
+        f"{total} / {r['hbm_bytes'] / GIB:.0f} | {fits} | {_dense(r)} | "
+        f"{r.get('step_seconds_at_peak', '—')} | {r['compile_seconds']:.0f} |")
   return "\n".join(rows) + "\n"
 
 
@@ -104,7 +138,7 @@ def main(argv):
     # One write per line: two worker threads print at once.
     sys.stdout.write(f"{name}: compiling for {pod_recipes.RECIPES[name]['topology']} ...\n")
     sys.stdout.flush()
-    return name, check_recipe(name, _TIMEOUT.value)
+    return name, check_with_dense_attention(name, _TIMEOUT.value)
 
   # Compiles are single-threaded for most of their time, so two share a 2-core machine well.
   with concurrent.futures.ThreadPoolExecutor(max_workers=_JOBS.value) as pool:

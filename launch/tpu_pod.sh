@@ -25,7 +25,7 @@
 #                resumed run see the same checkpoints
 #   CONFIG       config file, relative to the repository (default: configs/quickstart.py)
 #   RECIPE       a pod recipe from configs/pod_recipes.py (e.g. gpt3_175b): CONFIG defaults to
-#                configs/$RECIPE.py and the recipe's mesh/batch/remat/attention flags come before
+#                the recipe's preset (configs/$RECIPE.py, or its `preset`) and the recipe's mesh/batch/remat/attention flags come before
 #                yours (yours win). Check it fits first: python -m launch.aot (see that file).
 #   REPO_URL     git URL the workers clone (default: this checkout's `origin` remote)
 #   COMMIT       commit the workers check out (default: this checkout's HEAD; the run's
@@ -72,7 +72,7 @@ if [[ -n "${RECIPE:-}" ]]; then
   # pod_recipes.py is plain data (stdlib only), so any python3 can print the recipe's flags.
   read -r -a RECIPE_FLAGS < <(cd "$REPO_ROOT" && python3 -m configs.pod_recipes "$RECIPE" \
     --flags_only) || die "RECIPE=$RECIPE is not in configs/pod_recipes.py"
-  CONFIG="${CONFIG:-configs/$RECIPE.py}"
+  CONFIG="${CONFIG:-$(cd "$REPO_ROOT" && python3 -m configs.pod_recipes "$RECIPE" --config_only)}"
 fi
 CONFIG="${CONFIG:-configs/quickstart.py}"
 [[ -f "$REPO_ROOT/${CONFIG%%:*}" ]] || die "CONFIG=$CONFIG is not a file in $REPO_ROOT"  # file[:arg]

@@ -28,8 +28,6 @@ in Pallas' interpreter anywhere else, which is how the tests check it on CPU
 (tests/test_splash_attention.py, against the einsum reference for every mask kind).
 """
 
-import functools
-
 import jax
 import jax.numpy as jnp
 from jax.experimental.pallas.ops.tpu import splash_attention as splash
@@ -86,9 +84,10 @@ def supports(length, head_dim):
   return length % LANES == 0 and head_dim <= 256
 
 
-@functools.lru_cache(maxsize=None)
 def _kernel(kind, length, heads, half_window, grouped, interpret):
-  """The kernel for one static shape and mask; processing a mask is host work, done once."""
+  """The kernel for one static shape and mask. Turning a mask into tile lists is host work that
+  the library caches by the mask's hash, so building the kernel in every trace is cheap; the
+  lists become constants of the trace that builds it."""
   if kind == "prefix":
     mask = _PrefixKeysMask(length, half_window)
   elif half_window is not None:
@@ -103,9 +102,8 @@ def _kernel(kind, length, heads, half_window, grouped, interpret):
       block_q=block, block_kv=block, block_kv_compute=block, block_q_dkv=block,
       block_kv_dkv=block, block_kv_dkv_compute=block, block_q_dq=block, block_kv_dq=block)
   make = splash.make_splash_mqa if grouped else splash.make_splash_mha
-  with jax.ensure_compile_time_eval():  # the mask's tile lists are constants, not traced values
-    return make(mask_lib.MultiHeadMask([mask] * heads), block_sizes=sizes, head_shards=1,
-                q_seq_shards=1, interpret=interpret)
+  return make(mask_lib.MultiHeadMask([mask] * heads), block_sizes=sizes, head_shards=1,
+              q_seq_shards=1, interpret=interpret)
 
 
 def splash_attention(q, k, v, segments, causal, half_window=None, prefix_len=None, scale=None):

@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from configs import pod_recipes
+from configs import pod_recipes, presets
 from configs.errors import ConfigError
 from launch import local, topology
 
@@ -170,21 +170,22 @@ def test_local_launcher_stops_the_job_when_one_process_fails(tmp_path):
 
 def _preset_names():
   names = sorted(f[:-3] for f in os.listdir(os.path.join(ROOT, "configs"))
-                 if f.startswith(("bert_", "gpt2_", "gpt3_")) and f.endswith(".py"))
-  assert len(names) >= 14
+                 if f.startswith(("bert_", "gpt2_", "gpt3_", "ettin_", "llama")) and f.endswith(".py"))
+  assert len(names) >= 27
   return names
 
 
-def test_every_preset_from_12_to_96_layers_has_a_consistent_pod_recipe():
+def test_every_pod_preset_has_a_consistent_pod_recipe():
   import importlib
 
   import models
   from trainlib import mesh as mesh_lib
 
-  assert set(_preset_names()) == set(pod_recipes.RECIPES)
-  for name in _preset_names():
-    config = pod_recipes.apply(importlib.import_module(f"configs.{name}").get_config(), name)
-    assert 12 <= config.model.num_layers <= 96
+  assert set(_preset_names()) == {pod_recipes.preset(name) for name in pod_recipes.RECIPES}
+  for name in pod_recipes.RECIPES:
+    preset = importlib.import_module(f"configs.{pod_recipes.preset(name)}").get_config()
+    config = pod_recipes.apply(preset, name)
+    assert 7 <= config.model.num_layers <= 96
     assert config.model.dtype == "bfloat16"
     models.validate(config.model)
     # The mesh covers the slice exactly and the batch splits over it (what launch.aot checks
@@ -193,6 +194,14 @@ def test_every_preset_from_12_to_96_layers_has_a_consistent_pod_recipe():
         topology.parse_topology(pod_recipes.RECIPES[name]["topology"]))
     mesh = mesh_lib.make_mesh(config, devices)
     mesh_lib.validate_batch(config, mesh)
+  # Every Ettin size at both of ModernBERT's stages, and the 8k stage's MLM budget is 30%.
+  for family in ("encoder", "decoder"):
+    for size in presets.ETTIN_TABLE:
+      short, long = pod_recipes.overrides(f"ettin_{family}_{size}"), pod_recipes.overrides(
+          f"ettin_{family}_{size}_8k")
+      assert "data.seq_len" not in short and long["data.seq_len"] == 8192
+  assert pod_recipes.overrides("ettin_encoder_1b_8k")[
+      "objective.max_predictions_per_seq"] == -(-3 * 8192 // 10)
 
 
 def test_recipe_flags_reach_the_pod_launcher():
