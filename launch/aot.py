@@ -8,7 +8,8 @@ prints one JSON line: `fits`, per-chip `arguments_bytes`, `temporaries_bytes`, `
 `compile_seconds`, the `mesh` used, and analytic `flops_per_step` (XLA's cost analysis counts a
 scanned layer once, so FLOPs come from the objective's formula, as in MFU). A compile that runs
 out of HBM is an answer, `fits: false` (exit 0); a bad topology or config value is exit code 2
-with one line `error: ...` on stderr, before anything is compiled.
+with one line `error: ...` on stderr, before anything is compiled. `--json PATH` also writes the
+report, with the command and the date, to a file (how results/ keeps a measured fit).
 
 The devices are libtpu's compile-only devices for the slice (launch/topology.py), the mesh,
 state shardings and step come from trainlib exactly as train.py builds them, and the state is
@@ -17,6 +18,7 @@ never allocated: the step is lowered against ShapeDtypeStructs that carry shardi
 
 import json
 import sys
+import time
 
 from absl import flags
 from ml_collections import config_flags
@@ -28,6 +30,8 @@ from launch import memory, topology
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/<preset>.py).")
 _TOPOLOGY = flags.DEFINE_string(
     "topology", None, "TPU slice: v5p-1024, v4-128, v5e-256, v6e-64, v5p:8x8x8 or 2xv5p-512.")
+_JSON = flags.DEFINE_string(
+    "json", None, "Also write the report, with the command and date, to this JSON file.")
 flags.mark_flags_as_required(["config", "topology"])
 
 
@@ -107,6 +111,11 @@ def main(argv=None):
   except ConfigError as e:
     cli.fail(e)
   print(json.dumps(report), flush=True)
+  if _JSON.value:
+    record = dict(report, command=" ".join(["python -m launch.aot"] + sys.argv[1:]),
+                  date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+    with open(_JSON.value, "w") as f:
+      json.dump(record, f, indent=1, sort_keys=True)
   print(f"{report['config']} on {report['topology']} mesh {report['mesh']}: "
         f"{'fits' if report['fits'] else 'does NOT fit'} "
         f"({_human(report['total_bytes'])} of {_human(report['hbm_bytes'])} per chip, "
