@@ -81,7 +81,7 @@ def block_size(length, half_window=None):
 
 def supports(length, head_dim):
   """Whether the kernel tiles this shape (otherwise attention_impl="flash" runs XLA's)."""
-  return length % LANES == 0 and head_dim <= 256
+  return length % LANES == 0 and (head_dim <= LANES or head_dim % LANES == 0)
 
 
 def _kernel(kind, length, heads, half_window, grouped, interpret):

@@ -320,8 +320,8 @@ def test_untied_head_and_heads_of_the_encoder():
     ("cpu", "bfloat16", 128, 64, "xla"),
     ("tpu", "float32", 256, 64, "splash"),
     ("tpu", "bfloat16", 100, 64, "xla"),          # splash tiles queries and keys by 128
-    ("tpu", "bfloat16", 256, 192, "splash"),
-    ("tpu", "bfloat16", 256, 512, "xla"),
+    ("tpu", "bfloat16", 256, 192, "xla"),          # head_dim: up to one 128-lane tile, or whole tiles
+    ("tpu", "bfloat16", 256, 256, "splash"),
     ("gpu", "bfloat16", 1024, 64, "cudnn"),
     ("cuda", "float16", 2048, 128, "cudnn"),
     ("gpu", "float32", 1024, 64, "xla"),          # cuDNN's fused attention is half precision only
