@@ -204,3 +204,23 @@ def _randomise_norms(model):
     for name, p in model.named_parameters():
       if "norm" in name or name.endswith("decoder.bias"):
         p.copy_(p + 0.2 * torch.randn(p.shape, generator=gen))
+
+
+def set_fixed_padding(tokenizer_json, length, pad_token, pad_id):
+  """Rewrites a tokenizer.json with `"padding": {"strategy": {"Fixed": length}}` and truncation
+  at `length`, the settings many Hub checkpoints (sentence-transformers') were saved with."""
+  import tokenizers as tk
+  t = tk.Tokenizer.from_file(tokenizer_json)
+  t.enable_padding(length=length, pad_id=pad_id, pad_token=pad_token)
+  t.enable_truncation(max_length=length)
+  t.save(tokenizer_json)
+
+
+def write_special_tokens_map(tokenizer, out_dir):
+  """special_tokens_map.json as transformers 4's save_pretrained wrote it (5 writes none)."""
+  path = os.path.join(out_dir, "special_tokens_map.json")
+  if not os.path.exists(path):
+    tokens = {k: str(getattr(tokenizer, k)) for k in
+              ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token")}
+    with open(path, "w", encoding="utf-8") as f:
+      json.dump(tokens, f)
