@@ -295,13 +295,32 @@ _EXPORT_NEEDS = {
 }
 
 
-def architecture_class(model_cfg):
-  """The transformers class an exported model loads as."""
+# Head groups (interop/names.py) of each class an export writes: (required, optional). A
+# required head is written even if untrained (and named so); an optional one only when it holds
+# imported or trained weights. BertForMaskedLM's optional pooler is written as
+# bert.pooler.* (BertModel / AutoModel load it, BertForMaskedLM leaves it aside).
+CLASS_HEADS = {
+    "BertForPreTraining": ({"pooler", "mlm_head", "nsp"}, set()),
+    "BertForMaskedLM": ({"mlm_head"}, {"pooler"}),
+    "BertModel": (set(), {"pooler"}),
+    "ModernBertForMaskedLM": ({"mlm_head"}, set()),
+}
+# Classes whose tensor names carry no model prefix ("bert."): the bare encoders.
+UNPREFIXED_CLASSES = ("BertModel",)
+
+
+def architecture_class(model_cfg, heads=None):
+  """The transformers class an exported model loads as. `heads`: the head groups that hold
+  imported or trained weights (None: every head the model has, the class of a model trained
+  with all its heads)."""
   arch = names.architecture(model_cfg)
   if arch == "gpt2":
     return GPT2_ARCHITECTURES[0]
   if arch == "bert":
-    return "BertForPreTraining" if model_cfg.nsp_head else "BertForMaskedLM"
+    if heads is not None and "mlm_head" not in heads:
+      return "BertModel"
+    has_nsp = model_cfg.nsp_head and (heads is None or "nsp" in heads)
+    return "BertForPreTraining" if has_nsp else "BertForMaskedLM"
   return (LLAMA_ARCHITECTURES if arch == "llama" else MODERNBERT_ARCHITECTURES)[0]
 
 
@@ -333,8 +352,9 @@ def check_exportable(model_cfg, tokenizer_kind):
                       "checkpoint: pancake writes encoder tokenizers as BertTokenizer (WordPiece)")
 
 
-def hf_config(model_cfg, tokenizer):
-  """config.json for a pancake model (after check_exportable)."""
+def hf_config(model_cfg, tokenizer, architecture=None):
+  """config.json for a pancake model (after check_exportable); `architecture`: the class it is
+  written as (default `architecture_class(model_cfg)`)."""
   m = model_cfg
   act = names.ACTIVATIONS[m.activation][0]
   common = dict(vocab_size=m.vocab_size, initializer_range=m.init_range,
@@ -382,8 +402,8 @@ def hf_config(model_cfg, tokenizer):
         scale_attn_by_inverse_layer_idx=False, reorder_and_upcast_attn=False,
         bos_token_id=eos, eos_token_id=eos, pad_token_id=tokenizer.pad_id, **common)
   return dict(
-      architectures=["BertForPreTraining" if m.nsp_head else "BertForMaskedLM"],
-      model_type="bert", max_position_embeddings=m.max_len, type_vocab_size=m.type_vocab_size,
+      architectures=[architecture or architecture_class(m)], model_type="bert",
+      max_position_embeddings=m.max_len, type_vocab_size=m.type_vocab_size,
       hidden_size=m.d_model, num_hidden_layers=m.num_layers, num_attention_heads=m.num_heads,
       intermediate_size=m.d_ff or 4 * m.d_model, hidden_act=act, layer_norm_eps=m.ln_epsilon,
       hidden_dropout_prob=m.dropout_rate, attention_probs_dropout_prob=m.attention_dropout_rate,
