@@ -46,12 +46,27 @@ from configs import base, paths
 from interop import hf_config
 
 
+def model_name(hf_dir, cfg):
+  """The model's own name, the run name: its Hub id when DIR is a Hub cache snapshot
+  (.../models--ORG--NAME/snapshots/REV) or config.json's `_name_or_path` (transformers 4 wrote
+  it) is one; else DIR's own name."""
+  parts = os.path.normpath(hf_dir).split(os.sep)
+  for part in reversed(parts):
+    if part.startswith("models--"):
+      return part[len("models--"):].replace("--", "/")
+  named = cfg.get("_name_or_path")
+  if (isinstance(named, str) and named.strip() and named.count("/") <= 1
+      and not named.startswith(("/", ".", "~")) and "\\" not in named):
+    return named.strip()
+  return parts[-1]
+
+
 def get_config(hf_dir=""):
   hf_dir = paths.absolute(hf_dir)
   cfg = hf_config.read_config(hf_dir)
   fixed = hf_config.fixed_model_fields(cfg, hf_dir)
   c = base.get_config()
-  c.name = f"from_hf_{os.path.basename(hf_dir.rstrip('/'))}"
+  c.name = model_name(hf_dir, cfg)
   for key, value in {**fixed, **hf_config.free_model_fields(cfg)}.items():
     c.model[key] = value
   c.model.dtype = "float32"

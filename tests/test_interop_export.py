@@ -167,3 +167,17 @@ def test_step_other_than_0_without_checkpoints_is_a_run_dir_error(bert_model_dir
   with pytest.raises(runner.RunDirError, match="--step 5 has no checkpoint"):
     hf.export_run(from_hf.get_config(hf_dir), str(tmp_path / "empty"), str(tmp_path / "o"), 5)
   assert not (tmp_path / "o").exists()
+
+
+def test_eval_of_an_import_into_a_new_workdir_is_a_run_of_its_own(bert_model_dir, tmp_path,
+                                                                   caplog):
+  """No "has no config.json" warning: there is no earlier run to compare the config with."""
+  import logging
+  from evals import runner
+  hf_dir, _ = bert_model_dir
+  config = from_hf.get_config(hf_dir)
+  assert config.name == os.path.basename(hf_dir)  # no Hub name: the directory's
+  with caplog.at_level(logging.WARNING):
+    plan = runner.check(config, str(tmp_path / "new_workdir"), "heldout")
+  assert plan.from_hf
+  assert not [r for r in caplog.records if "config.json" in r.getMessage()], caplog.text
