@@ -10,6 +10,11 @@ pooler-less encoder gets pancake's pooler initialised; tokenizer: vocab.txt or a
 tokenizer.json). Llama and ModernBERT set the block options too (RoPE thetas, RMSNorm or
 LayerNorm, GLU, key/value heads, sliding windows, biases, first_attention_norm, type_vocab_size).
 
+The tokenizer keeps its files' settings except padding and truncation: a tokenizer.json saved
+with `"padding": {"strategy": {"Fixed": 128}}` (many Hub checkpoints are) is read without them,
+as transformers reads it, and one warning line says so. The run is named after the model
+(`model_name`: its Hub id from a Hub cache path or config.json's `_name_or_path`, else DIR's name).
+
 The config reproduces the checkpoint's architecture from config.json (family, layers, width,
 heads, d_ff, vocabulary, positions, LayerNorm epsilon, activation, tied head, segment
 vocabulary, NSP head) and its dropout, sets the tokenizer from DIR, and sets init.from_hf = DIR:
@@ -22,6 +27,7 @@ Commands:
   python eval.py  --config configs/from_hf.py:/models/gpt2 --workdir W \
       --suite heldout,cloze,generate,attention                               # the weights as they are
   python -m interop.hf export --config configs/from_hf.py:/models/gpt2 --workdir W --out DIR2
+  python -m interop.hf export --config configs/from_hf.py:/models/gpt2 --out DIR2  # as imported
 
 Training defaults (continued pre-training; point data.* at your corpus, the default is the
 embedded one): GPT-2 causal LM at data.seq_len = min(n_positions, 1024), BERT MLM (+NSP when the
