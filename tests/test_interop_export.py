@@ -7,6 +7,7 @@ alone that pads and truncates to 128, imported through configs/from_hf.py:DIR an
 transformers: hidden states and pooled output within 1e-5, the same tensors, the same token ids.
 """
 import json
+import logging
 import os
 import stat
 import subprocess
@@ -172,7 +173,6 @@ def test_step_other_than_0_without_checkpoints_is_a_run_dir_error(bert_model_dir
 def test_eval_of_an_import_into_a_new_workdir_is_a_run_of_its_own(bert_model_dir, tmp_path,
                                                                    caplog):
   """No "has no config.json" warning: there is no earlier run to compare the config with."""
-  import logging
   from evals import runner
   hf_dir, _ = bert_model_dir
   config = from_hf.get_config(hf_dir)
@@ -181,3 +181,15 @@ def test_eval_of_an_import_into_a_new_workdir_is_a_run_of_its_own(bert_model_dir
     plan = runner.check(config, str(tmp_path / "new_workdir"), "heldout")
   assert plan.from_hf
   assert not [r for r in caplog.records if "config.json" in r.getMessage()], caplog.text
+
+
+def test_heads_of_a_run_whose_import_weights_moved_count_as_imported(tmp_path, caplog):
+  moved = str(tmp_path / "moved")
+  lib.save_bert(moved, transformers.BertForMaskedLM)
+  os.remove(os.path.join(moved, hf.WEIGHTS_FILE))
+  with caplog.at_level(logging.WARNING):
+    _, status, plan = _status(moved, 10)
+  assert status == {"pooler": "imported", "mlm_head": "trained"}
+  assert plan.architecture == "BertForMaskedLM"
+  assert any("cannot tell which heads init.from_hf lacked" in r.getMessage()
+             for r in caplog.records)
