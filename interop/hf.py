@@ -360,13 +360,10 @@ class ExportPlan:
   """What an export writes: the transformers class, the head groups written, and a note for
   every head that is left out or written untrained (config.json and README.md name them)."""
   architecture: str
-  written: set
-  status: dict
-  notes: dict
-
-  @property
-  def untrained(self):
-    return sorted(what for what, note in self.notes.items() if "never trained" in note)
+  written: set      # head groups
+  status: dict      # head_status
+  notes: dict       # {head (names.head_groups' words): what the export did with it}
+  untrained: list   # the heads (in words) that never trained, written or not
 
 
 def plan_export(config, status):
@@ -380,7 +377,7 @@ def plan_export(config, status):
   described = names.head_groups(config.model)
   never = ("random init (init.from_hf has none), never trained" if config.init.from_hf
            else "random init, never trained")
-  notes = {}
+  notes, untrained = {}, sorted(described.get(g, g) for g, s in status.items() if s == UNTRAINED)
   for group in sorted(status):
     what = described.get(group, group)
     if status[group] == UNTRAINED:
@@ -388,7 +385,7 @@ def plan_export(config, status):
                      else f"left out: {never}")
     elif group not in written:
       notes[what] = f"left out: {cls} has none"
-  return ExportPlan(cls, written, status, notes)
+  return ExportPlan(cls, written, status, notes, untrained)
 
 
 def export_tensors(config, params, plan):
@@ -433,7 +430,7 @@ def write_tokenizer(tokenizer, max_len, out_dir):
   spec = json.loads(tokenizer.hf.to_str())
   spec["padding"] = spec["truncation"] = None
   model = spec["model"]
-  written = [os.path.join(out_dir, "tokenizer.json"), os.path.join(out_dir, "tokenizer_config.json")]
+  written = [os.path.join(out_dir, name) for name in ("tokenizer.json", "tokenizer_config.json")]
   with open(written[0], "w", encoding="utf-8") as f:
     f.write(json.dumps(spec, ensure_ascii=False))
   token = lambda i: tokenizer.id_to_token(i) if i is not None else None
@@ -517,7 +514,7 @@ def export(config, params, tokenizer, out_dir, *, steps_trained=0, source=None):
   if plan.untrained:
     hf_cfg["pancake_untrained_heads"] = plan.untrained
     logging.warning("exported as %s; never trained (random init): %s", plan.architecture,
-                    "; ".join(f"{w}: {n}" for w, n in plan.notes.items() if "never trained" in n))
+                    "; ".join(f"{what}: {plan.notes[what]}" for what in plan.untrained))
   written = [os.path.join(out_dir, hf_config.CONFIG_FILE), os.path.join(out_dir, WEIGHTS_FILE),
              os.path.join(out_dir, README_FILE)]
   fs.write_json(written[0], hf_cfg)
