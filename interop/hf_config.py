@@ -12,6 +12,8 @@ attention kernel change how, not what, is computed and stay free.
 import json
 import os
 
+from absl import logging
+
 from configs.errors import ConfigError
 from interop import names
 
@@ -255,6 +257,8 @@ def tokenizer_fields(hf_dir, family):
   path = lambda name: os.path.join(hf_dir, name)
   if os.path.exists(path("tokenizer.json")):
     fields["tokenizer_file"] = path("tokenizer.json")
+    if family == "encoder":
+      fields["lowercase"] = _file_lowercase(path("tokenizer.json"), tok_cfg, fields["lowercase"])
   elif family == "decoder" and os.path.exists(path("vocab.json")):
     fields["vocab_file"], fields["merges_file"] = path("vocab.json"), path("merges.txt")
   elif family == "encoder" and os.path.exists(path("vocab.txt")):
@@ -264,6 +268,30 @@ def tokenizer_fields(hf_dir, family):
     raise ConfigError(f"{hf_dir} holds no tokenizer: expected tokenizer.json or {files} "
                       "(a tokenizer's save_pretrained writes them)")
   return fields
+
+
+def _lowercases(spec):
+  """Whether a tokenizer.json's normalizer lowercases."""
+  norm = spec.get("normalizer") or {}
+  parts = norm.get("normalizers", []) if norm.get("type") == "Sequence" else [norm]
+  return any(n.get("type") == "Lowercase" or (n.get("type") == "BertNormalizer"
+                                               and n.get("lowercase")) for n in parts)
+
+
+def _file_lowercase(tokenizer_json, tok_cfg, do_lower_case):
+  """Whether the tokenizer.json pancake reads lowercases (data.lowercase records it). transformers'
+  BertTokenizer (the class of a BERT directory unless tokenizer_config.json names another)
+  rebuilds the normalizer from do_lower_case (default True) instead: one warning line where
+  the two disagree, since the ids then differ on upper-case text."""
+  lowercases = _lowercases(read_json(tokenizer_json, ""))
+  cls = tok_cfg.get("tokenizer_class") or "BertTokenizer"
+  if lowercases != do_lower_case and cls.startswith("BertTokenizer"):
+    said = ("tokenizer_config.json's do_lower_case" if "do_lower_case" in tok_cfg
+            else "do_lower_case (no tokenizer_config.json gives it: True)")
+    logging.warning("%s %s, but %s=%s: transformers' %s follows do_lower_case, pancake follows "
+                    "tokenizer.json, so ids differ on upper-case text", tokenizer_json,
+                    "lowercases" if lowercases else "does not lowercase", said, do_lower_case, cls)
+  return lowercases
 
 
 def check_against_config(config):

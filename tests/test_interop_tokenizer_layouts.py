@@ -95,6 +95,7 @@ def test_padded_wordpiece_tokenizer_json_alone(lines, wordpiece_vocab, tmp_path,
   assert said == [f"{hf_dir}/tokenizer.json: ignoring its padding (Fixed {PAD_TO}) and "
                   f"truncation (max_length {PAD_TO}); pancake packs and pads itself"], said
   assert ours.hf.padding is None and ours.hf.truncation is None
+  assert not [r for r in caplog.records if "do_lower_case" in r.getMessage()]  # both lowercase
   assert ours.hf.normalizer is not None and ours.decode(ours.encode("The CAT")) == "the cat"
   _assert_same_ids(ours, theirs, _long_lines(lines))
 
@@ -126,6 +127,25 @@ def test_tokenizer_json_with_config_and_special_tokens_map_cased(lines, tmp_path
   assert config.data.lowercase is False
   assert ours.decode(ours.encode("The CAT")) != "the cat"  # cased: kept
   _assert_same_ids(ours, theirs, _long_lines(lines))
+
+
+def test_cased_tokenizer_json_alone_says_transformers_would_lowercase(lines, tmp_path, caplog):
+  """transformers' BertTokenizer applies do_lower_case (default True) over tokenizer.json's own
+  normalizer; pancake keeps the file's and says where the two part."""
+  hf_dir = str(tmp_path)
+  _model_config(hf_dir, "encoder", lib.VOCAB * 4)
+  vocab = lib.train_wordpiece(lines[::8], False, vocab_size=800)
+  transformers.BertTokenizerFast(vocab=vocab, do_lower_case=False).backend_tokenizer.save(
+      str(tmp_path / "tokenizer.json"))
+  with caplog.at_level(logging.WARNING):
+    config, ours, theirs = _ours_and_theirs(hf_dir)
+  assert config.data.lowercase is False
+  assert [r.getMessage() for r in caplog.records if "do_lower_case" in r.getMessage()] == [
+      f"{hf_dir}/tokenizer.json does not lowercase, but do_lower_case (no tokenizer_config.json "
+      "gives it: True)=True: transformers' BertTokenizer follows do_lower_case, pancake follows "
+      "tokenizer.json, so ids differ on upper-case text"]
+  assert ours.encode("the king") == theirs("the king", add_special_tokens=False)["input_ids"]
+  assert ours.encode("The KING") != theirs("The KING", add_special_tokens=False)["input_ids"]
 
 
 def test_vocab_txt_only(lines, wordpiece_vocab, tmp_path):
