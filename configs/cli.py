@@ -48,10 +48,12 @@ def parse_flags(argv):
     fail(f"bad flag value: {e}")
 
 
-def loaded_config(config_flag, workdir_flag, argv, usage, *, writes_workdir=True):
+def loaded_config(config_flag, workdir_flag, argv, usage, *, writes_workdir=True,
+                  workdir_optional=False):
   """-> (config, workdir): the parsed config and --workdir, every local path in them made
   absolute (configs/paths.py), after checking the flags every entry point needs. With
-  `writes_workdir`, a --workdir that is a file or not writable is exit code 2 here."""
+  `writes_workdir`, a --workdir that is a file or not writable is exit code 2 here; with
+  `workdir_optional`, no --workdir gives workdir "" (the caller decides what that means)."""
   if len(argv) > 1:
     fail(f"unexpected arguments {argv[1:]}; flags are {usage}")
   config = config_flag.value
@@ -61,9 +63,9 @@ def loaded_config(config_flag, workdir_flag, argv, usage, *, writes_workdir=True
     config.to_dict()  # a file that failed to load surfaces here (config_flags defers the error)
   except OSError as e:
     fail(e)
-  if not workdir_flag.value:
+  if not workdir_flag.value and not workdir_optional:
     fail("--workdir is required")
-  workdir = paths.absolute(workdir_flag.value)
+  workdir = paths.absolute(workdir_flag.value) if workdir_flag.value else ""
   paths.absolutize_config(config)
   if writes_workdir:
     try:

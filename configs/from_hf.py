@@ -10,6 +10,11 @@ pooler-less encoder gets pancake's pooler initialised; tokenizer: vocab.txt or a
 tokenizer.json). Llama and ModernBERT set the block options too (RoPE thetas, RMSNorm or
 LayerNorm, GLU, key/value heads, sliding windows, biases, first_attention_norm, type_vocab_size).
 
+The tokenizer keeps its files' settings except padding and truncation: a tokenizer.json saved
+with `"padding": {"strategy": {"Fixed": 128}}` (many Hub checkpoints are) is read without them,
+as transformers reads it, and one warning line says so. The run is named after the model
+(`model_name`: its Hub id from a Hub cache path or config.json's `_name_or_path`, else DIR's name).
+
 The config reproduces the checkpoint's architecture from config.json (family, layers, width,
 heads, d_ff, vocabulary, positions, LayerNorm epsilon, activation, tied head, segment
 vocabulary, NSP head) and its dropout, sets the tokenizer from DIR, and sets init.from_hf = DIR:
@@ -22,6 +27,7 @@ Commands:
   python eval.py  --config configs/from_hf.py:/models/gpt2 --workdir W \
       --suite heldout,cloze,generate,attention                               # the weights as they are
   python -m interop.hf export --config configs/from_hf.py:/models/gpt2 --workdir W --out DIR2
+  python -m interop.hf export --config configs/from_hf.py:/models/gpt2 --out DIR2  # as imported
 
 Training defaults (continued pre-training; point data.* at your corpus, the default is the
 embedded one): GPT-2 causal LM at data.seq_len = min(n_positions, 1024), BERT MLM (+NSP when the
@@ -46,12 +52,27 @@ from configs import base, paths
 from interop import hf_config
 
 
+def model_name(hf_dir, cfg):
+  """The model's own name, the run name: its Hub id when DIR is a Hub cache snapshot
+  (.../models--ORG--NAME/snapshots/REV) or config.json's `_name_or_path` (transformers 4 wrote
+  it) is one; else DIR's own name."""
+  parts = os.path.normpath(hf_dir).split(os.sep)
+  for part in reversed(parts):
+    if part.startswith("models--"):
+      return part[len("models--"):].replace("--", "/")
+  named = cfg.get("_name_or_path")
+  if (isinstance(named, str) and named.strip() and named.count("/") <= 1
+      and not named.startswith(("/", ".", "~")) and "\\" not in named):
+    return named.strip()
+  return parts[-1]
+
+
 def get_config(hf_dir=""):
   hf_dir = paths.absolute(hf_dir)
   cfg = hf_config.read_config(hf_dir)
   fixed = hf_config.fixed_model_fields(cfg, hf_dir)
   c = base.get_config()
-  c.name = f"from_hf_{os.path.basename(hf_dir.rstrip('/'))}"
+  c.name = model_name(hf_dir, cfg)
   for key, value in {**fixed, **hf_config.free_model_fields(cfg)}.items():
     c.model[key] = value
   c.model.dtype = "float32"

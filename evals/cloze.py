@@ -21,6 +21,7 @@ from configs.errors import ConfigError
 from evals import cloze_items, generation
 from evals.context import bos_id, pad_rows
 from pipeline import corpora
+from trainlib import metrics as metrics_lib
 
 MAX_BLANK_PIECES = 16         # a 12-letter word is at most 13 byte-level pieces
 _ROWS_PER_CALL = 64
@@ -139,11 +140,14 @@ def run(ctx):
   per_call = ctx.round_rows(_ROWS_PER_CALL)
   score = _scorer(ctx)
   scores = []
+  progress = metrics_lib.LoopProgress("cloze batch", -(-total // per_call))
   with ctx.mesh_context():
     for lo in range(0, total, per_call):
       chunk = pad_rows({k: v[lo:lo + per_call] for k, v in rows.items()}, per_call)
       out = np.asarray(ctx.fetch(score(ctx.params, ctx.put_rows(chunk))))
       scores.append(out[:min(per_call, total - lo)])
+      if progress.due(len(scores)):
+        progress.update(len(scores))
   scores = np.concatenate(scores).reshape(len(items), e.cloze_candidates)
   answers = np.asarray([item.answer for item in items])
   answer_scores = scores[np.arange(len(items)), answers]

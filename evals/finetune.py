@@ -27,6 +27,7 @@ import optax
 from configs.errors import ConfigError
 from evals import finetune_tasks
 from evals.context import bos_id, pad_rows
+from trainlib import metrics as metrics_lib
 
 POOLINGS = ("auto", "pooler", "first", "last", "mean")
 _WARMUP_FRAC = 0.1
@@ -218,6 +219,7 @@ def run(ctx):
                       e.finetune_steps)
   dropout_key = jax.random.key(ctx.seed)
   losses, label_counts = [], np.zeros(task.num_classes)
+  progress = metrics_lib.LoopProgress(f"finetune {e.finetune_task} step", len(order))
   with ctx.mesh_context():
     opt_state = jax.jit(tx.init)(trainable)
     for step, indices in enumerate(order):
@@ -226,7 +228,10 @@ def run(ctx):
       trainable, opt_state, loss = train_step(trainable, opt_state, frozen,
                                               rows_of(texts, labels),
                                               jax.random.fold_in(dropout_key, step))
-      losses.append(loss)  # fetched once at the end: no host sync per step
+      losses.append(loss)  # fetched once at the end: a host sync only per progress line
+      if progress.due(step + 1):
+        jax.block_until_ready(loss)
+        progress.update(step + 1)
     params = {**frozen, **trainable}
     texts, labels = _read(eval_src, range(len(eval_src)), task.text_keys)
     keep = np.flatnonzero(labels >= 0)  # GLUE test splits hold label -1

@@ -10,11 +10,9 @@
   fine-tuning never sees held-out text. The project's TFDS builder ("pancake_tasks") prepares it
   into data_dir once, atomically and under a lock, like the corpus itself (pipeline.tfds_text).
 """
-import contextlib
 import dataclasses
 import hashlib
 import os
-import sys
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -23,6 +21,7 @@ from configs.errors import ConfigError
 from pipeline import corpora
 from pipeline import files as files_lib
 from pipeline.tfds_text import _quiet_tfds  # same TFDS log/progress-bar silencing as the corpus
+from pipeline.tfds_text import prepare_offline
 from pipeline.token_cache import sentence_spans
 
 TASKS_VERSION = "1.0.0"
@@ -192,8 +191,5 @@ def derived_builder(config):
         return builder
       builder.corpus = corpus
       builder.source_splits = {"train": d.train_split, "validation": d.eval_split}
-      with contextlib.redirect_stdout(sys.stderr):  # TFDS prints progress; keep stdout clean
-        builder.download_and_prepare(
-            download_dir=os.path.join(data_dir, "downloads"),
-            download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+      prepare_offline(builder, data_dir, f"the doc_order task of {corpus.description}")
   return builder

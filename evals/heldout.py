@@ -11,6 +11,7 @@ import jax
 import pipeline
 from configs.errors import ConfigError
 from trainlib import mesh as mesh_lib
+from trainlib import metrics as metrics_lib
 from trainlib import step as step_lib
 
 
@@ -28,8 +29,11 @@ def run(ctx):
   pipe = pipeline.make_pipeline(config, split, process_index=row_index, process_count=row_count)
   eval_step = step_lib.make_eval_step(setup)
   totals = {}
+  progress = metrics_lib.LoopProgress(f"heldout {split} batch", config.eval.num_batches)
   for i in range(config.eval.num_batches):
     sums = jax.device_get(eval_step(ctx.params, step_lib.global_batch(setup, pipe.batch(i))))
+    if progress.due(i + 1):
+      progress.update(i + 1)
     for name, (s, w) in sums.items():
       acc = totals.setdefault(name, [0.0, 0.0])
       acc[0] += float(s)

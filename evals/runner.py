@@ -110,7 +110,8 @@ def check(config, workdir, suites, step=None) -> Plan:
   import pipeline
   from trainlib import loop
   loop.validate(config)
-  _compare_with_run(config, workdir)
+  if steps:  # a run to compare with (an import evaluated as step 0 is a run of its own)
+    _compare_with_run(config, workdir)
   tokenizer = pipeline.get_tokenizer(config)
   objectives.check_tokenizer(config, tokenizer)
   if from_hf:

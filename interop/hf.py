@@ -5,9 +5,19 @@ Import (config: `configs/from_hf.py:DIR`, which sets init.from_hf = DIR):
     (trainlib/loop.py and evals/runner.py call `init_state` / `load_params` here).
 Export:
     python -m interop.hf export --config C --workdir W [--step S] --out DIR [--config.a.b=v]
-writes DIR/config.json, DIR/model.safetensors and the tokenizer files (tokenizer.json,
-tokenizer_config.json and vocab.json + merges.txt or vocab.txt), loadable with
-AutoModelForCausalLM / AutoModelForPreTraining / AutoModelForMaskedLM and AutoTokenizer.
+writes DIR/config.json, DIR/model.safetensors, DIR/README.md (a model card: the source, the
+class, each head's state) and the tokenizer files (tokenizer.json without padding or truncation
+settings, tokenizer_config.json and vocab.json + merges.txt or vocab.txt), loadable with
+AutoModelForCausalLM / AutoModelForPreTraining / AutoModelForMaskedLM / AutoModel and
+AutoTokenizer; every file gets the same mode. With init.from_hf set
+(configs/from_hf.py:HF_DIR) and no checkpoint in W (or no --workdir), the imported weights are
+exported as they are, without a training step.
+
+Heads (`head_status`, `plan_export`): what came in goes out. A head imported from init.from_hf
+or trained by the run's objective is written (a BertModel's pooler too); one that was initialised
+at random because the checkpoint lacked it and never trained since is left out where the
+class allows (a BertModel stays a BertModel) and otherwise written, and either way named in
+config.json (`pancake_untrained_heads`), README.md and a warning line.
 
 Sharded import: every parameter is made with `jax.make_array_from_callback` on its target
 NamedSharding (from trainlib.state.build_setup); the callback of each device reads, from the
@@ -24,6 +34,7 @@ vocab_size, a model HF cannot represent) is a ConfigError naming the path and fi
 before anything is written (entry points: exit code 2).
 """
 
+import dataclasses
 import json
 import os
 
@@ -315,17 +326,79 @@ def init_state(setup):
 # ------------------------------------------------------------------ export
 
 
-def export_tensors(config, params):
-  """Host numpy parameters -> {HF name: float32 array} (the inverse of the import)."""
+UNTRAINED, IMPORTED, TRAINED, CARRIED = "untrained", "imported", "trained", "carried"
+
+
+def head_status(config, params, steps_trained):
+  """{head group: "imported" | "trained" | "carried" | "untrained"} for the heads the model has.
+
+  A head is trained when the run took steps (steps_trained > 0) under an objective whose
+  loss_terms hold the term that trains it (names.HEAD_TRAINED_BY); otherwise it holds what its
+  init gave it: init.from_hf's tensors (imported) or, where that checkpoint lacks the head, a
+  random init (untrained); init.from_run's arrays (carried); else a random init (untrained).
+  `params`: arrays or ShapeDtypeStructs of the model's parameter tree.
+  """
+  import objectives
+  groups = {rule.group for rule, _ in _leaf_rules(config, params).values()} - {"body"}
+  terms = objectives.get(config.objective.name).loss_terms if steps_trained > 0 else ()
+  start = dict.fromkeys(groups, UNTRAINED)
+  if config.init.from_hf:
+    try:  # headers only; the weights may have moved since a run trained from them
+      _, _, missing = plan_import(config, params)
+    except ConfigError as e:
+      logging.warning("cannot tell which heads init.from_hf lacked (%s): every head is taken "
+                      "as imported", str(e)[:300])
+      missing = set()
+    start = {g: UNTRAINED if g in missing else IMPORTED for g in groups}
+  elif config.init.from_run:
+    start = dict.fromkeys(groups, CARRIED)
+  return {g: TRAINED if names.HEAD_TRAINED_BY.get(g) in terms else s for g, s in start.items()}
+
+
+@dataclasses.dataclass
+class ExportPlan:
+  """What an export writes: the transformers class, the head groups written, and a note for
+  every head that is left out or written untrained (config.json and README.md name them)."""
+  architecture: str
+  written: set      # head groups
+  status: dict      # head_status
+  notes: dict       # {head (names.head_groups' words): what the export did with it}
+  untrained: list   # the heads (in words) that never trained, written or not
+
+
+def plan_export(config, status):
+  """ExportPlan for head `status` (head_status): untrained heads are left out where the class
+  can lack them (BertModel when the MLM head never trained), imported ones kept (a pooler that
+  came in goes out)."""
+  present = {g for g, s in status.items() if s != UNTRAINED}
+  cls = hf_config.architecture_class(config.model, present)
+  required, optional = hf_config.CLASS_HEADS.get(cls, (set(), set()))
+  written = (required | (optional & present)) & status.keys()
+  described = names.head_groups(config.model)
+  never = ("random init (init.from_hf has none), never trained" if config.init.from_hf
+           else "random init, never trained")
+  notes, untrained = {}, sorted(described.get(g, g) for g, s in status.items() if s == UNTRAINED)
+  for group in sorted(status):
+    what = described.get(group, group)
+    if status[group] == UNTRAINED:
+      notes[what] = (f"written untrained ({cls} needs it): {never}" if group in written
+                     else f"left out: {never}")
+    elif group not in written:
+      notes[what] = f"left out: {cls} has none"
+  return ExportPlan(cls, written, status, notes, untrained)
+
+
+def export_tensors(config, params, plan):
+  """Host numpy parameters -> {HF name: float32 array} (the inverse of the import) of the
+  head groups `plan` writes."""
   prefix, _, _, _ = names.family_rules(config.model)
+  if plan.architecture in hf_config.UNPREFIXED_CLASSES:
+    prefix = ""
   tensors = {}
   flat = dict((_path_key(p), np.asarray(v)) for p, v in
               jax.tree_util.tree_flatten_with_path(params)[0])
-  drop = {"pooler"} if config.model.family == "encoder" and not config.model.nsp_head else set()
-  if not config.model.nsp_head:
-    drop.add("nsp")
   for key, (rule, layers) in _leaf_rules(config, params).items():
-    if rule.group in drop:
+    if rule.group != "body" and rule.group not in plan.written:
       continue
     value = flat[key]
     per_layer = value.shape[1:] if layers == "all" else value.shape
@@ -348,22 +421,23 @@ def export_tensors(config, params):
       where = [slice(None)] * len(part_shape)
       where[rule.split_axis] = slice(rule.part * width, (rule.part + 1) * width)
       tensors[name][tuple(where)] = part
-  if drop & {"pooler"}:
-    logging.warning("model.nsp_head=False: exported as %s, which has no pooler (pancake's "
-                    "pooler weights are not written)", hf_config.architecture_class(config.model))
   return tensors
 
 
 def write_tokenizer(tokenizer, max_len, out_dir):
-  """tokenizer.json, tokenizer_config.json and the classic vocabulary files of HF's layout."""
+  """tokenizer.json (no padding or truncation settings: transformers pads per call),
+  tokenizer_config.json and the classic vocabulary files of HF's layout -> the paths written."""
   spec = json.loads(tokenizer.hf.to_str())
+  spec["padding"] = spec["truncation"] = None
   model = spec["model"]
-  with open(os.path.join(out_dir, "tokenizer.json"), "w", encoding="utf-8") as f:
-    f.write(tokenizer.hf.to_str())
+  written = [os.path.join(out_dir, name) for name in ("tokenizer.json", "tokenizer_config.json")]
+  with open(written[0], "w", encoding="utf-8") as f:
+    f.write(json.dumps(spec, ensure_ascii=False))
   token = lambda i: tokenizer.id_to_token(i) if i is not None else None
   if tokenizer.kind == "wordpiece":
     vocab = sorted(model["vocab"].items(), key=lambda kv: kv[1])
-    with open(os.path.join(out_dir, "vocab.txt"), "w", encoding="utf-8") as f:
+    written.append(os.path.join(out_dir, "vocab.txt"))
+    with open(written[-1], "w", encoding="utf-8") as f:
       f.writelines(t + "\n" for t, _ in vocab)
     lowercase = bool(spec.get("normalizer") and spec["normalizer"].get("lowercase"))
     tok_cfg = dict(tokenizer_class="BertTokenizer", do_lower_case=lowercase,
@@ -379,32 +453,87 @@ def write_tokenizer(tokenizer, max_len, out_dir):
     if tokenizer.pad_id is not None:
       tok_cfg["pad_token"] = token(tokenizer.pad_id)
     if tokenizer.kind == "bpe":
-      fs.write_json(os.path.join(out_dir, "vocab.json"), model["vocab"])
-      with open(os.path.join(out_dir, "merges.txt"), "w", encoding="utf-8") as f:
+      written += [os.path.join(out_dir, "vocab.json"), os.path.join(out_dir, "merges.txt")]
+      fs.write_json(written[-2], model["vocab"])
+      with open(written[-1], "w", encoding="utf-8") as f:
         f.write("#version: 0.2\n")
         f.writelines((m if isinstance(m, str) else " ".join(m)) + "\n" for m in model["merges"])
   tok_cfg["model_max_length"] = max_len
-  fs.write_json(os.path.join(out_dir, "tokenizer_config.json"),
-              {k: v for k, v in tok_cfg.items() if v is not None})
+  fs.write_json(written[1], {k: v for k, v in tok_cfg.items() if v is not None})
+  return written
 
 
-def export(config, params, tokenizer, out_dir):
-  """Writes an HF model directory from host or device parameters (after check_exportable)."""
+README_FILE = "README.md"
+_STATUS_WORDS = {IMPORTED: "imported from init.from_hf", TRAINED: "trained by this run",
+                 CARRIED: "carried from init.from_run"}
+
+
+def model_card(config, plan, source):
+  """README.md of an export: where the weights come from, the class, and every head's state."""
+  described = names.head_groups(config.model)
+  lines = [f"# {config.name}", "",
+           f"Exported by pancake (`python -m interop.hf export`) from {source}.", "",
+           f"Loads as `transformers.{plan.architecture}` (config.json `architectures`); the "
+           "tokenizer with `AutoTokenizer`. tokenizer.json carries no padding or truncation "
+           "settings: pass `padding=` / `truncation=` per call.", ""]
+  if plan.status:
+    lines += ["| head | weights |", "| --- | --- |"]
+    for group in sorted(plan.status):
+      what = described.get(group, group)
+      state = plan.notes.get(what, _STATUS_WORDS.get(plan.status[group], plan.status[group]))
+      if plan.status[group] == IMPORTED and what not in plan.notes:
+        state += f" ({config.init.from_hf})"
+      lines.append(f"| {what} | {state} |")
+    lines.append("")
+  if plan.untrained:
+    lines += [f"Never trained (random init): {', '.join(plan.untrained)}. config.json lists them "
+              "under `pancake_untrained_heads`.", ""]
+  return "\n".join(lines)
+
+
+def _same_mode(paths):
+  """Gives every written file the mode open() gave the first (safetensors writes 0600)."""
+  mode = os.stat(paths[0]).st_mode & 0o777
+  for path in paths[1:]:
+    os.chmod(path, mode)
+
+
+def export(config, params, tokenizer, out_dir, *, steps_trained=0, source=None):
+  """Writes an HF model directory from host or device parameters (after check_exportable).
+
+  `steps_trained`: optimizer steps the parameters took since their init (0: init.from_hf's
+  weights as imported), which says which heads hold trained weights (head_status); heads that
+  never trained are left out where the class allows, else written and named (plan_export).
+  """
   hf_config.check_exportable(config.model, tokenizer.kind)
-  tensors = export_tensors(config, jax.device_get(params))
+  params = jax.device_get(params)
+  plan = plan_export(config, head_status(config, params, steps_trained))
+  tensors = export_tensors(config, params, plan)
   os.makedirs(out_dir, exist_ok=True)
-  fs.write_json(os.path.join(out_dir, hf_config.CONFIG_FILE),
-              hf_config.hf_config(config.model, tokenizer))
-  save_file(tensors, os.path.join(out_dir, WEIGHTS_FILE), metadata={"format": "pt"})
-  write_tokenizer(tokenizer, config.model.max_len, out_dir)
+  hf_cfg = hf_config.hf_config(config.model, tokenizer, plan.architecture)
+  if plan.untrained:
+    hf_cfg["pancake_untrained_heads"] = plan.untrained
+    logging.warning("exported as %s; never trained (random init): %s", plan.architecture,
+                    "; ".join(f"{what}: {plan.notes[what]}" for what in plan.untrained))
+  written = [os.path.join(out_dir, hf_config.CONFIG_FILE), os.path.join(out_dir, WEIGHTS_FILE),
+             os.path.join(out_dir, README_FILE)]
+  fs.write_json(written[0], hf_cfg)
+  save_file(tensors, written[1], metadata={"format": "pt"})
+  source = source or (f"init.from_hf={config.init.from_hf} (no training step)"
+                      if config.init.from_hf and not steps_trained else "its parameters")
+  fs.write_text(written[2], model_card(config, plan, source))
+  written += write_tokenizer(tokenizer, config.model.max_len, out_dir)
+  _same_mode(written)
   return tensors
 
 
 def export_run(config, workdir, out_dir, step=None):
   """Checks, restores a run's parameters (any mesh it was saved on) and exports them -> step.
 
-  Raises ConfigError (bad config, a model HF cannot represent) or evals.runner.RunDirError (no
-  such checkpoint) before anything is written."""
+  With init.from_hf set and no checkpoint in `workdir` (or no workdir), the imported weights
+  are exported as they are (step 0, no training step). Raises ConfigError (bad config, a model
+  HF cannot represent) or evals.runner.RunDirError (no such checkpoint) before anything is
+  written."""
   import pipeline
   from evals import runner
   from trainlib import checkpoint as ckpt_lib
@@ -414,19 +543,32 @@ def export_run(config, workdir, out_dir, step=None):
   loop.validate(config)
   tokenizer = pipeline.get_tokenizer(config)
   hf_config.check_exportable(config.model, tokenizer.kind)
-  from trainlib import fs
-  runner.check_step(workdir, runner.checkpoint_steps(workdir) if fs.isdir(workdir) else [], step)
+  steps = runner.checkpoint_steps(workdir) if workdir and fs.isdir(workdir) else []
+  imported = bool(config.init.from_hf) and not steps
+  if imported and step not in (None, 0):
+    raise runner.RunDirError(f"--step {step} has no checkpoint in {workdir or '(no --workdir)'}; "
+                             f"without checkpoints the weights are init.from_hf="
+                             f"{config.init.from_hf!r} (step 0)")
+  if not imported:
+    runner.check_step(workdir, steps, step)
   if os.path.exists(out_dir) and not os.path.isdir(out_dir):
     raise ConfigError(f"--out {out_dir!r} exists and is not a directory")
   mesh = mesh_lib.make_mesh(config)
   setup = state_lib.build_setup(config, mesh)
+  if imported:
+    check(config, tokenizer, setup.abstract_state.params)
+    params = load_params(config, setup.abstract_state.params,
+                         fallback=lambda: state_lib.init_params(setup))
+    export(config, params, tokenizer, out_dir)
+    return 0
   try:
     params, restored = ckpt_lib.restore_params(os.path.join(workdir, "checkpoints"),
                                                setup.abstract_state.params, step)
   except Exception as e:  # noqa: BLE001  (orbax/tensorstore raise many kinds; as eval does)
     raise runner.RunDirError(f"cannot restore the parameters of step {step or 'latest'} from "
                              f"{workdir}: {type(e).__name__}: {str(e).splitlines()[0][:300]}") from e
-  export(config, params, tokenizer, out_dir)
+  export(config, params, tokenizer, out_dir, steps_trained=int(restored),
+         source=f"step {int(restored)} of {workdir}")
   return int(restored)
 
 
@@ -438,7 +580,11 @@ def main(argv):
              f"got arguments {argv[1:]}")
   from configs import paths
   config, workdir = cli.loaded_config(_CONFIG, _WORKDIR, argv[:1],
-                                      "--config, --workdir, --step, --out", writes_workdir=False)
+                                      "--config, --workdir, --step, --out", writes_workdir=False,
+                                      workdir_optional=True)
+  if not workdir and not config.init.from_hf:
+    cli.fail("--workdir is required (the run to export), unless init.from_hf is set "
+             "(configs/from_hf.py:DIR): then the imported weights are exported as they are")
   if not _OUT.value:
     cli.fail("--out is required: the directory to write the Hugging Face model to")
   out = paths.absolute(_OUT.value)
@@ -449,7 +595,9 @@ def main(argv):
     step = export_run(config, workdir, out, _STEP.value)
   except (ConfigError, runner.RunDirError) as e:
     cli.fail(e)
-  print(f"exported step {step} of {workdir} to {out}")
+  source = (f"step {step} of {workdir}" if step or (workdir and runner.checkpoint_steps(workdir))
+            else f"init.from_hf={config.init.from_hf} (no training step)")
+  print(f"exported {source} to {out}")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ attention kernel change how, not what, is computed and stay free.
 import json
 import os
 
+from absl import logging
+
 from configs.errors import ConfigError
 from interop import names
 
@@ -255,6 +257,8 @@ def tokenizer_fields(hf_dir, family):
   path = lambda name: os.path.join(hf_dir, name)
   if os.path.exists(path("tokenizer.json")):
     fields["tokenizer_file"] = path("tokenizer.json")
+    if family == "encoder":
+      fields["lowercase"] = _file_lowercase(path("tokenizer.json"), tok_cfg, fields["lowercase"])
   elif family == "decoder" and os.path.exists(path("vocab.json")):
     fields["vocab_file"], fields["merges_file"] = path("vocab.json"), path("merges.txt")
   elif family == "encoder" and os.path.exists(path("vocab.txt")):
@@ -264,6 +268,30 @@ def tokenizer_fields(hf_dir, family):
     raise ConfigError(f"{hf_dir} holds no tokenizer: expected tokenizer.json or {files} "
                       "(a tokenizer's save_pretrained writes them)")
   return fields
+
+
+def _lowercases(spec):
+  """Whether a tokenizer.json's normalizer lowercases."""
+  norm = spec.get("normalizer") or {}
+  parts = norm.get("normalizers", []) if norm.get("type") == "Sequence" else [norm]
+  return any(n.get("type") == "Lowercase" or (n.get("type") == "BertNormalizer"
+                                               and n.get("lowercase")) for n in parts)
+
+
+def _file_lowercase(tokenizer_json, tok_cfg, do_lower_case):
+  """Whether the tokenizer.json pancake reads lowercases (data.lowercase records it). transformers'
+  BertTokenizer (the class of a BERT directory unless tokenizer_config.json names another)
+  rebuilds the normalizer from do_lower_case (default True) instead: one warning line where
+  the two disagree, since the ids then differ on upper-case text."""
+  lowercases = _lowercases(read_json(tokenizer_json, ""))
+  cls = tok_cfg.get("tokenizer_class") or "BertTokenizer"
+  if lowercases != do_lower_case and cls.startswith("BertTokenizer"):
+    said = ("tokenizer_config.json's do_lower_case" if "do_lower_case" in tok_cfg
+            else "do_lower_case (no tokenizer_config.json gives it: True)")
+    logging.warning("%s %s, but %s=%s: transformers' %s follows do_lower_case, pancake follows "
+                    "tokenizer.json, so ids differ on upper-case text", tokenizer_json,
+                    "lowercases" if lowercases else "does not lowercase", said, do_lower_case, cls)
+  return lowercases
 
 
 def check_against_config(config):
@@ -295,13 +323,32 @@ _EXPORT_NEEDS = {
 }
 
 
-def architecture_class(model_cfg):
-  """The transformers class an exported model loads as."""
+# Head groups (interop/names.py) of each class an export writes: (required, optional). A
+# required head is written even if untrained (and named so); an optional one only when it holds
+# imported or trained weights. BertForMaskedLM's optional pooler is written as
+# bert.pooler.* (BertModel / AutoModel load it, BertForMaskedLM leaves it aside).
+CLASS_HEADS = {
+    "BertForPreTraining": ({"pooler", "mlm_head", "nsp"}, set()),
+    "BertForMaskedLM": ({"mlm_head"}, {"pooler"}),
+    "BertModel": (set(), {"pooler"}),
+    "ModernBertForMaskedLM": ({"mlm_head"}, set()),
+}
+# Classes whose tensor names carry no model prefix ("bert."): the bare encoders.
+UNPREFIXED_CLASSES = ("BertModel",)
+
+
+def architecture_class(model_cfg, heads=None):
+  """The transformers class an exported model loads as. `heads`: the head groups that hold
+  imported or trained weights (None: every head the model has, the class of a model trained
+  with all its heads)."""
   arch = names.architecture(model_cfg)
   if arch == "gpt2":
     return GPT2_ARCHITECTURES[0]
   if arch == "bert":
-    return "BertForPreTraining" if model_cfg.nsp_head else "BertForMaskedLM"
+    if heads is not None and "mlm_head" not in heads:
+      return "BertModel"
+    has_nsp = model_cfg.nsp_head and (heads is None or "nsp" in heads)
+    return "BertForPreTraining" if has_nsp else "BertForMaskedLM"
   return (LLAMA_ARCHITECTURES if arch == "llama" else MODERNBERT_ARCHITECTURES)[0]
 
 
@@ -333,8 +380,9 @@ def check_exportable(model_cfg, tokenizer_kind):
                       "checkpoint: pancake writes encoder tokenizers as BertTokenizer (WordPiece)")
 
 
-def hf_config(model_cfg, tokenizer):
-  """config.json for a pancake model (after check_exportable)."""
+def hf_config(model_cfg, tokenizer, architecture=None):
+  """config.json for a pancake model (after check_exportable); `architecture`: the class it is
+  written as (default `architecture_class(model_cfg)`)."""
   m = model_cfg
   act = names.ACTIVATIONS[m.activation][0]
   common = dict(vocab_size=m.vocab_size, initializer_range=m.init_range,
@@ -382,8 +430,8 @@ def hf_config(model_cfg, tokenizer):
         scale_attn_by_inverse_layer_idx=False, reorder_and_upcast_attn=False,
         bos_token_id=eos, eos_token_id=eos, pad_token_id=tokenizer.pad_id, **common)
   return dict(
-      architectures=["BertForPreTraining" if m.nsp_head else "BertForMaskedLM"],
-      model_type="bert", max_position_embeddings=m.max_len, type_vocab_size=m.type_vocab_size,
+      architectures=[architecture or architecture_class(m)], model_type="bert",
+      max_position_embeddings=m.max_len, type_vocab_size=m.type_vocab_size,
       hidden_size=m.d_model, num_hidden_layers=m.num_layers, num_attention_heads=m.num_heads,
       intermediate_size=m.d_ff or 4 * m.d_model, hidden_act=act, layer_norm_eps=m.ln_epsilon,
       hidden_dropout_prob=m.dropout_rate, attention_probs_dropout_prob=m.attention_dropout_rate,

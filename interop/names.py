@@ -171,6 +171,10 @@ MODERNBERT_LAYER = [
 ]
 MODERNBERT_HEAD_GROUPS = {"pooler": "pooler (ModernBertForMaskedLM has none)",
                           "mlm_head": "MLM head (head, decoder)"}
+# The loss term (objectives' `loss_terms`) whose gradient trains each head group: a head that
+# came in untrained (initialised at import) and whose term the run never optimised is still
+# random at export. The pooler only feeds BERT's NSP classifier.
+HEAD_TRAINED_BY = {"mlm_head": "mlm_loss", "nsp": "nsp_loss", "pooler": "nsp_loss"}
 
 # ------------------------------------------------------------------ activations
 # pancake model.activation <-> HF activation_function (GPT-2) / hidden_act (BERT); the first HF

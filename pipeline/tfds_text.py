@@ -12,6 +12,7 @@ preparing the same dataset twice.
 import contextlib
 import dataclasses
 import hashlib
+import io
 import logging as std_logging
 import os
 import sys
@@ -89,6 +90,20 @@ def _quiet_tfds():
     tfds.display_progress_bar(bars)
 
 
+def prepare_offline(builder, data_dir: str, what: str) -> None:
+  """builder.download_and_prepare() for a builder that downloads nothing, in _quiet_tfds.
+
+  TFDS prints "Downloading and preparing dataset Unknown size (download: Unknown size, ...)" and
+  "Dataset ... downloaded and prepared" on stdout; for a dataset written from local text both
+  mislead, so they are dropped and one line on stderr says what happens."""
+  print(f"preparing {what} as TFDS dataset {builder.name}/{builder.builder_config.name} in "
+        f"{data_dir} (from local text, nothing downloaded; once)", file=sys.stderr, flush=True)
+  with contextlib.redirect_stdout(io.StringIO()):
+    builder.download_and_prepare(
+        download_dir=os.path.join(data_dir, "downloads"),
+        download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+
+
 def _config_name(data_cfg, files: list[str]) -> str:
   settings = f"{data_cfg.validation_fraction!r}|{data_cfg.on_decode_error}"
   if data_cfg.corpus == "embedded":
@@ -135,8 +150,5 @@ def prepared_builder(data_cfg, data_dir: str) -> PancakeText:
     with _quiet_tfds():  # (the second pass over local files repeats the skip warning: hidden)
       builder = _builder(data_dir, name, validation_threshold=threshold, **fields)
       builder.scanned_documents = docs if isinstance(docs, list) else None
-      with contextlib.redirect_stdout(sys.stderr):  # TFDS prints progress; keep stdout clean
-        builder.download_and_prepare(
-            download_dir=os.path.join(data_dir, "downloads"),
-            download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+      prepare_offline(builder, data_dir, what)
     return builder

@@ -10,7 +10,12 @@ Kinds (data.tokenizer):
   has only <|endoftext|>: MLM objectives then fail with a ConfigError naming <mask>).
 - "byte": ids 0..255 are the raw UTF-8 bytes, then <|endoftext|> <pad> <s> </s> <mask>.
 "wordpiece" and "bpe" may instead come whole from an HF tokenizer.json (data.tokenizer_file),
-e.g. the one in a Hugging Face model directory (configs/from_hf.py sets it).
+e.g. the one in a Hugging Face model directory (configs/from_hf.py sets it). Its normalizer,
+pre-tokenizer, added and special tokens are kept; its padding and truncation settings (many Hub
+checkpoints save `"padding": {"strategy": {"Fixed": 128}}`) are dropped, as transformers'
+tokenizer classes drop them unless a call asks for them: pancake packs, truncates and pads rows
+itself, and a tokenizer that pads would put [PAD] inside every document. One warning line per
+file says what was dropped.
 
 Trained tokenizers are cached as tokenizer.json under data.cache_dir, keyed by kind, size,
 lowercase and the corpus fingerprint; written atomically. WordPiece training returns ids in a
@@ -24,6 +29,7 @@ import os
 
 import numpy as np
 import tokenizers
+from absl import logging
 from tokenizers import decoders, models, normalizers, pre_tokenizers, trainers
 
 from configs.errors import ConfigError
@@ -192,6 +198,35 @@ def load_gpt2_vocab(vocab_path: str, merges_path: str) -> Tokenizer:
 
 
 _HF_MODEL_TYPES = {"bpe": "BPE", "wordpiece": "WordPiece"}
+_REPORTED_SETTINGS = set()  # files whose dropped settings were already reported (one line each)
+
+
+def dropped_settings(hf: tokenizers.Tokenizer) -> list[str]:
+  """The padding / truncation settings `hf` carries, in words (empty: it has none)."""
+  dropped = []
+  if hf.padding is not None:
+    pad = hf.padding
+    strategy = f"Fixed {pad['length']}" if pad["length"] is not None else "BatchLongest"
+    if pad.get("pad_to_multiple_of"):
+      strategy += f", multiple of {pad['pad_to_multiple_of']}"
+    dropped.append(f"padding ({strategy})")
+  if hf.truncation is not None:
+    dropped.append(f"truncation (max_length {hf.truncation['max_length']})")
+  return dropped
+
+
+def without_padding_and_truncation(hf: tokenizers.Tokenizer, source: str) -> tokenizers.Tokenizer:
+  """`hf` with the padding and truncation of its file turned off (in place), said once per
+  `source`: pancake's encode() must return a document's ids, all of them and nothing else."""
+  dropped = dropped_settings(hf)
+  if dropped:
+    hf.no_padding()
+    hf.no_truncation()
+    if source not in _REPORTED_SETTINGS:
+      _REPORTED_SETTINGS.add(source)
+      logging.warning("%s: ignoring its %s; pancake packs and pads itself", source,
+                      " and ".join(dropped))
+  return hf
 
 
 def load_tokenizer_json(path: str, kind: str) -> Tokenizer:
@@ -205,7 +240,7 @@ def load_tokenizer_json(path: str, kind: str) -> Tokenizer:
   if model_type != _HF_MODEL_TYPES[kind]:
     raise ConfigError(f"data.tokenizer_file={path!r} holds a {model_type} model but "
                       f"data.tokenizer={kind!r} needs {_HF_MODEL_TYPES[kind]}")
-  return tokenizer_from_hf(kind, hf)
+  return tokenizer_from_hf(kind, without_padding_and_truncation(hf, path))
 
 
 _WORD_START = "\u2581"  # marks the first character of a word for the BPE pass below

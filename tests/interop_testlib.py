@@ -106,8 +106,11 @@ def save_gpt2(out_dir, *, layers=3, width=64, heads=4, positions=64, tie=True, s
 
 
 def save_bert(out_dir, cls=transformers.BertForPreTraining, *, layers=2, width=64, heads=4,
-              positions=64, seed=0, lowercase=True):
-  """A random-init BERT of class `cls` + a vocab.txt WordPiece tokenizer -> the torch model."""
+              positions=64, seed=0, lowercase=True, padded_tokenizer_json=0):
+  """A random-init BERT of class `cls` + a vocab.txt WordPiece tokenizer -> the torch model.
+
+  padded_tokenizer_json=N: the tokenizer is a tokenizer.json alone, saved with fixed padding
+  and truncation at N (sentence-transformers' layout) instead of vocab.txt."""
   vocab = train_wordpiece(text_lines(), lowercase)
   torch.manual_seed(seed)
   cfg = transformers.BertConfig(num_hidden_layers=layers, hidden_size=width,
@@ -116,6 +119,12 @@ def save_bert(out_dir, cls=transformers.BertForPreTraining, *, layers=2, width=6
                                 initializer_range=0.1, pad_token_id=0)
   model = cls(cfg).eval()
   model.save_pretrained(out_dir)
+  if padded_tokenizer_json:
+    path = os.path.join(out_dir, "tokenizer.json")
+    transformers.BertTokenizerFast(vocab=vocab, do_lower_case=lowercase).backend_tokenizer.save(
+        path)
+    set_fixed_padding(path, padded_tokenizer_json, "[PAD]", vocab["[PAD]"])
+    return model
   write_bert_vocab_file(vocab, out_dir)
   with open(os.path.join(out_dir, "tokenizer_config.json"), "w") as f:
     json.dump({"tokenizer_class": "BertTokenizer", "do_lower_case": lowercase}, f)
@@ -204,3 +213,23 @@ def _randomise_norms(model):
     for name, p in model.named_parameters():
       if "norm" in name or name.endswith("decoder.bias"):
         p.copy_(p + 0.2 * torch.randn(p.shape, generator=gen))
+
+
+def set_fixed_padding(tokenizer_json, length, pad_token, pad_id):
+  """Rewrites a tokenizer.json with `"padding": {"strategy": {"Fixed": length}}` and truncation
+  at `length`, the settings many Hub checkpoints (sentence-transformers') were saved with."""
+  import tokenizers as tk
+  t = tk.Tokenizer.from_file(tokenizer_json)
+  t.enable_padding(length=length, pad_id=pad_id, pad_token=pad_token)
+  t.enable_truncation(max_length=length)
+  t.save(tokenizer_json)
+
+
+def write_special_tokens_map(tokenizer, out_dir):
+  """special_tokens_map.json as transformers 4's save_pretrained wrote it (5 writes none)."""
+  path = os.path.join(out_dir, "special_tokens_map.json")
+  if not os.path.exists(path):
+    tokens = {k: str(getattr(tokenizer, k)) for k in
+              ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token")}
+    with open(path, "w", encoding="utf-8") as f:
+      json.dump(tokens, f)

@@ -6,8 +6,10 @@ were asked, the derived task's source text, greedy decoding, the rendered files.
 """
 import copy
 import json
+import logging
 import math
 import os
+import re
 import shutil
 import struct
 
@@ -27,11 +29,28 @@ def runs_root(tmp_path_factory):
   return str(tmp_path_factory.mktemp("eval_runs"))
 
 
+class _Lines(logging.Handler):
+  def __init__(self):
+    super().__init__(logging.INFO)
+    self.lines = []
+
+  def emit(self, record):
+    self.lines.append(record.getMessage())
+
+
 def _evaluate(objective, data_dir, root, suites):
+  """-> (config, workdir, records, what run() echoed, the INFO log lines of the eval)."""
   config, workdir = trained_run(objective, data_dir, root)
-  printed = []
-  records = runner.run(config, workdir, suites, echo=printed.append)
-  return config, workdir, records, "\n".join(printed)
+  printed, logged, logger = [], _Lines(), logging.getLogger("absl")
+  level = logger.level
+  logger.addHandler(logged)
+  logger.setLevel(logging.INFO)
+  try:
+    records = runner.run(config, workdir, suites, echo=printed.append)
+  finally:
+    logger.removeHandler(logged)
+    logger.setLevel(level)
+  return config, workdir, records, "\n".join(printed), logged.lines
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +91,7 @@ def _tb_scalars(directory):
 
 @pytest.mark.parametrize("family", ["decoder", "encoder"])
 def test_every_json_names_step_config_and_seed_and_matches_tensorboard(family, request):
-  config, workdir, records, printed = request.getfixturevalue(family)
+  config, workdir, records, printed, _ = request.getfixturevalue(family)
   provenance = fs.read_json(os.path.join(workdir, "provenance.json"))
   scalars = _tb_scalars(os.path.join(workdir, "tb", "eval"))
   for suite, record in records.items():
@@ -92,7 +111,7 @@ def test_every_json_names_step_config_and_seed_and_matches_tensorboard(family, r
 
 
 def test_heldout_decoder_perplexity_is_exp_loss_and_matches_the_training_eval(decoder):
-  _, workdir, records, _ = decoder
+  _, workdir, records, _, _ = decoder
   r = records["heldout"]
   m = r["metrics"]
   assert m["perplexity"] == pytest.approx(math.exp(m["lm_loss"]), rel=1e-9)
@@ -105,7 +124,7 @@ def test_heldout_decoder_perplexity_is_exp_loss_and_matches_the_training_eval(de
 
 
 def test_heldout_encoder_reports_mlm_and_nsp_and_matches_the_training_eval(encoder):
-  _, workdir, records, _ = encoder
+  _, workdir, records, _, _ = encoder
   m = records["heldout"]["metrics"]
   assert m["loss"] == pytest.approx(m["mlm_loss"] + m["nsp_loss"], rel=1e-9)
   assert 0 <= m["mlm_accuracy"] <= 1 and 0 <= m["nsp_accuracy"] <= 1
@@ -116,7 +135,7 @@ def test_heldout_encoder_reports_mlm_and_nsp_and_matches_the_training_eval(encod
 
 
 def test_heldout_restores_onto_another_mesh_and_an_earlier_step(decoder, tmp_path):
-  config, workdir, records, _ = decoder
+  config, workdir, records, _, _ = decoder
   config = copy.deepcopy(config)
   clone = str(tmp_path / "run")
   shutil.copytree(workdir, clone)
@@ -203,6 +222,37 @@ def test_finetune_encoder_probe_reports_accuracy_and_chance(encoder, embedded_co
   assert 0 <= r["metrics"]["accuracy"] <= 1
 
 
+@pytest.mark.parametrize("family", ["decoder", "encoder"])
+def test_long_suites_print_progress_with_an_eta(family, request):
+  """finetune, heldout and cloze log training-style progress lines: done/total, rate, ETA (the
+  first step, which compiles, starts the clock and prints nothing)."""
+  config, _, _, _, logged = request.getfixturevalue(family)
+  steps, batches = config.eval.finetune_steps, config.eval.num_batches
+  finetune_lines = [l for l in logged if l.startswith("finetune doc_order step ")]
+  assert finetune_lines[-1].startswith(f"finetune doc_order step {steps}/{steps} | ")
+  assert len(finetune_lines) >= min(steps - 1, 10), finetune_lines
+  assert all(re.fullmatch(r"finetune doc_order step \d+/\d+ \| [\d.]+ /s \| ETA (\d+m\d\ds|\?)",
+                          l) for l in finetune_lines), finetune_lines
+  assert finetune_lines[-1].endswith("ETA 0m00s")
+  assert batches == 1 and not [l for l in logged if l.startswith("heldout ")]  # 1 batch: no rate
+  # 24 items x 4 candidates = 96 rows: two calls of 64, the second reports
+  cloze_lines = [l for l in logged if l.startswith("cloze batch ")]
+  assert len(cloze_lines) == 1 and cloze_lines[0].startswith("cloze batch 2/2 | "), cloze_lines
+
+
+def test_progress_eta_is_the_remaining_work_at_the_measured_rate(monkeypatch):
+  from trainlib import metrics
+  clock = iter([100.0, 110.0])
+  monkeypatch.setattr(metrics.time, "perf_counter", lambda: next(clock))
+  lines = []
+  monkeypatch.setattr(metrics.logging, "info", lambda fmt, *args: lines.append(fmt % args))
+  progress = metrics.LoopProgress("task step", 1000, lines=10)
+  assert [d for d in range(1, 1001) if progress.due(d)] == [1] + list(range(100, 1001, 100))
+  progress.update(1)     # the first step (compiling) starts the clock, prints nothing
+  progress.update(201)   # 200 steps in 10 s: 20 /s, 799 steps left = 40 s
+  assert lines == ["task step 201/1000 | 20.00 /s | ETA 0m39s"]
+
+
 def test_finetune_train_order_is_epochs_over_a_fixed_subset():
   order = finetune.train_order(seed=0, num_records=1000, subset=16, batch=8, steps=6)
   assert order.shape == (6, 8)
@@ -235,7 +285,7 @@ def test_doc_order_task_is_glue_shaped_and_labels_say_the_true_order(embedded_co
 
 
 def test_glue_task_that_is_not_prepared_is_a_config_error(decoder):
-  config, workdir, _, _ = decoder
+  config, workdir, _, _, _ = decoder
   config = copy.deepcopy(config)
   config.eval.finetune_task = "glue/sst2"
   with pytest.raises(ConfigError, match=r"glue/sst2.*array_record"):
@@ -246,7 +296,7 @@ def test_glue_task_that_is_not_prepared_is_a_config_error(decoder):
 
 
 def test_generate_beam_one_equals_greedy_and_sampling_is_reproducible(decoder):
-  config, workdir, records, printed = decoder
+  config, workdir, records, printed, _ = decoder
   r = records["generate"]
   assert [s["prompt"] for s in r["samples"]] == ["The module", "In the"]
   for s in r["samples"]:
@@ -261,7 +311,7 @@ def test_generate_beam_one_equals_greedy_and_sampling_is_reproducible(decoder):
 
 
 def test_generate_on_an_encoder_is_refused(encoder):
-  config, workdir, _, _ = encoder
+  config, workdir, _, _, _ = encoder
   with pytest.raises(ConfigError, match="suite 'generate' does not apply to model.family="):
     runner.check(config, workdir, "heldout,generate")
 
@@ -272,7 +322,7 @@ def test_generate_on_an_encoder_is_refused(encoder):
 @pytest.mark.parametrize("family", ["decoder", "encoder"])
 def test_attention_writes_figures_and_page_with_sane_statistics(family, request):
   import matplotlib.image
-  config, workdir, records, _ = request.getfixturevalue(family)
+  config, workdir, records, _, _ = request.getfixturevalue(family)
   r = records["attention"]
   paths = [p for v in r["files"].values() for p in (v if isinstance(v, list) else [v])]
   assert {os.path.splitext(p)[1] for p in paths} == {".png", ".pdf", ".html"}

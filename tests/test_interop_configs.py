@@ -69,3 +69,15 @@ def test_every_gpt3_preset_exports_as_gpt2_and_round_trips_its_fields():
       if key != "d_head":  # GPT-2 derives it: d_model // n_head
         assert m[key] == value, (size, key)
     assert m.d_head == fixed["d_model"] // fixed["num_heads"], size
+
+
+def test_the_run_is_named_after_the_model(tmp_path):
+  """The Hub cache's models--ORG--NAME, else config.json's _name_or_path, else DIR's name."""
+  snapshot = tmp_path / "hub" / "models--sentence-transformers--all-MiniLM-L6-v2" / "snapshots"
+  snapshot.mkdir(parents=True)
+  d = _hf_dir(snapshot / "8b3219a92973c328a8e22fadcfa821b5dc75636a", BERT_BASE_UNCASED)
+  assert from_hf.get_config(d).name == "sentence-transformers/all-MiniLM-L6-v2"
+  named = _hf_dir(tmp_path / "model", dict(BERT_BASE_UNCASED, _name_or_path="bert-base-uncased"))
+  assert from_hf.get_config(named).name == "bert-base-uncased"
+  local = _hf_dir(tmp_path / "my_bert", dict(BERT_BASE_UNCASED, _name_or_path="/tmp/out/ckpt"))
+  assert from_hf.get_config(local).name == "my_bert"  # a local path names no model

@@ -172,8 +172,9 @@ def test_export_cli_from_another_mesh_is_bitwise_the_in_process_export(embedded_
   assert proc.stdout.strip() == f"exported step 12 of {workdir} to {out}"
   a, b = load_file(os.path.join(here, hf.WEIGHTS_FILE)), load_file(str(out / hf.WEIGHTS_FILE))
   assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
-  assert sorted(os.listdir(out)) == ["config.json", "merges.txt", "model.safetensors",
-                                     "tokenizer.json", "tokenizer_config.json", "vocab.json"]
+  assert sorted(os.listdir(out)) == ["README.md", "config.json", "merges.txt",
+                                     "model.safetensors", "tokenizer.json",
+                                     "tokenizer_config.json", "vocab.json"]
   transformers.AutoModelForCausalLM.from_pretrained(str(out))
   bad = _run(["-m", "interop.hf", "export", "--config=tests/eval_cli_config.py:causal",
               f"--config.data.data_dir={embedded_data_dir}", f"--workdir={tmp_path / 'empty'}",

@@ -103,3 +103,21 @@ def test_tfds_catalog_dataset_by_name_and_version(tmp_path):
   c.data.text_key, c.data.tfds_name = "body", "pancake_test_catalog:9.9.9"
   with pytest.raises(ConfigError, match="data.tfds_name='pancake_test_catalog:9.9.9'"):
     pipeline.make_pipeline(c, "train")
+
+
+def test_offline_preparation_says_what_it_does_not_downloading_unknown_size(tmp_path, capfd):
+  """TFDS's "Downloading and preparing dataset Unknown size" (nothing is downloaded) is replaced
+  by one line, for the corpus and for the offline doc_order task derived from it."""
+  from evals import finetune_tasks
+  docs = [f"Document number {i} opens here. It goes on for a while.\nThen it ends here, at {i}."
+          for i in range(40)]
+  (tmp_path / "a.txt").write_text("\n\n".join(docs) + "\n")
+  config = _local(tmp_path, f"{tmp_path}/a.txt", tmp_path / "data")
+  corpora.open_corpus(config.data)
+  finetune_tasks.derived_builder(config)
+  out, err = capfd.readouterr()
+  assert "Downloading" not in out + err and "Unknown size" not in out + err, out + err
+  said = [line for line in err.splitlines() if line.startswith("preparing ")]
+  assert len(said) == 2 and all("(from local text, nothing downloaded; once)" in s for s in said)
+  assert said[0].startswith(f"preparing data.text_files='{tmp_path}/a.txt' as TFDS dataset")
+  assert said[1].startswith("preparing the doc_order task of")

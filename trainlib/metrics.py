@@ -127,14 +127,46 @@ def format_duration(seconds):
   return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
 
 
+def eta(remaining, per_sec):
+  """'ETA 4m10s': the time `remaining` units take at `per_sec` units per second."""
+  return f"ETA {format_duration(remaining / per_sec if per_sec > 0 else math.inf)}"
+
+
 def progress_line(row, num_steps, steps_per_sec):
-  eta = (num_steps - row["step"]) / steps_per_sec if steps_per_sec > 0 else math.inf
   return (f"step {row['step']}/{num_steps} | loss {row['loss']:.4f} | "
           f"{steps_per_sec:.2f} steps/s | {row['tokens_per_sec']:,.0f} tok/s | "
           f"MFU {100 * row['mfu']:.2f}% | lr {row['learning_rate']:.3g} | "
-          f"ETA {format_duration(eta)}")
+          f"{eta(num_steps - row['step'], steps_per_sec)}")
 
 
 def log_progress(row, num_steps, steps_per_sec):
   if jax.process_index() == 0:
     logging.info(progress_line(row, num_steps, steps_per_sec))
+
+
+class LoopProgress:
+  """Progress lines of a loop of known length outside training (eval suites), in the training
+  line's terms: "<what> 120/2000 | 3.10 /s | ETA 10m06s", about `lines` of them (process 0).
+
+  The rate is timed from the first `update` (the first step, which includes compiling), so
+  the ETA is that of the steady state. Callers call `update(done)` after step `done` when
+  `due(done)`, having waited for that step's result (the time is wall time to that point).
+  """
+
+  def __init__(self, what, total, lines=20):
+    self.what, self.total = what, total
+    self.every = max(1, total // lines)
+    self._start = None
+
+  def due(self, done):
+    return done == 1 or done == self.total or done % self.every == 0
+
+  def update(self, done):
+    now = time.perf_counter()
+    if self._start is None:
+      self._start = (now, done)
+      return
+    rate = (done - self._start[1]) / max(now - self._start[0], 1e-9)
+    if jax.process_index() == 0:
+      logging.info("%s %d/%d | %.2f /s | %s", self.what, done, self.total, rate,
+                   eta(self.total - done, rate))
