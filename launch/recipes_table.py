@@ -94,6 +94,22 @@ def _attention(report):
   return f"flash ({report.get('attention_kernel', 'pallas flash, before splash')})"
 
 
+PREAMBLE = """\
+# Pod recipes: the real train step compiled for each TPU slice
+
+Written by `python -m launch.recipes_table` from results/pod_recipes.json (recipes:
+configs/pod_recipes.py). Per-chip memory is XLA's `memory_analysis()` of the step compiled against
+libtpu's compile-only devices (arguments + temporaries + outputs - donated aliases), against the
+chip's HBM. "dense attention GiB": the same recipe compiled with attention_impl="xla" (dense
+[B, H, L, L] scores in every layer, what windowed layers fell back to before splash attention).
+"step s at peak": the step's analytic training FLOPs over the slice's bf16 peak, the floor on
+its time. "compile s": the compile's wall time on the 2-core machine that ran it, shared with
+other jobs. Rows whose attention reads "pallas flash, before splash" were compiled with the
+Pallas flash kernel that splash attention replaced and have not been recompiled since.
+
+"""
+
+
 def markdown(reports):
   rows = ["| preset | layers | params | slice (chips) | mesh data/fsdp/tensor | batch x len | "
           "remat | attention | args GiB | temps GiB | total GiB / HBM | fits | dense attention "
@@ -117,7 +133,7 @@ def markdown(reports):
         f"{_attention(r)} | {_gib(r['arguments_bytes'])} | {_gib(r['temporaries_bytes'])} | "
         f"{total} / {r['hbm_bytes'] / GIB:.0f} | {fits} | {_dense(r)} | "
         f"{r.get('step_seconds_at_peak', '—')} | {r['compile_seconds']:.0f} |")
-  return "\n".join(rows) + "\n"
+  return PREAMBLE + "\n".join(rows) + "\n"
 
 
 def main(argv):
