@@ -414,14 +414,14 @@ def export_run(config, workdir, out_dir, step=None):
   loop.validate(config)
   tokenizer = pipeline.get_tokenizer(config)
   hf_config.check_exportable(config.model, tokenizer.kind)
-  from trainlib import fs
-  runner.check_step(workdir, runner.checkpoint_steps(workdir) if fs.isdir(workdir) else [], step)
+  from trainlib import rundir
+  runner.check_step(workdir, rundir.checkpoint_steps(workdir), step)
   if os.path.exists(out_dir) and not os.path.isdir(out_dir):
     raise ConfigError(f"--out {out_dir!r} exists and is not a directory")
   mesh = mesh_lib.make_mesh(config)
   setup = state_lib.build_setup(config, mesh)
   try:
-    params, restored = ckpt_lib.restore_params(os.path.join(workdir, "checkpoints"),
+    params, restored = ckpt_lib.restore_params(rundir.checkpoints_dir(workdir),
                                                setup.abstract_state.params, step)
   except Exception as e:  # noqa: BLE001  (orbax/tensorstore raise many kinds; as eval does)
     raise runner.RunDirError(f"cannot restore the parameters of step {step or 'latest'} from "
