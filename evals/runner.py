@@ -165,7 +165,8 @@ def run(config, workdir, suites=None, step=None, echo=print) -> dict:
             "params_from": f"hf:{config.init.from_hf}" if plan.from_hf else "checkpoint"}
   writer = None
   if primary:
-    fs.makedirs(ctx.out_dir)
+    with rundir.writing(ctx.out_dir):
+      fs.makedirs(ctx.out_dir)
     from tensorboardX import SummaryWriter
     writer = SummaryWriter(rundir.tensorboard_dir(workdir, "eval"))
   records = {}
