@@ -6,6 +6,7 @@ The tiny run of tests/train_testlib.loop_config (12 steps, checkpoints every 3) 
 uninterrupted reference run in this process serves every comparison.
 """
 
+import errno
 import json
 import logging  # absl logs through the standard logging module: caplog sees it
 import os
@@ -23,7 +24,7 @@ from figures import make
 from figures import rundir as figures_rundir
 from tests.test_train_cli import REPO, _command, _env, _params
 from tests.train_testlib import loop_config
-from trainlib import loop, rundir
+from trainlib import fs, loop, metrics, rundir
 
 
 def _rows(workdir):
@@ -112,15 +113,38 @@ def test_a_killed_holders_lock_is_taken_over_and_a_live_one_refused(tmp_path, ca
   assert not os.path.exists(rundir.lock_path(workdir))  # released
 
 
-def test_eval_reads_and_writes_beside_a_running_training(reference, embedded_data_dir, tmp_path):
+def _full_disk(*args, **kwargs):
+  raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_eval_reads_and_writes_beside_a_running_training(reference, embedded_data_dir, tmp_path,
+                                                          monkeypatch):
   from evals import runner
   workdir = str(tmp_path / "run")
   shutil.copytree(reference, workdir)
+  config = loop_config(embedded_data_dir)
   with rundir.acquire_writer_lock(workdir):  # as a training holds it
-    records = runner.run(loop_config(embedded_data_dir), workdir, "heldout", echo=lambda *_: None)
+    records = runner.run(config, workdir, "heldout", echo=lambda *_: None)
     assert os.path.exists(rundir.lock_path(workdir))  # eval neither took nor touched it
   assert records["heldout"]["checkpoint_step"] == 12
   assert rundir.read_record(rundir.eval_result_path(workdir, "heldout"))["metrics"]
+
+  monkeypatch.setattr(fs, "write_text", _full_disk)  # the disk is full when the result is due
+  with pytest.raises(rundir.WriteFailed) as failed:
+    runner.run(config, workdir, "heldout", echo=lambda *_: None)
+  assert str(failed.value).startswith(
+      f"cannot write {rundir.eval_result_path(workdir, 'heldout')}: no space left on device (")
+  assert "MiB free there" in str(failed.value) and "\n" not in str(failed.value)
+
+
+def test_a_metrics_row_on_a_full_disk_names_the_file_and_the_free_space(tmp_path, monkeypatch):
+  writer = metrics.MetricsWriter(str(tmp_path), enabled=True)
+  monkeypatch.setattr(fs.GrowingFile, "append", _full_disk)
+  with pytest.raises(rundir.WriteFailed, match=(
+      f"^cannot write {rundir.metrics_path(str(tmp_path))}: no space left on device "
+      r"\([0-9.]+ MiB free there\)$")):
+    writer.write({"split": "train", "step": 1, "loss": 2.0})
+  writer.close()
 
 
 def _error_lines(stderr):
