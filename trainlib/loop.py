@@ -13,6 +13,12 @@ an uninterrupted one. A run already finished at train.num_steps is left untouche
 rewritten); a larger num_steps continues it. metrics.jsonl holds one row per (split, step)
 through any sequence of kills, resumes and reruns: rows past the restored step are dropped, and
 the restored checkpoint's meta says whether its step was evaluated before it was saved.
+
+The run directory is trainlib/rundir.py's: the loop takes its writer lock before anything
+compiles (a second writer: rundir.LockHeld, exit 2), decides again under the lock whether the
+run is finished, removes saves a kill or a full disk cut short, and turns a failed write into
+one rundir.WriteFailed line naming the path, the free space and the last intact checkpoint
+(status.json `failed`; exit 1), after which the same command resumes from that checkpoint.
 """
 
 import dataclasses
