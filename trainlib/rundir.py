@@ -552,13 +552,31 @@ def _acquire_object(path, me):
       fs.create_exclusive(path, me.text())
       return
     except FileExistsError:
-      holder = Holder.parse(fs.read_text(path)) if fs.exists(path) else None
+      holder = _object_holder(path)
       if attempt == 0 and holder is not None and holder.dead_here():
-        logging.warning("taking over %s from %s, which is no longer running on this host",
-                        path, holder.describe())
-        fs.remove(path)
-        continue
+        with _host_mutex(path):  # two takers on this host: the second sees the first's lock
+          if _object_holder(path) == holder:
+            logging.warning("taking over %s from %s, which is no longer running on this host",
+                            path, holder.describe())
+            fs.remove(path)
+        continue  # create again: if another host created it meanwhile, that one wins
       raise LockHeld(_held_message(path, holder)) from None
+
+
+def _object_holder(path):
+  return Holder.parse(fs.read_text(path)) if fs.exists(path) else None
+
+
+@contextlib.contextmanager
+def _host_mutex(path):
+  """Serializes the processes of this host that take over one stale object lock (only a
+  holder on this host is ever taken over, so this host's takers are the only racers)."""
+  import fcntl
+  import tempfile
+  name = hashlib.sha256(path.encode()).hexdigest()[:16]
+  with open(os.path.join(tempfile.gettempdir(), f"pancake-takeover-{name}"), "w") as f:
+    fcntl.flock(f, fcntl.LOCK_EX)
+    yield
 
 
 _LOCK_KEY = "pancake_writer_lock"
