@@ -21,8 +21,14 @@ tests/test_eval_cli.py).
 
 Exit codes: 0 done; 2 bad input (one line `error: ...` on stderr, before anything compiles):
 unknown suite, suite not for this model family, missing workdir or checkpoint (unless
-init.from_hf is set), a checkpoint that does not match its checksums, bad config.
+init.from_hf is set), a checkpoint that does not match its checksums, bad config; 1 a write
+failed (a full disk: one line naming the path and the free space).
+
+eval.py reads the run directory without its writer lock and writes only eval/ and tb/eval
+(each file whole, by rename), which a training never writes: it can run beside one.
 """
+
+import sys
 
 from absl import flags
 from ml_collections import config_flags
@@ -49,10 +55,14 @@ def main(argv):
     cli.fail(e)
   from evals import runner
   cli.init_distributed()
+  from trainlib import rundir
   try:
     runner.run(config, workdir, _SUITE.value, _STEP.value)
   except (ConfigError, runner.RunDirError) as e:
     cli.fail(e)
+  except rundir.WriteFailed as e:  # a full disk: one line naming the path and the free space
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -4,15 +4,18 @@ r"""Train (and evaluate) a model: the one entry point for a laptop CPU and a TPU
 
 Resumes automatically from the checkpoints in --workdir; rerunning a finished run changes nothing
 (it says so and exits 0), and a larger train.num_steps continues it. Writes config.json, provenance.json,
-status.json, metrics.jsonl, tb/ and checkpoints/ there (docs/ARCHITECTURE.md, "Run directory").
+status.json, metrics.jsonl, tb/ and checkpoints/ there (trainlib/rundir.py; docs/ARCHITECTURE.md,
+"Run directory").
 
 Multi-host (one process per host, same command on every host):
     --multihost                       jax.distributed.initialize() with auto-detection (TPU VMs, SLURM)
     --coordinator_address=host:port --num_processes=N --process_id=i   explicit (or the env vars
                                       JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID)
 
-Exit codes: 0 done; 2 bad input (one line `error: ...` on stderr, before anything compiles);
-1 the run failed (e.g. a non-finite loss); 143 stopped by SIGTERM after saving a checkpoint.
+Exit codes: 0 done; 2 bad input (one line `error: ...` on stderr, before anything compiles),
+including a --workdir another train.py writes (its writer lock names the holder); 1 the run
+failed (a non-finite loss; a full disk: one line naming the path, the free space and the last
+intact checkpoint); 143 stopped by SIGTERM after saving a checkpoint.
 """
 
 import sys
@@ -34,7 +37,7 @@ def main(argv):
   config, workdir = cli.loaded_config(_CONFIG, _WORKDIR, argv,
                                       "--config, --workdir, --config.a.b=value")
   from configs.errors import ConfigError
-  from trainlib import loop
+  from trainlib import loop, rundir
   from trainlib import cpu_devices
   from trainlib.checkpoint import NonFiniteError
   try:
@@ -44,9 +47,9 @@ def main(argv):
   cli.init_distributed()
   try:
     result = loop.train_and_evaluate(config, workdir)
-  except ConfigError as e:
+  except (ConfigError, rundir.LockHeld) as e:
     cli.fail(e)
-  except NonFiniteError as e:
+  except (NonFiniteError, rundir.WriteFailed) as e:
     logging.error("%s", e)
     print(f"error: {e}", file=sys.stderr)
     sys.exit(EXIT_FAILED)

@@ -19,6 +19,7 @@ import time
 from absl import app, flags
 
 from bench import machine
+from trainlib import rundir
 
 _ROUNDS = flags.DEFINE_integer("rounds", 3, "Timed rounds (each: 2 saves, 2 restores).")
 _PRESET = flags.DEFINE_string("preset", "gpt2_small", "configs/<preset>.py whose state is saved.")
@@ -95,7 +96,7 @@ def main(argv):
   record = machine.start()
   directory = _DIR.value or tempfile.mkdtemp(prefix="pancake-bench-ckpt-")
   try:
-    results = run(_PRESET.value, _ROUNDS.value, os.path.join(directory, "checkpoints"))
+    results = run(_PRESET.value, _ROUNDS.value, rundir.checkpoints_dir(directory))
   finally:
     if not _DIR.value:
       shutil.rmtree(directory, ignore_errors=True)

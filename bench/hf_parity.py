@@ -56,7 +56,7 @@ def main(argv):
   import pipeline
   from evals import generate, runner
   from interop import hf
-  from trainlib import checkpoint, loop
+  from trainlib import checkpoint, loop, rundir
   from trainlib import mesh as mesh_lib
   from trainlib import state as state_lib
   from trainlib import step as step_lib
@@ -65,7 +65,7 @@ def main(argv):
   model = transformers.AutoModelForCausalLM.from_pretrained(out).eval()
 
   setup = state_lib.build_setup(config, mesh_lib.make_mesh(config))
-  params, _ = checkpoint.restore_params(os.path.join(workdir, "checkpoints"),
+  params, _ = checkpoint.restore_params(rundir.checkpoints_dir(workdir),
                                         setup.abstract_state.params, step)
   eval_pipe = pipeline.make_pipeline(config, config.data.eval_split)
   n = config.train.eval_batches

@@ -1,16 +1,24 @@
 """What every command-line entry point shares: config loading, exit code 2, multi-host start-up.
 
-Entry points (train.py, eval.py) call `run(main)` instead of `absl.app.run(main)` so that a bad
-flag, an unknown `--config.x` override or a config file that fails to load is one line
-`error: ...` on stderr and exit code 2, before JAX starts. Lives in configs/ (the lowest layer)
+Entry points (train.py, eval.py, every `python -m` tool) call `run(main)` instead of
+`absl.app.run(main)` (or `parse_flags`) so that a bad flag, an unknown `--config.x` override or a
+config file that cannot give a config is one line `error: ...` on stderr and exit code 2, before
+JAX starts. Config files are loaded here (`load_config_file`, swapped in for ml_collections'
+loader of every config-file flag): a missing file, a syntax error (with its line), an exception
+while loading it or inside get_config() (with the config file's line), or a file without
+get_config each name the file. Lives in configs/ (the lowest layer)
 because it knows nothing but flags, configs and ConfigError; JAX is imported only to start the
 multi-host runtime.
 """
 
+import importlib.machinery
+import importlib.util
 import os
 import sys
+import traceback
 
 from absl import app, flags, logging
+from ml_collections.config_flags import config_flags  # the module: its parser class is not re-exported
 
 from configs import paths
 from configs.errors import ConfigError
@@ -33,10 +41,87 @@ def fail(message):
   sys.exit(EXIT_BAD_INPUT)
 
 
+class ConfigFileError(Exception):
+  """A config file that cannot give a config. Not a ValueError: absl would wrap that in a
+  multi-line flag error."""
+
+
+def load_config_file(spec, module_name="config_config"):
+  """The config of `spec` ("file.py" or "file.py:arg", as ml_collections reads it: arg goes
+  to get_config). Raises ConfigFileError with one line naming the file."""
+  path, colon, arg = spec.partition(":")
+  args = (arg,) if colon else ()
+  if not path:
+    raise ConfigFileError("--config is empty; give a config file, e.g. configs/quickstart.py")
+  if not os.path.exists(path):
+    raise ConfigFileError(f"config file {path} does not exist (relative paths are from "
+                          f"{os.getcwd()})")
+  if not os.path.isfile(path):
+    raise ConfigFileError(f"config file {path} is not a file")
+  loader = importlib.machinery.SourceFileLoader(module_name, path)
+  module = importlib.util.module_from_spec(importlib.util.spec_from_loader(module_name, loader))
+  sys.modules[module_name] = module  # as ml_collections' loader does
+  try:
+    loader.exec_module(module)
+  except SyntaxError as e:
+    if os.path.abspath(e.filename or "") == os.path.abspath(path):
+      raise ConfigFileError(f"config file {path} line {e.lineno}: syntax error: {e.msg}") from None
+    raise ConfigFileError(f"config file {path}: loading it raised SyntaxError in {e.filename} "
+                          f"line {e.lineno}: {e.msg}") from None
+  except Exception as e:  # noqa: BLE001  (whatever the file's own code raises)
+    raise ConfigFileError(f"config file {path}{_line_in(e, path)}: loading it raised "
+                          f"{_one_line(e)}") from None
+  get_config = getattr(module, "get_config", None)
+  if not callable(get_config):
+    raise ConfigFileError(f"config file {path} defines no get_config(); a config file is a "
+                          "Python file whose get_config() returns the config (e.g. "
+                          "configs/quickstart.py)")
+  try:
+    return get_config(*args)
+  except Exception as e:  # noqa: BLE001
+    call = f"get_config({arg!r})" if colon else "get_config()"
+    raise ConfigFileError(f"config file {path}{_line_in(e, path)}: {call} raised "
+                          f"{_one_line(e)}") from None
+
+
+def _line_in(error, path):
+  """" line N": the last line of `path` the error passed through, or ""."""
+  lines = [frame.lineno for frame in traceback.extract_tb(error.__traceback__)
+           if os.path.abspath(frame.filename) == os.path.abspath(path)]
+  return f" line {lines[-1]}" if lines else ""
+
+
+def _one_line(error):
+  return f"{type(error).__name__}: {' '.join(str(error).split())}"
+
+
+class _ConfigFileParser(config_flags.ConfigFileFlagParser):
+  """ml_collections' config-file flag parser, loading through `load_config_file`."""
+
+  def parse(self, path):
+    config = load_config_file(path, f"{self.name}_config")
+    if self._lock_config and callable(getattr(config, "lock", None)):
+      config.lock()
+    return config
+
+
+def _load_config_files_here():
+  """Every config-file flag defined so far loads through `load_config_file`."""
+  for name in list(flags.FLAGS):
+    flag = flags.FLAGS[name]
+    if type(flag.parser) is config_flags.ConfigFileFlagParser:  # pylint: disable=unidiomatic-typecheck
+      flag.parser = _ConfigFileParser(name=flag.parser.name,
+                                      lock_config=flag.parser._lock_config)  # pylint: disable=protected-access
+
+
 def parse_flags(argv):
-  """absl parsing, but a bad flag or config override is exit code 2 with one line."""
+  """absl parsing, but a bad flag, config override or config file is exit code 2 with one
+  line."""
+  _load_config_files_here()
   try:
     return flags.FLAGS(argv)
+  except ConfigFileError as e:
+    fail(e)
   except flags.Error as e:
     fail(e)
   except (KeyError, AttributeError) as e:  # config_flags: an override names no existing field
@@ -59,10 +144,6 @@ def loaded_config(config_flag, workdir_flag, argv, usage, *, writes_workdir=True
   config = config_flag.value
   if config is None:
     fail("--config is required, e.g. --config configs/quickstart.py")
-  try:
-    config.to_dict()  # a file that failed to load surfaces here (config_flags defers the error)
-  except OSError as e:
-    fail(e)
   if not workdir_flag.value and not workdir_optional:
     fail("--workdir is required")
   workdir = paths.absolute(workdir_flag.value) if workdir_flag.value else ""
@@ -107,14 +188,31 @@ def init_distributed():
 
 class QuietLibraries(logging.logging.Filter):
   """INFO lines from pancake only; libraries (orbax logs every save) speak at WARNING and above,
-  except orbax's notes that a read-only checkpoint manager will not save (eval never saves)."""
+  except orbax's notes that a read-only checkpoint manager will not save (eval never saves).
+  A library's logged traceback becomes one line (the exception's type and first line): orbax
+  and asyncio log the same failed background write many times over, and pancake reports the
+  failure itself (rundir.WriteFailed: the path, the free space, the last intact checkpoint)."""
 
   def filter(self, record):
-    if "site-packages" not in record.pathname:
+    if "site-packages" not in record.pathname and record.name != "asyncio":
       return True
     message = record.getMessage()
-    return (record.levelno >= logging.logging.WARNING
-            and "read_only" not in message and "read only" not in message)
+    if record.levelno < logging.logging.WARNING or "read_only" in message or "read only" in message:
+      return False
+    if record.exc_info and record.exc_info[1] is not None:
+      error = record.exc_info[1]
+      first = str(error).splitlines()[0][:300] if str(error) else ""
+      record.msg, record.args = f"{message.splitlines()[0][:300]} ({type(error).__name__}: {first})", None
+      record.exc_info, record.exc_text = None, None
+    return True
+
+
+def _unraisable_in_one_line(unraisable):
+  """An exception Python can only ignore (a library's callback after its event loop closed,
+  at shutdown): one line, not a traceback."""
+  error = unraisable.exc_value
+  print(f"warning: ignored {type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}"
+        f" ({unraisable.err_msg or 'exception ignored'})", file=sys.stderr)
 
 
 def run(main):
@@ -125,6 +223,7 @@ def run(main):
 
   def wrapped(argv):
     logging.get_absl_handler().addFilter(QuietLibraries())
+    sys.unraisablehook = _unraisable_in_one_line
     return main(argv)
 
   app.run(wrapped, flags_parser=parse_flags)

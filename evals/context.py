@@ -46,7 +46,8 @@ class EvalContext:
 
   @property
   def out_dir(self) -> str:
-    return os.path.join(self.workdir, "eval")
+    from trainlib import rundir
+    return rundir.eval_dir(self.workdir)
 
   @property
   def is_primary(self) -> bool:

@@ -26,7 +26,7 @@ from absl import logging
 
 import evals
 from configs.errors import ConfigError
-from trainlib import fs
+from trainlib import fs, rundir
 
 # model.* fields that may differ from the training config: they change how, not what, is computed.
 _MODEL_FREE = ("dtype", "attention_impl", "remat_policy", "dropout_rate", "attention_dropout_rate")
@@ -50,18 +50,10 @@ class Plan:
 # suite or a missing workdir before any of them starts.
 
 
-def checkpoint_steps(workdir) -> list[int]:
-  import orbax.checkpoint as ocp
-  directory = os.path.join(workdir, "checkpoints")
-  if not fs.isdir(directory):
-    return []
-  return sorted(ocp.utils.checkpoint_steps(directory))
-
-
 def check_step(workdir, steps, step):
   """RunDirError unless `steps` (the workdir's checkpoints) holds `step` (None = the latest)."""
   if not steps:
-    raise RunDirError(f"no checkpoint in {os.path.join(workdir, 'checkpoints')}; train first "
+    raise RunDirError(f"no checkpoint in {rundir.checkpoints_dir(workdir)}; train first "
                       "(train.py --workdir ...) or point --workdir at a trained run")
   if step is not None and step not in steps:
     raise RunDirError(f"--step {step} has no checkpoint in {workdir}; available steps: "
@@ -70,11 +62,11 @@ def check_step(workdir, steps, step):
 
 def _compare_with_run(config, workdir):
   """RunDirError if the config describes another model or tokenizer than the checkpoint's."""
-  path = os.path.join(workdir, "config.json")
-  if not fs.exists(path):
-    logging.warning("%s has no config.json: cannot check that --config matches the run", workdir)
+  trained = rundir.read_config(workdir)  # None: missing or damaged (one warning line)
+  if trained is None:
+    logging.warning("%s has no readable %s: cannot check that --config matches the run",
+                    workdir, rundir.CONFIG)
     return
-  trained = fs.read_json(path)
   pairs = [(f"model.{k}", v, config.model.get(k)) for k, v in trained.get("model", {}).items()
            if k not in _MODEL_FREE]
   from configs import base  # a field newer than the run: the run had its default
@@ -99,7 +91,7 @@ def check(config, workdir, suites, step=None) -> Plan:
   from_hf = config.init.from_hf  # no checkpoint: evaluate the imported weights as step 0
   if not workdir or not (fs.isdir(workdir) or from_hf):
     raise RunDirError(f"--workdir {workdir!r} does not exist; give the directory train.py wrote")
-  steps = checkpoint_steps(workdir) if fs.isdir(workdir) else []
+  steps = rundir.checkpoint_steps(workdir)
   if from_hf and not steps:
     if step not in (None, 0):
       raise RunDirError(f"--step {step} has no checkpoint in {workdir}; without checkpoints "
@@ -126,8 +118,7 @@ def check(config, workdir, suites, step=None) -> Plan:
 
 
 def _train_config_hash(workdir):
-  path = os.path.join(workdir, "provenance.json")
-  return fs.read_json(path).get("config_hash") if fs.exists(path) else None
+  return (rundir.read_provenance(workdir) or {}).get("config_hash")
 
 
 def format_table(records) -> str:
@@ -146,7 +137,6 @@ def run(config, workdir, suites=None, step=None, echo=print) -> dict:
   import jax
   from evals.context import EvalContext
   from trainlib import mesh as mesh_lib
-  from trainlib import rundir
   from trainlib import state as state_lib
   from trainlib.checkpoint import restore_params
 
@@ -160,7 +150,7 @@ def run(config, workdir, suites=None, step=None, echo=print) -> dict:
                               fallback=lambda: state_lib.init_params(setup))
       restored_step = 0
     else:
-      params, restored_step = restore_params(os.path.join(workdir, "checkpoints"),
+      params, restored_step = restore_params(rundir.checkpoints_dir(workdir),
                                              setup.abstract_state.params, plan.step)
   except ConfigError:
     raise
@@ -176,9 +166,10 @@ def run(config, workdir, suites=None, step=None, echo=print) -> dict:
             "params_from": f"hf:{config.init.from_hf}" if plan.from_hf else "checkpoint"}
   writer = None
   if primary:
-    fs.makedirs(ctx.out_dir)
+    with rundir.writing(ctx.out_dir):
+      fs.makedirs(ctx.out_dir)
     from tensorboardX import SummaryWriter
-    writer = SummaryWriter(os.path.join(workdir, "tb", "eval"))
+    writer = SummaryWriter(rundir.tensorboard_dir(workdir, "eval"))
   records = {}
   try:
     for name in plan.suites:
@@ -191,7 +182,7 @@ def run(config, workdir, suites=None, step=None, echo=print) -> dict:
                     seconds=round(time.perf_counter() - start, 2), **header)
       records[name] = record
       if primary:
-        fs.write_json(os.path.join(ctx.out_dir, f"{name}.json"), record)  # atomic
+        rundir.write_eval_result(workdir, name, record)  # atomic; WriteFailed names the path
         for metric, value in metrics.items():
           writer.add_scalar(f"{name}/{metric}", value, ctx.step)
         writer.flush()

@@ -1,68 +1,19 @@
-"""Readers for run directories and RUNS_DIR/sweep.json (formats: docs/ARCHITECTURE.md).
+"""Runs and sweeps for tables and figures, read from run directories and ROOT/sweep.json
+(formats: docs/ARCHITECTURE.md; the files are read through trainlib/rundir.py, without the
+writer lock, so a running training can be plotted).
 
 Everything here tolerates a run that is half-written, crashed or never started: such a run loads
 with `complete=False` and a `state_text` saying why, so tables and figures can show it as
-incomplete instead of dropping it or averaging it in.
+incomplete instead of dropping it or averaging it in. A damaged file (a torn last line of
+metrics.jsonl, a status.json that is not JSON) is named in one warning line and read around.
 """
 
 import dataclasses
-import json
 import os
 
 from trainlib import fs
-
-SWEEP_FILE = "sweep.json"
-
-
-def read_json(path):
-  """The JSON object in `path`, or None if it is missing or unreadable (half-written)."""
-  try:
-    return fs.read_json(path)
-  except (OSError, ValueError):
-    return None
-
-
-def read_metrics(path):
-  """(train_rows, eval_rows) of a metrics.jsonl, each sorted by step, one row per step.
-
-  A resumed run logs again the steps after its last checkpoint: the later row wins. A line cut
-  short by a crash is skipped.
-  """
-  by_split = {"train": {}, "eval": {}}
-  try:
-    lines = fs.read_text(path).splitlines()
-  except OSError:
-    lines = []
-  for line in lines:
-    try:
-      row = json.loads(line)
-    except ValueError:
-      continue
-    if isinstance(row, dict) and row.get("split") in by_split and "step" in row:
-      by_split[row["split"]][int(row["step"])] = row
-  return tuple([rows[s] for s in sorted(rows)] for rows in (by_split["train"], by_split["eval"]))
-
-
-def training_status(workdir, num_steps=None):
-  """(complete, state_text, step, num_steps) from DIR/status.json.
-
-  Complete means state "finished" with step >= num_steps. A run that died without writing
-  "failed" stays "running" (with an old `updated` time) and is reported as incomplete.
-  """
-  status = read_json(os.path.join(workdir, "status.json"))
-  if not isinstance(status, dict):
-    if fs.isdir(workdir):
-      return False, "incomplete (no status.json)", None, num_steps
-    return False, "not started", None, num_steps
-  step = status.get("step")
-  total = status.get("num_steps") or num_steps
-  progress = f"step {step}/{total}" if total else f"step {step}"
-  state = status.get("state")
-  if state == "failed":
-    return False, f"failed ({progress})", step, total
-  if state == "finished" and step is not None and (total is None or step >= total):
-    return True, "finished", step, total
-  return False, f"incomplete ({progress})", step, total
+from trainlib.rundir import read_metrics, training_status  # noqa: F401  (figures' API too)
+from trainlib import rundir as run_files
 
 
 @dataclasses.dataclass
@@ -119,15 +70,16 @@ class Run:
 
 def load_run(workdir, name=None, seed=None, meta=None):
   """Loads one run directory; a missing file leaves its part empty, never raises."""
-  config = read_json(os.path.join(workdir, "config.json")) or {}
-  provenance = read_json(os.path.join(workdir, "provenance.json")) or {}
+  config = run_files.read_config(workdir) or {}
+  provenance = run_files.read_provenance(workdir) or {}
   complete, state_text, step, num_steps = training_status(
       workdir, config.get("train", {}).get("num_steps"))
-  train_rows, eval_rows = read_metrics(os.path.join(workdir, "metrics.jsonl"))
+  train_rows, eval_rows = read_metrics(run_files.metrics_path(workdir))
   evals = {}
-  eval_dir = os.path.join(workdir, "eval")
+  eval_dir = run_files.eval_dir(workdir)
   for fname in fs.listdir(eval_dir):
-    result = read_json(os.path.join(eval_dir, fname)) if fname.endswith(".json") else None
+    result = (run_files.read_record(os.path.join(eval_dir, fname)) if fname.endswith(".json")
+              else None)
     if isinstance(result, dict):
       evals[result.get("suite", fname[:-len(".json")])] = result
   if seed is None:
@@ -165,7 +117,7 @@ def _discover(root):
   found = []
   for dirpath, dirnames, filenames in fs.walk(root):
     dirnames.sort()
-    if "config.json" in filenames or "status.json" in filenames:
+    if run_files.is_run_directory(filenames):
       found.append(dirpath)
       dirnames[:] = []  # a run directory's subfolders (checkpoints, eval) hold no runs
   return found
@@ -173,7 +125,7 @@ def _discover(root):
 
 def load_sweeps(root):
   """Every sweep recorded in ROOT/sweep.json; without one, all run directories as one sweep."""
-  record = read_json(os.path.join(root, SWEEP_FILE))
+  record = run_files.read_record(run_files.sweep_record_path(root))
   if not isinstance(record, dict) or not record.get("sweeps"):
     paths = _discover(root)
     if not paths:

@@ -46,7 +46,7 @@ from safetensors.numpy import save_file
 
 from configs.errors import ConfigError
 from interop import hf_config, names
-from trainlib import fs
+from trainlib import fs, rundir
 
 WEIGHTS_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
@@ -543,7 +543,7 @@ def export_run(config, workdir, out_dir, step=None):
   loop.validate(config)
   tokenizer = pipeline.get_tokenizer(config)
   hf_config.check_exportable(config.model, tokenizer.kind)
-  steps = runner.checkpoint_steps(workdir) if workdir and fs.isdir(workdir) else []
+  steps = rundir.checkpoint_steps(workdir) if workdir and fs.isdir(workdir) else []
   imported = bool(config.init.from_hf) and not steps
   if imported and step not in (None, 0):
     raise runner.RunDirError(f"--step {step} has no checkpoint in {workdir or '(no --workdir)'}; "
@@ -562,7 +562,7 @@ def export_run(config, workdir, out_dir, step=None):
     export(config, params, tokenizer, out_dir)
     return 0
   try:
-    params, restored = ckpt_lib.restore_params(os.path.join(workdir, "checkpoints"),
+    params, restored = ckpt_lib.restore_params(rundir.checkpoints_dir(workdir),
                                                setup.abstract_state.params, step)
   except Exception as e:  # noqa: BLE001  (orbax/tensorstore raise many kinds; as eval does)
     raise runner.RunDirError(f"cannot restore the parameters of step {step or 'latest'} from "
@@ -595,7 +595,7 @@ def main(argv):
     step = export_run(config, workdir, out, _STEP.value)
   except (ConfigError, runner.RunDirError) as e:
     cli.fail(e)
-  source = (f"step {step} of {workdir}" if step or (workdir and runner.checkpoint_steps(workdir))
+  source = (f"step {step} of {workdir}" if step or (workdir and rundir.checkpoint_steps(workdir))
             else f"init.from_hf={config.init.from_hf} (no training step)")
   print(f"exported {source} to {out}")
 

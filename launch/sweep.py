@@ -46,10 +46,10 @@ import time
 
 from configs import paths
 from configs.errors import ConfigError
-from figures.rundir import SWEEP_FILE, read_json, training_status
 from launch import sweep_plan
 from launch.sweep_plan import EVAL_COMMAND, TRAIN_COMMAND, REPO_DIR
-from trainlib import fs
+from trainlib import fs, rundir
+from trainlib.rundir import training_status
 
 BACKENDS = ("local", "tpu", "slurm")
 # SLURM options not given: one 8-GPU node per run, for at most a day.
@@ -73,8 +73,8 @@ class Record:
   """
 
   def __init__(self, root, sweep, backend, planned):
-    self.path = os.path.join(root, SWEEP_FILE)
-    self.data = read_json(self.path) or {"sweeps": {}}
+    self.path = rundir.sweep_record_path(root)
+    self.data = rundir.read_record(self.path) or {"sweeps": {}}
     claimed = {r["workdir"]: name for name, s in self.data["sweeps"].items()
                if name != sweep["name"] for r in s.get("runs", [])}
     for run in planned:
@@ -107,7 +107,7 @@ def evals_done(run):
   """True if every eval suite of the run has a result for the run's final step."""
   _, _, step, _ = training_status(run["workdir"])
   for suite in filter(None, run["eval_suites"].split(",")):
-    result = read_json(os.path.join(run["workdir"], "eval", f"{suite}.json"))
+    result = rundir.read_record(rundir.eval_result_path(run["workdir"], suite))
     if not isinstance(result, dict) or result.get("checkpoint_step") != step:
       return False
   return True
@@ -306,7 +306,7 @@ def _run_one(run, backend, opts, record, timeout, log, head, done, cores=None):
     log(f"{head}: {stage} ok ({seconds:.0f} s)")
   if result["state"] == "finished" and not training_status(run["workdir"])[0]:
     result["state"] = "failed"
-    log(f"{head}: exited 0 but status.json says {training_status(run['workdir'])[1]}")
+    log(f"{head}: exited 0 but {rundir.STATUS} says {training_status(run['workdir'])[1]}")
   record.update(run, **{k: v for k, v in result.items() if k not in ("name", "seed", "workdir")})
   return result
 

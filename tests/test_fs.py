@@ -6,7 +6,10 @@ this offline machine cannot reach.
 """
 import importlib
 import json
+import logging
 import os
+import subprocess
+import sys
 
 import pytest
 from fsspec.implementations.memory import MemoryFileSystem
@@ -132,3 +135,43 @@ def test_local_dir_uploads_what_was_written_under_the_same_names(gcs, tmp_path):
   assert fs.listdir(f"{ROOT}/eval/attention") == ["a.png", "sub"]
   with fs.local_dir(str(tmp_path / "views")) as local:  # local: written in place
     assert local == str(tmp_path / "views") and os.path.isdir(local)
+
+
+def test_the_writer_lock_on_gcs_is_an_object_created_only_if_absent(gcs, caplog):
+  """gs:// locks go through fsspec's pipe_file(mode="create") (gcsfs: ifGenerationMatch=0). The
+  stand-in refuses a second create as GCS's precondition would; that GCS itself answers 412 to
+  the second of two racing uploads is gcsfs's and GCS's part, not testable offline."""
+  workdir = f"{ROOT}/locked"
+  fs.makedirs(workdir)
+  first = rundir.acquire_writer_lock(workdir)
+  holder = json.loads(fs.read_text(rundir.lock_path(workdir)))
+  assert holder["pid"] == os.getpid() and set(holder) >= {"host", "pid", "started", "command"}
+  with pytest.raises(rundir.LockHeld, match=f"pid {os.getpid()} on host"):
+    rundir.acquire_writer_lock(workdir)
+  first.release()
+  assert not fs.exists(rundir.lock_path(workdir))
+
+  dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                        capture_output=True, text=True, check=True)
+  stale = dict(holder, pid=int(dead.stdout), token="stale")  # ran here, no longer running
+  fs.write_text(rundir.lock_path(workdir), json.dumps(stale))
+  caplog.set_level(logging.WARNING)
+  with rundir.acquire_writer_lock(workdir):
+    assert json.loads(fs.read_text(rundir.lock_path(workdir)))["pid"] == os.getpid()
+  assert any("taking over" in r.getMessage() for r in caplog.records)
+  elsewhere = dict(holder, host="another-host", token="other")  # cannot tell: refused
+  fs.write_text(rundir.lock_path(workdir), json.dumps(elsewhere))
+  with pytest.raises(rundir.LockHeld, match="on host another-host"):
+    rundir.acquire_writer_lock(workdir)
+
+
+def test_damaged_files_on_gcs_are_read_around(gcs, caplog):
+  workdir = f"{ROOT}/damaged"
+  fs.write_text(rundir.metrics_path(workdir), '{"split": "train", "step": 1, "loss": 2.0}\n'
+                '{"split": "train", "st')
+  fs.write_text(rundir.status_path(workdir), "{")
+  train, _ = rundir.read_metrics(rundir.metrics_path(workdir))
+  assert [r["step"] for r in train] == [1]
+  assert rundir.read_status(workdir) is None
+  messages = [r.getMessage() for r in caplog.records]
+  assert any("torn last line of 22 bytes" in m for m in messages), messages

@@ -26,7 +26,7 @@ from absl import logging
 from etils import epath
 from jax.experimental import multihost_utils
 
-from trainlib import checksum
+from trainlib import checksum, rundir
 from trainlib.step import all_finite
 
 
@@ -128,7 +128,7 @@ class Checkpointer:
     return None
 
   def _corrupt_dir(self):
-    return self.directory.parent / (self.directory.name + ".corrupt")
+    return epath.Path(rundir.corrupt_area(self.directory))
 
   def _quarantine(self, step):
     """Moves an unreadable step aside (kept for inspection) so later saves can reuse its number."""

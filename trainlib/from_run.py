@@ -16,15 +16,13 @@ printed and written to `<workdir>/init_from_run.json` (`record`).
 """
 
 import dataclasses
-import json
-import os
 
 import jax
 from absl import logging
 from flax import linen as nn
 
 from configs.errors import ConfigError
-from trainlib import fs
+from trainlib import fs, rundir
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,11 +42,6 @@ class Plan:
             f"{len(self.dropped)}: {', '.join(self.dropped) or '-'}")
 
 
-def checkpoint_steps(workdir) -> list[int]:
-  """Committed checkpoint steps of a run directory ([] if none)."""
-  return sorted(int(n) for n in fs.listdir(os.path.join(workdir, "checkpoints")) if n.isdigit())
-
-
 def _shapes(model_cfg) -> dict[str, tuple]:
   from models import counting  # pylint: disable=g-import-not-at-top
   params = nn.unbox(counting.abstract_params(model_cfg))
@@ -60,17 +53,15 @@ def _source_model(source, field):
   """The source run's model section over today's defaults (runs of older code lack new fields)."""
   from configs import base  # pylint: disable=g-import-not-at-top
   import models  # pylint: disable=g-import-not-at-top
-  path = os.path.join(source, "config.json")
-  try:
-    trained = json.loads(fs.read_text(path))["model"]
-  except (OSError, ValueError, KeyError, TypeError) as e:
-    raise ConfigError(f"{field}={source!r} has no readable config.json with a model section "
-                      f"({type(e).__name__}); give the workdir of a pancake run") from None
+  trained = (rundir.read_config(source) or {}).get("model")
+  if not isinstance(trained, dict):
+    raise ConfigError(f"{field}={source!r} has no readable {rundir.CONFIG} with a model "
+                      "section; give the workdir of a pancake run")
   model = base.get_config().model
   unknown = sorted(set(trained) - set(model))
   if unknown:
-    raise ConfigError(f"{field}={source!r}: its config.json has model fields this code does not "
-                      f"know ({', '.join(unknown)})")
+    raise ConfigError(f"{field}={source!r}: its {rundir.CONFIG} has model fields this code "
+                      f"does not know ({', '.join(unknown)})")
   model.update(trained)
   models.validate(model)
   return model
@@ -95,9 +86,10 @@ def plan(config) -> Plan:
   field = "init.from_run"
   if not fs.isdir(source):
     raise ConfigError(f"{field}={source!r} is not a directory; give the workdir of a pancake run")
-  steps = checkpoint_steps(source)
+  steps = rundir.checkpoint_steps(source)
   if not steps:
-    raise ConfigError(f"{field}={source!r} holds no checkpoint (no {source}/checkpoints/<step>)")
+    raise ConfigError(f"{field}={source!r} holds no checkpoint (no "
+                      f"{rundir.checkpoints_dir(source)}/<step>)")
   if wanted != -1 and wanted not in steps:
     raise ConfigError(f"init.from_step={wanted} is not a checkpoint of {field}={source!r}; it "
                       f"has steps {', '.join(map(str, steps))}")
@@ -135,7 +127,7 @@ def init_state(setup, run_plan: Plan):
   flat_abstract = {"/".join(k.key for k in path): leaf for path, leaf in
                    jax.tree_util.tree_flatten_with_path(setup.abstract_state.params)[0]}
   wanted = _nest({p: flat_abstract[p] for p in run_plan.carried})
-  restored, _ = checkpoint.restore_params(os.path.join(run_plan.from_run, "checkpoints"),
+  restored, _ = checkpoint.restore_params(rundir.checkpoints_dir(run_plan.from_run),
                                           wanted, run_plan.step)
   carried = {"/".join(k.key for k in path): leaf for path, leaf in
              jax.tree_util.tree_flatten_with_path(restored)[0]}

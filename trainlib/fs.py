@@ -108,6 +108,34 @@ class GrowingFile:
     self._text = text if is_remote(self.path) else None
 
 
+def remove(path) -> None:
+  if is_remote(path):
+    _epath(path).unlink()
+  else:
+    os.remove(path)
+
+
+def rmtree(path) -> None:
+  if is_remote(path):
+    _epath(path).rmtree()
+  else:
+    shutil.rmtree(path)
+
+
+def create_exclusive(path, text: str) -> None:
+  """Writes `text` to `path` only if nothing is there (FileExistsError otherwise), in one step
+  no other writer can interleave with: locally O_EXCL; on an object store fsspec's
+  `pipe_file(mode="create")`, which gcsfs sends as a GCS upload with `ifGenerationMatch=0`."""
+  if is_remote(path):
+    import fsspec
+    filesystem, key = fsspec.core.url_to_fs(path)
+    filesystem.pipe_file(key, text.encode(), mode="create")
+    return
+  fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+  with os.fdopen(fd, "w") as f:
+    f.write(text)
+
+
 def read_json(path):
   return json.loads(read_text(path))
 

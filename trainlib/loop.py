@@ -13,6 +13,12 @@ an uninterrupted one. A run already finished at train.num_steps is left untouche
 rewritten); a larger num_steps continues it. metrics.jsonl holds one row per (split, step)
 through any sequence of kills, resumes and reruns: rows past the restored step are dropped, and
 the restored checkpoint's meta says whether its step was evaluated before it was saved.
+
+The run directory is trainlib/rundir.py's: the loop takes its writer lock before anything
+compiles (a second writer: rundir.LockHeld, exit 2), decides again under the lock whether the
+run is finished, removes saves a kill or a full disk cut short, and turns a failed write into
+one rundir.WriteFailed line naming the path, the free space and the last intact checkpoint
+(status.json `failed`; exit 1), after which the same command resumes from that checkpoint.
 """
 
 import dataclasses
@@ -140,10 +146,10 @@ def evaluate(setup, eval_step, params, pipe, num_batches):
 
 
 def _warn_config_change(workdir, config):
-  path = os.path.join(workdir, "config.json")
-  if not fs.exists(path):
+  old = rundir.read_config(workdir)  # None: missing or damaged (then rewritten)
+  if old is None:
     return
-  old, new = _flatten(fs.read_json(path)), _flatten(rundir.config_dict(config))
+  old, new = _flatten(old), _flatten(rundir.config_dict(config))
   changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
   if changed:
     logging.warning("config differs from the one this workdir was started with: %s",
@@ -162,34 +168,33 @@ def _flatten(d, prefix=""):
 
 def finished_step(config, workdir):
   """The step at which the run in `workdir` finished, if it did at or past train.num_steps and
-  its checkpoint of that step is there; else None. Reads two small files, touches nothing."""
-  path = os.path.join(workdir, "status.json")
-  if not fs.exists(path):
+  its checkpoint of that step is there; else None. Touches nothing."""
+  return rundir.finished_step(workdir, config.train.num_steps)
+
+
+def _finished_result(config, workdir):
+  """RunResult(already_finished=True) after saying so, if `workdir` holds a finished run."""
+  done = finished_step(config, workdir)
+  if done is None:
     return None
-  status = fs.read_json(path)
-  step = status.get("step")
-  if status.get("state") != "finished" or not isinstance(step, int) or step < config.train.num_steps:
-    return None
-  directory = os.path.join(workdir, "checkpoints")
-  steps = ocp.utils.checkpoint_steps(directory) if fs.isdir(directory) else []
-  return step if steps and max(steps) == step else None
+  if jax.process_index() == 0:
+    _warn_config_change(workdir, config)
+    print(f"{workdir}: this run finished at step {done} (train.num_steps="
+          f"{config.train.num_steps}); nothing to do, nothing rewritten. Raise "
+          "--config.train.num_steps to continue it.", flush=True)
+  return RunResult(state=None, setup=None, step=done, preempted=False, last_eval=None,
+                   already_finished=True)
 
 
 def train_and_evaluate(config, workdir, model=None) -> RunResult:
   """Trains `config` in `workdir` (resuming if it holds checkpoints). See module docstring."""
   import pipeline
   validate(config)
-  done = finished_step(config, workdir)
-  if done is not None:
-    if jax.process_index() == 0:
-      _warn_config_change(workdir, config)
-      print(f"{workdir}: this run finished at step {done} (train.num_steps="
-            f"{config.train.num_steps}); nothing to do, nothing rewritten. Raise "
-            "--config.train.num_steps to continue it.", flush=True)
-    return RunResult(state=None, setup=None, step=done, preempted=False, last_eval=None,
-                     already_finished=True)
+  finished = _finished_result(config, workdir)
+  if finished is not None:
+    return finished
   run_plan = None  # another run's parameters as step 0, when this workdir has no checkpoint
-  if config.init.from_run and not from_run.checkpoint_steps(workdir):
+  if config.init.from_run and not rundir.checkpoint_steps(workdir):
     run_plan = from_run.plan(config)  # ConfigError before anything is built
   mesh = mesh_lib.make_mesh(config)
   mesh_lib.validate_batch(config, mesh)
@@ -202,7 +207,14 @@ def train_and_evaluate(config, workdir, model=None) -> RunResult:
     from interop import hf
     hf.check(config, pipes[0].tokenizer, setup.abstract_state.params)
   fs.makedirs(workdir)
-  return _Trainer(setup, workdir, *pipes, run_plan=run_plan).run()
+  lock = rundir.hold_writer_lock(workdir)  # LockHeld: another process writes here (exit 2)
+  try:
+    # again under the lock: a run that held it may have finished since the first look
+    return (_finished_result(config, workdir)
+            or _Trainer(setup, workdir, *pipes, run_plan=run_plan).run())
+  finally:
+    if lock is not None:
+      lock.release()
 
 
 class _Trainer:
@@ -224,6 +236,7 @@ class _Trainer:
       logging.info("config:\n%s", config)
       logging.info("mesh %s; MFU peak %.3g FLOP/s (%s)", mesh, self.peak, peak_source)
       _warn_config_change(workdir, config)
+      rundir.clean_partial_checkpoints(workdir)  # we hold the lock: no other save is under way
       rundir.write_config(workdir, config)
       rundir.write_provenance(
           workdir, config, data_fingerprint=train_pipe.fingerprint, mesh=mesh,
@@ -232,7 +245,7 @@ class _Trainer:
           params_non_embedding=counts["params_non_embedding"])
     self.ckpt_meta = {"mesh": mesh, "process_count": jax.process_count(),
                       "config_hash": rundir.config_hash(config)}
-    self.ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), keep=self.t.keep_checkpoints,
+    self.ckpt = Checkpointer(rundir.checkpoints_dir(workdir), keep=self.t.keep_checkpoints,
                              async_save=self.t.async_checkpoint, every=self.t.checkpoint_every)
     self.writer = metrics_lib.MetricsWriter(workdir)
     self.window, self.pending = _Window(), None
@@ -253,7 +266,7 @@ class _Trainer:
       if self.run_plan is not None:  # step 0 = another run's parameters, where they fit
         if self.primary:
           print(self.run_plan.summary(), flush=True)
-          fs.write_json(os.path.join(self.workdir, "init_from_run.json"), self.run_plan.record())
+          rundir.write_init_from_run(self.workdir, self.run_plan.record())
         return from_run.init_state(self.setup, self.run_plan), 0
       return state_lib.init_state(self.setup), 0
     state, meta = restored
@@ -275,7 +288,7 @@ class _Trainer:
     """The stable run's checkpoint at optim.cooldown_from_step (parameters, Adam moments, data
     position), verified; this workdir's schedule then decays from there."""
     o = self.config.optim
-    source = Checkpointer(os.path.join(o.cooldown_from_run, "checkpoints"), keep=None,
+    source = Checkpointer(rundir.checkpoints_dir(o.cooldown_from_run), keep=None,
                           async_save=False)
     if o.cooldown_from_step not in source.all_steps():
       raise ConfigError(f"optim.cooldown_from_step={o.cooldown_from_step}: "
@@ -315,8 +328,10 @@ class _Trainer:
 
   def _save(self, state, step):
     self._resolve()  # never save past an unchecked step
-    self.ckpt.save(step, state, dict(self.ckpt_meta, data=self.train_pipe.state_dict(step),
-                                     evaluated=self.eval_done_at == step))
+    with rundir.writing(os.fspath(self.ckpt.directory)):
+      # an async save's write error surfaces here, at the next save (or at wait/close)
+      self.ckpt.save(step, state, dict(self.ckpt_meta, data=self.train_pipe.state_dict(step),
+                                       evaluated=self.eval_done_at == step))
     self.last_saved = step
 
   def _eval(self, params, step):
@@ -370,7 +385,7 @@ class _Trainer:
     t, step = self.t, 0
     preemption = _Preemption()
     batches = prefetch.BatchPrefetcher(self.train_pipe, self.config.data.num_workers)
-    profiling, preempted, last = False, False, t.num_steps - 1
+    profiling, preempted, last, failing = False, False, t.num_steps - 1, False
     try:
       state, start = self._restore_or_init()
       step = start
@@ -395,7 +410,7 @@ class _Trainer:
         else:
           self.timer_steps += 1
         if t.profile_steps and self.primary and step == start + 2:  # after compilation
-          jax.profiler.start_trace(os.path.join(self.workdir, "profile"))
+          jax.profiler.start_trace(rundir.profile_dir(self.workdir))
           profiling = True
         if profiling and step == start + 2 + t.profile_steps:
           jax.profiler.stop_trace()
@@ -417,7 +432,8 @@ class _Trainer:
           self._eval(state.params, step)
         if self.last_saved != step:
           self._save(state, step)
-      self.ckpt.wait()
+      with rundir.writing(os.fspath(self.ckpt.directory)):
+        self.ckpt.wait()
       if preempted:
         self._status("running", step,
                      f"preempted (SIGTERM) at step {step}; checkpoint saved, rerun to resume")
@@ -425,8 +441,12 @@ class _Trainer:
         self._status("finished", step)
       return RunResult(state=state, setup=self.setup, step=step, preempted=preempted,
                        last_eval=self.last_eval)
+    except rundir.WriteFailed as e:
+      failing = True
+      raise self._write_failed(e, step) from None
     except BaseException as e:
-      self._status("failed", step, f"{type(e).__name__}: {e}")
+      failing = True
+      self._status_after_failure(step, f"{type(e).__name__}: {e}")
       raise
     finally:
       if profiling:
@@ -434,4 +454,36 @@ class _Trainer:
       batches.close()
       preemption.close()
       self.writer.close()
+      self._close_checkpoints(failing)
+
+  def _write_failed(self, error, step):
+    """-> WriteFailed whose one line also names the last intact checkpoint; recorded in
+    status.json as far as the disk allows."""
+    try:  # a save still in flight may yet commit: name the checkpoint the rerun will find
+      self.ckpt.wait()
+    except Exception:  # noqa: BLE001  (the failed save's own error, raised again)
+      pass
+    failed = rundir.WriteFailed(error.path, error.cause, then=(
+        f"{rundir.last_checkpoint_text(self.workdir)}: free space and rerun the same command to "
+        "continue from it"))
+    self._status_after_failure(step, str(failed))
+    return failed
+
+  def _status_after_failure(self, step, message):
+    try:
+      self._status("failed", step, message)
+    except rundir.WriteFailed as again:  # the disk that failed may refuse this one too
+      logging.warning("%s could not record the failure: %s", rundir.STATUS, again)
+
+  def _close_checkpoints(self, failing):
+    """Waits for the last save and closes orbax; after a failure, a save's error (already
+    reported) must not replace it."""
+    if not failing:
+      with rundir.writing(os.fspath(self.ckpt.directory)):
+        self.ckpt.close()
+      return
+    try:
       self.ckpt.close()
+    except Exception as e:  # noqa: BLE001  (orbax re-raises the failed async save's error)
+      logging.warning("closing the checkpoints after the failure: %s: %s", type(e).__name__,
+                      str(e).splitlines()[0][:300] if str(e) else "")

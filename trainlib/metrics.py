@@ -11,7 +11,6 @@ host. `peak_flops(...)` returns which one it used, and provenance.json records i
 
 import json
 import math
-import os
 import time
 
 import jax
@@ -19,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from trainlib import fs
+from trainlib import fs, rundir
 
 # Dense bf16 peak FLOP/s per JAX device, by device_kind prefix (longest prefix wins).
 PEAK_FLOPS = {
@@ -76,32 +75,30 @@ class MetricsWriter:
 
   def __init__(self, workdir, enabled=None):
     self.enabled = jax.process_index() == 0 if enabled is None else enabled
-    self.path = os.path.join(workdir, "metrics.jsonl")
+    self.path = rundir.metrics_path(workdir)
     self._file = fs.GrowingFile(self.path)
     self._tb = None
     if self.enabled:
       from tensorboardX import SummaryWriter  # imported lazily: only process 0 needs it
-      self._tb = SummaryWriter(os.path.join(workdir, "tb"))
+      self._tb = SummaryWriter(rundir.tensorboard_dir(workdir))
 
   def drop_after(self, step, keep_eval_at_step=True):
     """On resume: forget rows past the restored step (they will be produced again), and its
-    eval row unless `keep_eval_at_step` (the checkpoint was saved after that eval)."""
+    eval row unless `keep_eval_at_step` (the checkpoint was saved after that eval). A torn last
+    line (a kill or a full disk mid-write) is dropped with a warning (rundir.read_metric_lines)."""
     if not self.enabled or not fs.exists(self.path):
       return
-    kept = []
-    for line in fs.read_text(self.path).splitlines():
-      if not line.strip():
-        continue
-      row = json.loads(line)
-      if row["step"] < step or (row["step"] == step and (keep_eval_at_step
-                                                         or row.get("split") != "eval")):
-        kept.append(line + "\n")
-    self._file.replace("".join(kept))
+    kept = [line + "\n" for line, row in rundir.read_metric_lines(self.path)
+            if row["step"] < step or (row["step"] == step and (keep_eval_at_step
+                                                               or row.get("split") != "eval"))]
+    with rundir.writing(self.path):
+      self._file.replace("".join(kept))
 
   def write(self, row):
     if not self.enabled:
       return
-    self._file.append(json.dumps(_plain(row), sort_keys=True) + "\n")
+    with rundir.writing(self.path):
+      self._file.append(json.dumps(_plain(row), sort_keys=True) + "\n")
     split = row.get("split", "train")
     for key, value in row.items():
       if key not in ("split", "step", "time") and isinstance(value, (int, float)):
