@@ -91,9 +91,9 @@ def _kernel(kind, length, heads, half_window, grouped, interpret):
   if kind == "prefix":
     mask = _PrefixKeysMask(length, half_window)
   elif half_window is not None:
-    mask = mask_lib.LocalMask((length, length), (half_window, 0 if kind == "causal" else
+    mask = mask_lib.LocalMask((length, length), (half_window, 0 if kind == "triangular" else
                                                  half_window), offset=0)
-  elif kind == "causal":
+  elif kind == "triangular":
     mask = mask_lib.CausalMask((length, length))
   else:
     mask = mask_lib.FullMask((length, length))
@@ -116,7 +116,7 @@ def splash_attention(q, k, v, segments, causal, half_window=None, prefix_len=Non
   grouped = kv_heads != heads
   if prefix_len is not None and not causal:
     raise ValueError("prefix_len is a decoder's (causal) mask")
-  kind = "prefix" if prefix_len is not None else ("causal" if causal else "full")
+  kind = "prefix" if prefix_len is not None else ("triangular" if causal else "full")
   kernel = _kernel(kind, length, heads // kv_heads if grouped else heads, half_window, grouped,
                    target_platform() != "tpu")
   q = q * jnp.asarray(head_dim ** -0.5 if scale is None else scale, q.dtype)
