@@ -52,12 +52,20 @@ def check_recipe(name, timeout, extra_flags=()):
                 error=f"exit {out.returncode}: {errors[-1] if errors else 'no output'}")
   report = json.loads(lines[0])
   report.update(recipe=name, wall_seconds=round(time.time() - start, 1),
-                command=" ".join(command[1:]))
+                command=" ".join(command[1:]), commit=_commit(),
+                date=time.strftime("%Y-%m-%d", time.gmtime()))
   return report
 
 
 def _gib(value):
   return "—" if value is None else f"{value / GIB:.1f}"
+
+
+def _commit():
+  """The tree the compile ran on: its git commit, "+changes" when the work tree differs."""
+  git = lambda *a: subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout
+  head = git("rev-parse", "--short", "HEAD").strip() or "unknown"
+  return head + ("+changes" if git("status", "--porcelain", "--untracked-files=no").strip() else "")
 
 
 def check_with_dense_attention(name, timeout):
