@@ -219,3 +219,19 @@ def test_recipe_flags_reach_the_pod_launcher():
   assert args[start:start + len(recipe_flags) + 1] == recipe_flags + ["--config.train.num_steps=10"]
   bad = _run_script(["bash", "launch/tpu_pod.sh", "--dry_run"], {**env, "RECIPE": "gpt9"})
   assert bad.returncode == 2 and "RECIPE=gpt9" in bad.stderr
+
+
+def test_the_splash_attention_page_quotes_its_aot_reports():
+  """results/splash_attention/README.md's memory and step-time figures are its JSONs' (launch.aot
+  --json), so a rerun that changes them fails here until the page is updated."""
+  import json
+  folder = os.path.join(ROOT, "results", "splash_attention")
+  page = open(os.path.join(folder, "README.md")).read()
+  for name in ("windowed", "global"):
+    report = json.load(open(os.path.join(folder, f"ettin_encoder_1b_{name}.json")))
+    assert report["fits"] and report["attention_kernel"] == "splash"
+    assert (report["global_batch_size"], report["seq_len"]) == (64, 8192)
+    for figure in (f"{report['total_bytes'] / 2**30:.2f} GiB",
+                   f"{report['temporaries_bytes'] / 2**30:.2f} GiB",
+                   f"{report['step_seconds_at_peak']:.3f}"):
+      assert figure in page, (name, figure)
