@@ -18,8 +18,9 @@ recipes_table also compiles the recipe with attention_impl="xla" (dense [B, H, L
 every layer, what windowed layers fell back to before splash attention) and shows its memory.
 
 Ettin (and ModernBERT) train in two stages: 1,024 tokens, then 8,192 (context extension). Stage 1
-uses ModernBERT's published global batch (4,608 sequences for base-shaped models, 4,928 for
-large; Warner et al. 2024), for every Ettin size: Weller et al. 2025 train the suite with
+uses ModernBERT's global batch after its batch-size warmup as this file's author recalls it from
+Warner et al. 2024 (4,608 sequences for base-shaped models, 4,928 for large; the paper was not
+at hand to re-check), for every Ettin size, since Weller et al. 2025 train the suite with
 ModernBERT's recipe. The stage-2 recipes (`*_8k`) keep stage 1's tokens per step, 576 x 8,192 =
 4.7M; that batch is this file's choice, not a published one. Both stages split each chip's rows
 into micro-batches of a few 8k-token-equivalents and use splash attention, whose windowed layers
