@@ -1,34 +1,65 @@
-"""The LM head and its cross-entropy in one pass over token chunks, with the gradient made on the
-way (CPU); the plain logits path elsewhere.
+"""The LM/MLM head and its cross-entropy without the [B, L, V] logits: tiled on TPU and GPU (memory),
+chunked with the gradient made on the way on CPU (speed); the plain logits path otherwise.
 
-Why: a decoder's loss reads and writes the logits [B, L, V] about fifteen times (the head matmul,
-max, exp, sum, the argmax test, the softmax gradient, both gradient matmuls). On XLA:CPU each pass
-over an array larger than the cache runs at memory speed: at the smallest CPU sweep model's
-shape (2,048 tokens, width 32, vocabulary 2,048, 16 MB of logits) the head's forward and backward
-took 32 ms, most of its 50 ms step. Here the tokens go through in chunks whose logits stay in
-cache. Each chunk computes its logits, loss, argmax hits and the loss's gradient with respect to
-the logits, and from it d hidden and its share of d kernel. The backward pass then only scales
-what the forward pass saved by the incoming cotangent, so no matmul is recomputed.
+Models return, beside their logits, what the logits are made of (`models.layers.Readout`:
+hidden, kernel, optional bias, multiplier, and `model.head_loss`). `head_path` picks one of three
+paths per call:
 
-The head alone at that shape took 12.5 ms instead of 32 ms (medians of 20 calls, one device, one
-run, load ~1). In whole train steps, chunked and logits path timed in turn in one process
-(2 devices), the step took 1.06x to 1.36x less time in four runs; bench/train_step.py has the
-figures against torch. Wider heads keep the logits path (MAX_CHUNKED_WIDTH below).
+- "tiled" (model.head_loss="auto" on TPU/GPU, or "tiled" on any platform; decoders' LM head and
+  encoders' MLM head): `tiled_token_losses` scans over chunks of positions. Each chunk computes
+  its float32 logits [B, c, V] (per device [b, c, V]), their log-sum-exp, the label's logit and
+  the argmax test; the forward keeps only the per-token log-sum-exp [B, L]. The backward scans
+  again, recomputes the chunk's logits, and turns softmax - one_hot into d hidden, d kernel and
+  d bias (custom_vjp). So no [B, L, V] array exists in either pass: the head's memory is one
+  chunk's logits and a few temporaries of that size, with chunks sized so that a chunk's float32
+  logits per device stay under CHUNK_LOGITS_BYTES (the length is padded to a multiple of the
+  chunk, padding weighted 0). The cost is the head matmul once more in the backward (2 D V
+  FLOPs per token, about 1/3 of the head's training FLOPs, which models/counting.py does not
+  charge). Under a mesh it runs under plain jit and the partitioner: the kernel is gathered over
+  the FSDP axis once per pass (as the logits path's matmul gathers it), logits stay sharded on
+  batch (and on vocab under tensor parallelism), and d kernel is accumulated per group of rows
+  that one device holds ([G, D, V], G = the batch shards, one slice per device), so the
+  cross-device sum happens once after the scan rather than once per chunk. Logits are
+  accumulated in float32 from compute-dtype operands (the logits path rounds them to the compute
+  dtype first); in float32 losses, hit counts and gradients equal the logits path's to float32
+  rounding (tests/test_head_loss.py, with an FSDP mesh, micro-batches, remat, and a scan of the
+  compiled step's HLO for any array of the logits' size). results/tiled_loss_aot.md has the
+  per-chip memory it saves on TPU (`launch.aot`).
 
-Numerics: the same float32 operations per token, and the sums over chunks are added in another
-order, so losses and gradients equal the logits path's to float32 rounding
-(tests/test_head_loss.py). Runs on one path stay bitwise reproducible.
+- "chunked" (model.head_loss="auto" on CPU, decoders of width <= MAX_CHUNKED_WIDTH): a CPU speed
+  optimisation. A decoder's loss reads and writes the logits [B, L, V] about fifteen times (the
+  head matmul, max, exp, sum, the argmax test, the softmax gradient, both gradient matmuls). On
+  XLA:CPU each pass over an array larger than the cache runs at memory speed: at the smallest
+  CPU sweep model's shape (2,048 tokens, width 32, vocabulary 2,048, 16 MB of logits) the head's
+  forward and backward took 32 ms, most of its 50 ms step. Here the tokens go through in chunks
+  whose logits stay in cache. Each chunk computes its logits, loss, argmax hits and the loss's
+  gradient with respect to the logits, and from it d hidden and its share of d kernel. The
+  backward pass then only scales what the forward pass saved by the incoming cotangent, so no
+  matmul is recomputed (which is why it is not the memory path: the forward keeps d hidden).
+  The head alone at that shape took 12.5 ms instead of 32 ms (medians of 20 calls, one device,
+  one run, load ~1). In whole train steps, chunked and logits path timed in turn in one process
+  (2 devices), the step took 1.06x to 1.36x less time in four runs; bench/train_step.py has the
+  figures against torch. Wider heads keep the logits path (MAX_CHUNKED_WIDTH below). Numerics:
+  the same float32 operations per token, and the sums over chunks are added in another order, so
+  losses and gradients equal the logits path's to float32 rounding. Runs on one path stay
+  bitwise reproducible.
 
-Used by the decoder objectives whose loss is one weighted cross-entropy over the logits (causal,
-prefix_lm) when the model returns its `readout_kernel` (models/decoder.py). On TPU and GPU,
-and for outputs without one, it is `weighted_cross_entropy` on the logits as before.
+- "logits" (model.head_loss="logits"; on CPU, encoders and wider decoders; outputs without a
+  readout): `weighted_cross_entropy` on the model's logits.
+
+Used by the decoder objectives (causal and prefix_lm through `lm_cross_entropy`, gpt_bert through
+`weighted_cross_entropies`) and the MLM objectives (`head_cross_entropy` on the gathered slots).
 """
+
+import functools
+import math
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from jax.sharding import PartitionSpec as P
 
+from models.layers import constrain
 from models.platform import target_platform
 from objectives.base import is_argmax, weighted_cross_entropy
 
@@ -42,22 +73,208 @@ MIN_CHUNK_TOKENS = 256
 # 32 with a 2,048 vocabulary ran 1.06-1.36x faster, width 128 ran 1.05x (vocabulary 2,048) and
 # 0.79x (4,096).
 MAX_CHUNKED_WIDTH = 64
-ENABLED = True  # False: the logits path everywhere (the reference the tests compare against)
+# The tiled path's bound on one chunk's float32 logits per device. A chunk's temporaries (logits,
+# their exponentials, d logits in float32 and the compute dtype) are a few times this; 256 MiB
+# keeps them near 1 GiB of a TPU's 16-95 GiB while a chunk stays a large matmul (at V = 50,368:
+# 1,332 tokens per device).
+CHUNK_LOGITS_BYTES = 256 * 2**20
+
+_LOGITS = ("activation_batch", "activation_length", "activation_vocab")
+
+
+def head_path(readout):
+  """-> "tiled", "chunked" or "logits": how the head behind `readout` (a models.layers.Readout,
+  or None for outputs without one) computes its loss here (see the module docstring)."""
+  if readout is None or readout.head_loss == "logits":
+    return "logits"
+  if readout.head_loss == "tiled" or target_platform() != "cpu":
+    return "tiled"
+  if (readout.bias is None and readout.kernel.shape[0] <= MAX_CHUNKED_WIDTH
+      and _batch_mesh_axes() is not None):
+    return "chunked"
+  return "logits"
+
+
+def head_cross_entropy(logits, readout, labels, weights):
+  """logits [..., V] (unused off the logits path: XLA drops them), readout (or None), labels
+  [...] int, weights [...] -> (loss_sum, correct_sum, weight_sum), as
+  `weighted_cross_entropy(logits, labels, weights)`."""
+  path = head_path(readout)
+  if path == "logits":
+    return weighted_cross_entropy(logits, labels, weights)
+  weights = weights.astype(jnp.float32)
+  if path == "tiled":
+    nll, hits = tiled_token_losses(readout, labels)
+    return jnp.sum(nll * weights), jnp.sum(hits * weights), jnp.sum(weights)
+  loss, correct = _chunked_sums(readout, labels, weights)
+  return loss, correct, jnp.sum(weights)
 
 
 def lm_cross_entropy(outputs, labels, weights):
   """outputs of a decoder, labels [B, L] int, weights [B, L] -> (loss_sum, correct_sum,
   weight_sum), as `weighted_cross_entropy(outputs["logits"], labels, weights)`."""
-  axes = chunked_head_axes(outputs)
-  if axes is None:
-    return weighted_cross_entropy(outputs["logits"], labels, weights)
-  hidden, kernel, multiplier = (outputs[k] for k in ("hidden", "readout_kernel",
-                                                     "readout_multiplier"))
+  return head_cross_entropy(outputs["logits"], outputs.get("readout"), labels, weights)
+
+
+def weighted_cross_entropies(logits, readout, labels, weight_sets):
+  """Several weightings of one head's loss (gpt_bert's two row groups) -> [(loss_sum,
+  correct_sum, weight_sum)] per weights array; the tiled path computes the tokens' losses once."""
+  if head_path(readout) != "tiled":
+    return [weighted_cross_entropy(logits, labels, w) for w in weight_sets]
+  nll, hits = tiled_token_losses(readout, labels)
+  sums = []
+  for w in weight_sets:
+    w = w.astype(jnp.float32)
+    sums.append((jnp.sum(nll * w), jnp.sum(hits * w), jnp.sum(w)))
+  return sums
+
+
+# ------------------------------------------------------------------ the tiled path (memory)
+
+
+def tiled_token_losses(readout, labels):
+  """readout (hidden [B, L, D]), labels [B, L] int -> (nll [B, L], hits [B, L]) float32: each
+  token's cross-entropy and whether its label is the argmax (ties to the first index), without
+  the [B, L, V] logits. Differentiable in hidden, kernel and bias through nll (hits are counts)."""
+  hidden, kernel, bias = readout.hidden, readout.kernel, readout.bias
+  b, l, _ = hidden.shape
+  groups = _row_groups(b)
+  chunk, count = tiled_chunks(b // groups, l, kernel.shape[1])
+  pad = chunk * count - l
+  if pad:  # padded positions get no cotangent (sliced off below), so they add nothing
+    hidden = jnp.pad(hidden, ((0, 0), (0, pad), (0, 0)))
+    labels = jnp.pad(labels, ((0, 0), (0, pad)))
+  nll, hits = _tiled(hidden, kernel, bias, labels.astype(jnp.int32), readout.multiplier, chunk,
+                     groups)
+  return nll[:, :l], hits[:, :l]
+
+
+def tiled_chunks(rows, length, vocab):
+  """-> (positions per chunk, chunks): the fewest chunks whose float32 logits [rows, chunk,
+  vocab] stay under CHUNK_LOGITS_BYTES (at least one position each), evened out over `length`."""
+  most = max(1, CHUNK_LOGITS_BYTES // (rows * vocab * 4))
+  count = -(-length // most)
+  return -(-length // count), count
+
+
+def _row_groups(rows):
+  """G: the number of batch shards of the context mesh (1 without a mesh, or when they do not
+  divide `rows`), so that [G, rows / G] puts one group on each device."""
+  mesh = jax.sharding.get_abstract_mesh()
+  if mesh.empty:
+    return 1
+  rule = nn.logical_to_mesh_axes(("activation_batch",))[0]  # under the rules in context
+  axes = (rule,) if isinstance(rule, str) else tuple(rule or ())
+  groups = math.prod(mesh.shape[a] for a in axes)
+  return groups if rows % groups == 0 else 1
+
+
+def _to_chunks(x, chunk):  # [B, L, ...] -> [L / chunk, B, chunk, ...]: scanned over positions
+  b, l = x.shape[:2]
+  return x.reshape((b, l // chunk, chunk) + x.shape[2:]).swapaxes(0, 1)
+
+
+def _from_chunks(x):  # [L / chunk, B, chunk, ...] -> [B, L, ...]
+  return x.swapaxes(0, 1).reshape((x.shape[1], -1) + x.shape[3:])
+
+
+def _gathered_kernel(kernel):
+  """The kernel whole along its width, once per pass (FSDP shards it there), still split over
+  the vocabulary under tensor parallelism."""
+  return constrain(kernel, (None, "vocab"))
+
+
+def _chunk_logits(h, kernel, bias, multiplier):
+  """h [B, c, D] -> float32 logits [B, c, V], as the model's readout computes them."""
+  logits = jnp.einsum("bcd,dv->bcv", h, kernel, preferred_element_type=jnp.float32)
+  if multiplier != 1.0:
+    logits = logits * multiplier
+  if bias is not None:
+    logits = logits + bias.astype(jnp.float32)
+  return constrain(logits, _LOGITS)
+
+
+def _tiled_forward(hidden, kernel, bias, labels, multiplier, chunk):
+  """-> (nll, hits), log-sum-exp: each [B, L] float32."""
+  kernel = _gathered_kernel(kernel)
+
+  def body(_, xs):
+    h, y = xs
+    logits = _chunk_logits(h, kernel, bias, multiplier)
+    # As optax.softmax_cross_entropy_with_integer_labels, in the same order of operations.
+    top = jnp.max(logits, axis=-1, keepdims=True)
+    log_total = jnp.log(jnp.sum(jnp.exp(logits - top), axis=-1))
+    label_logit = jnp.take_along_axis(logits, y[..., None], axis=-1)[..., 0]
+    nll = log_total - (label_logit - top[..., 0])
+    return None, (nll, is_argmax(logits, y).astype(jnp.float32), log_total + top[..., 0])
+
+  _, (nll, hits, lse) = jax.lax.scan(body, None, (_to_chunks(hidden, chunk),
+                                                  _to_chunks(labels, chunk)))
+  return (_from_chunks(nll), _from_chunks(hits)), _from_chunks(lse)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5, 6))
+def _tiled(hidden, kernel, bias, labels, multiplier, chunk, groups):
+  del groups  # the backward's
+  return _tiled_forward(hidden, kernel, bias, labels, multiplier, chunk)[0]
+
+
+def _tiled_fwd(hidden, kernel, bias, labels, multiplier, chunk, groups):
+  del groups
+  sums, lse = _tiled_forward(hidden, kernel, bias, labels, multiplier, chunk)
+  return sums, (hidden, kernel, bias, labels, lse)  # the kernel as sharded: gathered again below
+
+
+def _tiled_bwd(multiplier, chunk, groups, saved, cotangents):
+  hidden, kernel, bias, labels, lse = saved
+  d_nll = cotangents[0].astype(jnp.float32)  # the hit counts have no gradient
+  whole = _gathered_kernel(kernel)
+  d, v = whole.shape
+
+  def grouped(x):  # [B, ...] -> [G, B / G, ...]: one group of rows per device
+    return constrain(x.reshape((groups, x.shape[0] // groups) + x.shape[1:]),
+                     ("activation_batch",) + (None,) * x.ndim)
+
+  def body(sums, xs):
+    h, y, s, g = xs
+    logits = _chunk_logits(h, whole, bias, multiplier)
+    # d nll / d logits = softmax - one_hot(label), times each token's cotangent.
+    d_logits = (jnp.exp(logits - s[..., None]) - jax.nn.one_hot(y, v, dtype=jnp.float32)
+                ) * g[..., None]
+    d_scaled = (d_logits * multiplier if multiplier != 1.0 else d_logits).astype(whole.dtype)
+    d_hidden = jnp.einsum("bcv,dv->bcd", d_scaled, whole)
+    d_kernel, d_bias = sums
+    d_kernel = d_kernel + jnp.einsum("gbcd,gbcv->gdv", grouped(h), grouped(d_scaled),
+                                     preferred_element_type=jnp.float32)
+    d_kernel = constrain(d_kernel, ("activation_batch", None, "activation_vocab"))
+    if d_bias is not None:
+      d_bias = constrain(d_bias + jnp.sum(grouped(d_logits), axis=(1, 2)),
+                         ("activation_batch", "activation_vocab"))
+    return (d_kernel, d_bias), d_hidden
+
+  zeros = (jnp.zeros((groups, d, v), jnp.float32),
+           None if bias is None else jnp.zeros((groups, v), jnp.float32))
+  (d_kernel, d_bias), d_hidden = jax.lax.scan(
+      body, zeros, (_to_chunks(hidden, chunk), _to_chunks(labels, chunk),
+                    _to_chunks(lse, chunk), _to_chunks(d_nll, chunk)))
+  d_bias = None if bias is None else jnp.sum(d_bias, axis=0).astype(bias.dtype)
+  return (_from_chunks(d_hidden).astype(hidden.dtype),
+          jnp.sum(d_kernel, axis=0).astype(kernel.dtype), d_bias, None)
+
+
+_tiled.defvjp(_tiled_fwd, _tiled_bwd)
+
+
+# ------------------------------------------------------------------ the chunked path (CPU speed)
+
+
+def _chunked_sums(readout, labels, weights):
+  """The chunked path's (loss_sum, correct_sum), over the batch-sharding mesh axes."""
+  axes = _batch_mesh_axes()
+  hidden, kernel, multiplier = readout.hidden, readout.kernel, readout.multiplier
   hidden = hidden.astype(kernel.dtype)
-  weights = weights.astype(jnp.float32)
   if not axes:
-    loss, correct = chunked_head_cross_entropy(hidden, kernel, labels, weights, multiplier)
-    return loss, correct, jnp.sum(weights)
+    return chunked_head_cross_entropy(hidden, kernel, labels, weights, multiplier)
 
   # Several devices: each runs the chunks of its own rows and the sums meet once. Under plain jit
   # the partitioner all-reduced every chunk's share of d kernel (16 all-reduces per step, about a
@@ -69,20 +286,9 @@ def lm_cross_entropy(outputs, labels, weights):
     sums = chunked_head_cross_entropy(h, k, y, w, multiplier, varying_axes=axes)
     return tuple(jax.lax.psum(x, axes) for x in sums)
 
-  loss, correct = jax.shard_map(
+  return jax.shard_map(
       local, mesh=jax.sharding.get_abstract_mesh(), in_specs=(P(axes), P(), P(axes), P(axes)),
       out_specs=(P(), P()))(hidden, kernel, labels, weights)
-  return loss, correct, jnp.sum(weights)
-
-
-def chunked_head_axes(outputs):
-  """None: the logits path. Else the chunked path, split over these mesh axes (() for none):
-  on CPU, for a decoder's outputs with a readout_kernel of width <= MAX_CHUNKED_WIDTH, under no
-  mesh or one that only shards the batch."""
-  if (not ENABLED or "readout_kernel" not in outputs or target_platform() != "cpu"
-      or outputs["readout_kernel"].shape[0] > MAX_CHUNKED_WIDTH):
-    return None
-  return _batch_mesh_axes()
 
 
 def _batch_mesh_axes():
