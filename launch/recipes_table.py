@@ -33,8 +33,16 @@ GIB = 2**30
 def check_recipe(name, timeout):
   """-> the AOT report of one recipe (with `recipe` and, on failure, `error`)."""
   recipe = pod_recipes.RECIPES[name]
-  command = [sys.executable, "-m", "launch.aot", "--config", f"configs/{name}.py",
-             "--topology", recipe["topology"], *pod_recipes.flags(name)]
+  report = run_aot(name, recipe["topology"], pod_recipes.flags(name), timeout)
+  report.update(recipe=name)
+  return report
+
+
+def run_aot(preset, topology_name, flags_list, timeout):
+  """-> the report of `python -m launch.aot --config configs/<preset>.py --topology ... flags`,
+  run in its own process, with `wall_seconds` and `command`; on failure {fits: None, error}."""
+  command = [sys.executable, "-m", "launch.aot", "--config", f"configs/{preset}.py",
+             "--topology", topology_name, *flags_list]
   env = {**os.environ, "JAX_PLATFORMS": "cpu"}
   env.pop("XLA_FLAGS", None)
   start = time.time()
@@ -42,15 +50,13 @@ def check_recipe(name, timeout):
     out = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
                          timeout=timeout)
   except subprocess.TimeoutExpired:
-    return dict(recipe=name, fits=None, error=f"compile did not finish in {timeout} s")
+    return dict(fits=None, error=f"compile did not finish in {timeout} s")
   lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
   if out.returncode != 0 or len(lines) != 1:
     errors = [l for l in out.stderr.splitlines() if l.strip()]
-    return dict(recipe=name, fits=None,
-                error=f"exit {out.returncode}: {errors[-1] if errors else 'no output'}")
+    return dict(fits=None, error=f"exit {out.returncode}: {errors[-1] if errors else 'no output'}")
   report = json.loads(lines[0])
-  report.update(recipe=name, wall_seconds=round(time.time() - start, 1),
-                command=" ".join(command[1:]))
+  report.update(wall_seconds=round(time.time() - start, 1), command=" ".join(command[1:]))
   return report
 
 

@@ -257,9 +257,13 @@ def _tiled_bwd(multiplier, chunk, groups, saved, cotangents):
   (d_kernel, d_bias), d_hidden = jax.lax.scan(
       body, zeros, (_to_chunks(hidden, chunk), _to_chunks(labels, chunk),
                     _to_chunks(lse, chunk), _to_chunks(d_nll, chunk)))
-  d_bias = None if bias is None else jnp.sum(d_bias, axis=0).astype(bias.dtype)
-  return (_from_chunks(d_hidden).astype(hidden.dtype),
-          jnp.sum(d_kernel, axis=0).astype(kernel.dtype), d_bias, None)
+  # The groups' sums meet once, straight into the parameters' sharding (a reduce-scatter under
+  # FSDP): a whole [D, V] gradient on every device would stay live through the rest of the
+  # backward pass, until a tied table's lookup gradient is added to it.
+  d_kernel = constrain(jnp.sum(d_kernel, axis=0), ("embed", "vocab")).astype(kernel.dtype)
+  if bias is not None:
+    d_bias = constrain(jnp.sum(d_bias, axis=0), ("vocab",)).astype(bias.dtype)
+  return _from_chunks(d_hidden).astype(hidden.dtype), d_kernel, d_bias, None
 
 
 _tiled.defvjp(_tiled_fwd, _tiled_bwd)
