@@ -19,10 +19,10 @@ paths per call:
   the FSDP axis once per pass (as the logits path's matmul gathers it), logits stay sharded on
   batch (and on vocab under tensor parallelism), and d kernel is accumulated per group of rows
   that one device holds ([G, D, V], G = the batch shards, one slice per device), so the
-  cross-device sum happens once after the scan rather than once per chunk. Logits are
-  accumulated in float32 from compute-dtype operands (the logits path rounds them to the compute
-  dtype first); in float32 losses, hit counts and gradients equal the logits path's to float32
-  rounding (tests/test_head_loss.py, with an FSDP mesh, micro-batches, remat, and a scan of the
+  cross-device sum happens once after the scan rather than once per chunk. The logits are the
+  logits path's (a matmul in the compute dtype, then float32), and d kernel is summed in float32
+  over chunks; losses, hit counts and gradients equal the logits path's to float32 rounding
+  (tests/test_head_loss.py, float32, with an FSDP mesh, micro-batches, remat, and a scan of the
   compiled step's HLO for any array of the logits' size). results/tiled_loss_aot.md has the
   per-chip memory it saves on TPU (`launch.aot`).
 
@@ -185,8 +185,9 @@ def _gathered_kernel(kernel):
 
 
 def _chunk_logits(h, kernel, bias, multiplier):
-  """h [B, c, D] -> float32 logits [B, c, V], as the model's readout computes them."""
-  logits = jnp.einsum("bcd,dv->bcv", h, kernel, preferred_element_type=jnp.float32)
+  """h [B, c, D] -> float32 logits [B, c, V], as the model's readout computes them (a matmul in
+  the compute dtype, then float32), so both paths see the same logits in any dtype."""
+  logits = jnp.einsum("bcd,dv->bcv", h, kernel).astype(jnp.float32)
   if multiplier != 1.0:
     logits = logits * multiplier
   if bias is not None:

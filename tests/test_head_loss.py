@@ -256,3 +256,19 @@ def test_no_logits_sized_array_in_the_tiled_train_step(objective, monkeypatch):
   assert config.model.vocab_size == 96 and 96 not in (config.model.d_model, 4 * 32, 64, 32)
   assert _logits_sized_arrays(config, "logits")
   assert _logits_sized_arrays(config, "tiled") == set()
+
+
+def test_the_aot_table_shows_what_the_tiled_head_saves():
+  from launch import tiled_loss_table
+
+  def report(total, temporaries):
+    return dict(fits=True, total_bytes=total * 2**30, temporaries_bytes=temporaries * 2**30,
+                topology="v5p-32", num_chips=16, global_batch_size=64, seq_len=8192,
+                vocab_size=50368, compile_seconds=200.0)
+
+  table = tiled_loss_table.markdown(
+      {"ettin_decoder_1b": {"tiled": report(13.5, 12.7), "logits": report(16.75, 16.0)}})
+  rows = table.splitlines()
+  assert len(rows) == 4
+  assert "| tiled | 13.50 | 12.70 | 3.25 |" in rows[2]
+  assert "| logits | 16.75 | 16.00 |  |" in rows[3]
