@@ -6,7 +6,8 @@ of results/tiled_loss_aot.md on stdout.
 
 Each case is compiled twice by `python -m launch.aot` (launch.recipes_table.run_aot: one process
 per compile), with `--config.model.head_loss=tiled` and `=logits`, one compile at a time (each
-takes minutes on 2 cores). Cases not re-run keep their earlier reports in the JSON.
+takes minutes on 2 cores). Cases and paths not re-run (--cases, --paths) keep their earlier
+reports in the JSON.
 """
 
 import datetime
@@ -24,6 +25,8 @@ from launch import recipes_table
 _CASES = flags.DEFINE_list("cases", [], "Cases to (re)check; default all.")
 _JSON = flags.DEFINE_string("json", "results/tiled_loss_aot.json", "Reports, merged with earlier.")
 _COMPILE_TIMEOUT = flags.DEFINE_integer("compile_timeout", 3600, "Seconds allowed per compile.")
+_PATHS = flags.DEFINE_list("paths", ["tiled", "logits"],
+                           "Head paths to (re)compile; the others keep their earlier reports.")
 
 # The pod-recipe style (configs/pod_recipes.py): FSDP over the slice, bf16 compute, full remat,
 # flash attention. Ettin's windowed layers take XLA's dense attention on TPU until splash lands,
@@ -45,11 +48,11 @@ PATHS = ("tiled", "logits")
 GIB = 2**30
 
 
-def check_case(name, timeout):
-  """-> {path: AOT report} for one case, compiled once per head path."""
+def check_case(name, paths, timeout):
+  """-> {path: AOT report} for one case, compiled once per head path in `paths`."""
   case = CASES[name]
   reports = {}
-  for path in PATHS:
+  for path in paths:
     print(f"{name}: compiling for {case['topology']} with model.head_loss={path} ...", flush=True)
     report = recipes_table.run_aot(name, case["topology"],
                                    [*case["flags"], f"--config.model.head_loss={path}"], timeout)
@@ -72,8 +75,8 @@ def markdown(results):
     reports = results.get(name)
     if reports is None:
       continue
-    logits_total = reports["logits"].get("total_bytes")
-    for path in PATHS:
+    logits_total = reports.get("logits", {}).get("total_bytes")
+    for path in [p for p in PATHS if p in reports]:
       r = reports[path]
       if r.get("fits") is None:
         rows.append(f"| {name} | | | | {path} | ({r['error']}) | | | |")
@@ -98,10 +101,10 @@ def _with_vocab(reports, name):
 def main(argv):
   del argv
   names = _CASES.value or list(CASES)
-  unknown = [n for n in names if n not in CASES]
+  unknown = [n for n in names if n not in CASES] + [p for p in _PATHS.value if p not in PATHS]
   if unknown:
-    print(f"error: --cases names unknown cases {unknown}; cases: {', '.join(CASES)}",
-          file=sys.stderr)
+    print(f"error: --cases/--paths name unknown values {unknown}; cases: {', '.join(CASES)}; "
+          f"paths: {', '.join(PATHS)}", file=sys.stderr)
     sys.exit(2)
   json_path = _JSON.value
   results = {}
@@ -110,7 +113,8 @@ def main(argv):
       results = json.load(f)
   os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
   for name in names:
-    results[name] = _with_vocab(check_case(name, _COMPILE_TIMEOUT.value), name)
+    fresh = _with_vocab(check_case(name, _PATHS.value, _COMPILE_TIMEOUT.value), name)
+    results[name] = {**results.get(name, {}), **fresh}
     with open(json_path, "w") as f:  # after every case: a long run keeps what it finished
       json.dump(results, f, indent=1, sort_keys=True)
   table = markdown(results)

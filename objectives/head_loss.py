@@ -6,25 +6,26 @@ hidden, kernel, optional bias, multiplier, and `model.head_loss`). `head_path` p
 paths per call:
 
 - "tiled" (model.head_loss="auto" on TPU/GPU, or "tiled" on any platform; decoders' LM head and
-  encoders' MLM head): `tiled_token_losses` scans over chunks of positions. Each chunk computes
-  its float32 logits [B, c, V] (per device [b, c, V]), their log-sum-exp, the label's logit and
-  the argmax test; the forward keeps only the per-token log-sum-exp [B, L]. The backward scans
-  again, recomputes the chunk's logits, and turns softmax - one_hot into d hidden, d kernel and
-  d bias (custom_vjp). So no [B, L, V] array exists in either pass: the head's memory is one
-  chunk's logits and a few temporaries of that size, with chunks sized so that a chunk's float32
-  logits per device stay under CHUNK_LOGITS_BYTES (the length is padded to a multiple of the
-  chunk, padding weighted 0). The cost is the head matmul once more in the backward (2 D V
-  FLOPs per token, about 1/3 of the head's training FLOPs, which models/counting.py does not
-  charge). Under a mesh it runs under plain jit and the partitioner: the kernel is gathered over
-  the FSDP axis once per pass (as the logits path's matmul gathers it), logits stay sharded on
-  batch (and on vocab under tensor parallelism), and d kernel is accumulated per group of rows
-  that one device holds ([G, D, V], G = the batch shards, one slice per device), so the
-  cross-device sum happens once after the scan rather than once per chunk. The logits are the
-  logits path's (a matmul in the compute dtype, then float32), and d kernel is summed in float32
-  over chunks; losses, hit counts and gradients equal the logits path's to float32 rounding
-  (tests/test_head_loss.py, float32, with an FSDP mesh, micro-batches, remat, and a scan of the
-  compiled step's HLO for any array of the logits' size). results/tiled_loss_aot.md has the
-  per-chip memory it saves on TPU (`launch.aot`).
+  encoders' MLM head): `tiled_token_losses` scans over tiles of the vocabulary (columns of the
+  kernel). Each tile computes the float32 logits of every token for its columns [B, L, t] (per
+  device [b, L, t]) and updates an online log-sum-exp, the label's logit and the first argmax;
+  the forward keeps only the per-token log-sum-exp [B, L]. The backward scans the tiles again,
+  recomputes a tile's logits, turns softmax - one_hot into the tile's columns of d kernel (and d
+  bias) and adds its share of d hidden, accumulated in float32 [B, L, D] (custom_vjp). So no
+  [B, L, V] array exists in either pass: the head's memory is one tile's logits and a few
+  temporaries of that size, with tiles sized so that a tile's float32 logits per device stay
+  under TILE_LOGITS_BYTES (the vocabulary padded to whole tiles, the padding's logits -inf),
+  plus d hidden's accumulator. The cost is the head matmul once more in the backward (2 D V
+  FLOPs per token, a third more than the head's 6 D V, which models/counting.py does not
+  charge). Under a mesh it runs under plain jit and the partitioner: rows stay sharded on batch,
+  the kernel's tiles are gathered over the FSDP axis one at a time (as FSDP gathers a layer's
+  weights), and each tile's d kernel columns are summed over devices once, so the gathers and
+  reduce-scatters add up to one of the whole kernel per pass, as on the logits path. The logits
+  are the logits path's (a matmul in the compute dtype, then float32); losses, hit counts and
+  gradients equal the logits path's to float32 rounding (tests/test_head_loss.py, float32, with
+  an FSDP mesh, micro-batches, remat, and a scan of the compiled step's HLO for any array of the
+  logits' size). results/tiled_loss_aot.md has the per-chip memory it saves on TPU
+  (`launch.aot`).
 
 - "chunked" (model.head_loss="auto" on CPU, decoders of width <= MAX_CHUNKED_WIDTH): a CPU speed
   optimisation. A decoder's loss reads and writes the logits [B, L, V] about fifteen times (the
@@ -73,13 +74,14 @@ MIN_CHUNK_TOKENS = 256
 # 32 with a 2,048 vocabulary ran 1.06-1.36x faster, width 128 ran 1.05x (vocabulary 2,048) and
 # 0.79x (4,096).
 MAX_CHUNKED_WIDTH = 64
-# The tiled path's bound on one chunk's float32 logits per device. A chunk's temporaries (logits,
-# their exponentials, d logits in float32 and the compute dtype) are a few times this; 256 MiB
-# keeps them near 1 GiB of a TPU's 16-95 GiB while a chunk stays a large matmul (at V = 50,368:
-# 1,332 tokens per device).
-CHUNK_LOGITS_BYTES = 256 * 2**20
+# The tiled path's bound on one vocabulary tile's float32 logits per device. A tile's temporaries
+# (logits, their exponentials, d logits in float32 and the compute dtype) are a few times this;
+# 256 MiB keeps them near 1 GiB of a TPU's 16-95 GiB while a tile stays a large matmul (32,768
+# tokens per device: tiles of 2,048 columns).
+TILE_LOGITS_BYTES = 256 * 2**20
 
 _LOGITS = ("activation_batch", "activation_length", "activation_vocab")
+_HIDDEN = ("activation_batch", "activation_length", "activation_embed")
 
 
 def head_path(readout):
@@ -138,133 +140,128 @@ def tiled_token_losses(readout, labels):
   the [B, L, V] logits. Differentiable in hidden, kernel and bias through nll (hits are counts)."""
   hidden, kernel, bias = readout.hidden, readout.kernel, readout.bias
   b, l, _ = hidden.shape
-  groups = _row_groups(b)
-  chunk, count = tiled_chunks(b // groups, l, kernel.shape[1])
-  pad = chunk * count - l
-  if pad:  # padded positions get no cotangent (sliced off below), so they add nothing
-    hidden = jnp.pad(hidden, ((0, 0), (0, pad), (0, 0)))
-    labels = jnp.pad(labels, ((0, 0), (0, pad)))
-  nll, hits = _tiled(hidden, kernel, bias, labels.astype(jnp.int32), readout.multiplier, chunk,
-                     groups)
-  return nll[:, :l], hits[:, :l]
+  tile, count = vocab_tiles(b // _batch_shards(b) * l, kernel.shape[1])
+  return _tiled(hidden, kernel, bias, labels.astype(jnp.int32), readout.multiplier, tile, count)
 
 
-def tiled_chunks(rows, length, vocab):
-  """-> (positions per chunk, chunks): the fewest chunks whose float32 logits [rows, chunk,
-  vocab] stay under CHUNK_LOGITS_BYTES (at least one position each), evened out over `length`."""
-  most = max(1, CHUNK_LOGITS_BYTES // (rows * vocab * 4))
-  count = -(-length // most)
-  return -(-length // count), count
+def vocab_tiles(tokens, vocab):
+  """-> (tile, tiles): the fewest vocabulary tiles whose float32 logits [tokens, tile] (one
+  device's tokens) stay under TILE_LOGITS_BYTES, evened out over `vocab` and, above 128
+  columns, rounded up to a multiple of 128 (a TPU vector's lanes)."""
+  most = max(1, TILE_LOGITS_BYTES // (tokens * 4))
+  count = -(-vocab // most)
+  tile = -(-vocab // count)
+  if tile > 128:
+    tile = -(-tile // 128) * 128
+  return tile, -(-vocab // tile)
 
 
-def _row_groups(rows):
-  """G: the number of batch shards of the context mesh (1 without a mesh, or when they do not
-  divide `rows`), so that [G, rows / G] puts one group on each device."""
+def _batch_shards(rows):
+  """The number of devices the rows are split over under the context mesh (1 without one, or
+  when they do not divide `rows`)."""
   mesh = jax.sharding.get_abstract_mesh()
   if mesh.empty:
     return 1
   rule = nn.logical_to_mesh_axes(("activation_batch",))[0]  # under the rules in context
   axes = (rule,) if isinstance(rule, str) else tuple(rule or ())
-  groups = math.prod(mesh.shape[a] for a in axes)
-  return groups if rows % groups == 0 else 1
+  shards = math.prod(mesh.shape[a] for a in axes)
+  return shards if rows % shards == 0 else 1
 
 
-def _to_chunks(x, chunk):  # [B, L, ...] -> [L / chunk, B, chunk, ...]: scanned over positions
-  b, l = x.shape[:2]
-  return x.reshape((b, l // chunk, chunk) + x.shape[2:]).swapaxes(0, 1)
+def _kernel_tiles(kernel, bias, tile, count):
+  """kernel [D, V] -> [tiles, D, tile], bias [V] -> [tiles, tile] (zero-padded: the padded
+  columns are masked out of the logits), and each tile's first column."""
+  pad = tile * count - kernel.shape[1]
+  tiles = jnp.pad(kernel, ((0, 0), (0, pad))).reshape(kernel.shape[0], count, tile)
+  tiles = constrain(tiles.swapaxes(0, 1), (None, "embed", None))  # still sharded: gathered
+  # one tile at a time inside the scan, as FSDP gathers a layer's weights
+  if bias is not None:
+    bias = jnp.pad(bias.astype(jnp.float32), (0, pad)).reshape(count, tile)
+  return tiles, bias, jnp.arange(count) * tile
 
 
-def _from_chunks(x):  # [L / chunk, B, chunk, ...] -> [B, L, ...]
-  return x.swapaxes(0, 1).reshape((x.shape[1], -1) + x.shape[3:])
-
-
-def _gathered_kernel(kernel):
-  """The kernel whole along its width, once per pass (FSDP shards it there), still split over
-  the vocabulary under tensor parallelism."""
-  return constrain(kernel, (None, "vocab"))
-
-
-def _chunk_logits(h, kernel, bias, multiplier):
-  """h [B, c, D] -> float32 logits [B, c, V], as the model's readout computes them (a matmul in
-  the compute dtype, then float32), so both paths see the same logits in any dtype."""
-  logits = jnp.einsum("bcd,dv->bcv", h, kernel).astype(jnp.float32)
+def _tile_logits(hidden, kernel_tile, bias_tile, first, vocab, multiplier):
+  """hidden [B, L, D] -> float32 logits [B, L, tile] of columns first.. of the vocabulary, as the
+  model's readout computes them (a matmul in the compute dtype, then float32), so both paths see
+  the same logits in any dtype; columns past the vocabulary are -inf."""
+  logits = jnp.einsum("bld,dv->blv", hidden, kernel_tile).astype(jnp.float32)
   if multiplier != 1.0:
     logits = logits * multiplier
-  if bias is not None:
-    logits = logits + bias.astype(jnp.float32)
-  return constrain(logits, _LOGITS)
+  if bias_tile is not None:
+    logits = logits + bias_tile
+  columns = first + jnp.arange(kernel_tile.shape[1])
+  return constrain(jnp.where(columns < vocab, logits, -jnp.inf), _LOGITS), columns
 
 
-def _tiled_forward(hidden, kernel, bias, labels, multiplier, chunk):
-  """-> (nll, hits), log-sum-exp: each [B, L] float32."""
-  kernel = _gathered_kernel(kernel)
+def _tiled_forward(hidden, kernel, bias, labels, multiplier, tile, count):
+  """-> (nll, hits), log-sum-exp: each [B, L] float32, by an online log-sum-exp over the tiles."""
+  vocab = kernel.shape[1]
+  tiles, bias_tiles, firsts = _kernel_tiles(kernel, bias, tile, count)
 
-  def body(_, xs):
-    h, y = xs
-    logits = _chunk_logits(h, kernel, bias, multiplier)
-    # As optax.softmax_cross_entropy_with_integer_labels, in the same order of operations.
-    top = jnp.max(logits, axis=-1, keepdims=True)
-    log_total = jnp.log(jnp.sum(jnp.exp(logits - top), axis=-1))
-    label_logit = jnp.take_along_axis(logits, y[..., None], axis=-1)[..., 0]
-    nll = log_total - (label_logit - top[..., 0])
-    return None, (nll, is_argmax(logits, y).astype(jnp.float32), log_total + top[..., 0])
+  def body(carry, xs):
+    top, total, label_logit, best = carry
+    kernel_tile, bias_tile, first = xs
+    logits, columns = _tile_logits(hidden, kernel_tile, bias_tile, first, vocab, multiplier)
+    tile_top = jnp.max(logits, axis=-1)
+    new_top = jnp.maximum(top, tile_top)
+    total = total * jnp.exp(top - new_top) + jnp.sum(jnp.exp(logits - new_top[..., None]), -1)
+    here = labels - first
+    in_tile = (here >= 0) & (here < tile)
+    label_logit = jnp.where(in_tile, jnp.take_along_axis(
+        logits, jnp.clip(here, 0, tile - 1)[..., None], axis=-1)[..., 0], label_logit)
+    # The first column holding the maximum: strictly greater, so earlier tiles keep ties.
+    tile_best = first + jnp.argmax(logits, axis=-1).astype(jnp.int32)
+    best = jnp.where(tile_top > top, tile_best, best)
+    return (new_top, total, label_logit, best), None
 
-  _, (nll, hits, lse) = jax.lax.scan(body, None, (_to_chunks(hidden, chunk),
-                                                  _to_chunks(labels, chunk)))
-  return (_from_chunks(nll), _from_chunks(hits)), _from_chunks(lse)
+  rows = labels.shape
+  start = (jnp.full(rows, -jnp.inf), jnp.zeros(rows), jnp.zeros(rows),
+           jnp.zeros(rows, jnp.int32))
+  (top, total, label_logit, best), _ = jax.lax.scan(body, start, (tiles, bias_tiles, firsts))
+  log_total = jnp.log(total)
+  nll = log_total - (label_logit - top)
+  return (nll, (best == labels).astype(jnp.float32)), log_total + top
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5, 6))
-def _tiled(hidden, kernel, bias, labels, multiplier, chunk, groups):
-  del groups  # the backward's
-  return _tiled_forward(hidden, kernel, bias, labels, multiplier, chunk)[0]
+def _tiled(hidden, kernel, bias, labels, multiplier, tile, count):
+  return _tiled_forward(hidden, kernel, bias, labels, multiplier, tile, count)[0]
 
 
-def _tiled_fwd(hidden, kernel, bias, labels, multiplier, chunk, groups):
-  del groups
-  sums, lse = _tiled_forward(hidden, kernel, bias, labels, multiplier, chunk)
-  return sums, (hidden, kernel, bias, labels, lse)  # the kernel as sharded: gathered again below
+def _tiled_fwd(hidden, kernel, bias, labels, multiplier, tile, count):
+  sums, lse = _tiled_forward(hidden, kernel, bias, labels, multiplier, tile, count)
+  return sums, (hidden, kernel, bias, labels, lse)
 
 
-def _tiled_bwd(multiplier, chunk, groups, saved, cotangents):
+def _tiled_bwd(multiplier, tile, count, saved, cotangents):
+  """Tile by tile: softmax - one_hot from the saved log-sum-exp, times each token's cotangent;
+  d hidden accumulates over the tiles ([B, L, D] float32), each tile's d kernel columns and d
+  bias are its own (summed over the devices' rows once per tile: one reduce-scatter in all)."""
   hidden, kernel, bias, labels, lse = saved
   d_nll = cotangents[0].astype(jnp.float32)  # the hit counts have no gradient
-  whole = _gathered_kernel(kernel)
-  d, v = whole.shape
+  vocab = kernel.shape[1]
+  tiles, bias_tiles, firsts = _kernel_tiles(kernel, bias, tile, count)
 
-  def grouped(x):  # [B, ...] -> [G, B / G, ...]: one group of rows per device
-    return constrain(x.reshape((groups, x.shape[0] // groups) + x.shape[1:]),
-                     ("activation_batch",) + (None,) * x.ndim)
-
-  def body(sums, xs):
-    h, y, s, g = xs
-    logits = _chunk_logits(h, whole, bias, multiplier)
-    # d nll / d logits = softmax - one_hot(label), times each token's cotangent.
-    d_logits = (jnp.exp(logits - s[..., None]) - jax.nn.one_hot(y, v, dtype=jnp.float32)
-                ) * g[..., None]
-    d_scaled = (d_logits * multiplier if multiplier != 1.0 else d_logits).astype(whole.dtype)
-    d_hidden = jnp.einsum("bcv,dv->bcd", d_scaled, whole)
-    d_kernel, d_bias = sums
-    d_kernel = d_kernel + jnp.einsum("gbcd,gbcv->gdv", grouped(h), grouped(d_scaled),
+  def body(d_hidden, xs):
+    kernel_tile, bias_tile, first = xs
+    logits, columns = _tile_logits(hidden, kernel_tile, bias_tile, first, vocab, multiplier)
+    d_logits = (jnp.exp(logits - lse[..., None])
+                - (labels[..., None] == columns).astype(jnp.float32)) * d_nll[..., None]
+    d_scaled = (d_logits * multiplier if multiplier != 1.0 else d_logits).astype(hidden.dtype)
+    d_hidden = d_hidden + jnp.einsum("blv,dv->bld", d_scaled, kernel_tile,
                                      preferred_element_type=jnp.float32)
-    d_kernel = constrain(d_kernel, ("activation_batch", None, "activation_vocab"))
-    if d_bias is not None:
-      d_bias = constrain(d_bias + jnp.sum(grouped(d_logits), axis=(1, 2)),
-                         ("activation_batch", "activation_vocab"))
-    return (d_kernel, d_bias), d_hidden
+    d_kernel = constrain(jnp.einsum("bld,blv->dv", hidden, d_scaled,
+                                    preferred_element_type=jnp.float32), ("embed", None))
+    d_bias = None if bias_tile is None else jnp.sum(d_logits, axis=(0, 1))
+    return constrain(d_hidden, _HIDDEN), (d_kernel, d_bias)
 
-  zeros = (jnp.zeros((groups, d, v), jnp.float32),
-           None if bias is None else jnp.zeros((groups, v), jnp.float32))
-  (d_kernel, d_bias), d_hidden = jax.lax.scan(
-      body, zeros, (_to_chunks(hidden, chunk), _to_chunks(labels, chunk),
-                    _to_chunks(lse, chunk), _to_chunks(d_nll, chunk)))
-  # The groups' sums meet once, straight into the parameters' sharding (a reduce-scatter under
-  # FSDP): a whole [D, V] gradient on every device would stay live through the rest of the
-  # backward pass, until a tied table's lookup gradient is added to it.
-  d_kernel = constrain(jnp.sum(d_kernel, axis=0), ("embed", "vocab")).astype(kernel.dtype)
+  d_hidden, (d_kernel, d_bias) = jax.lax.scan(
+      body, constrain(jnp.zeros(hidden.shape, jnp.float32), _HIDDEN),
+      (tiles, bias_tiles, firsts))
+  d_kernel = d_kernel.swapaxes(0, 1).reshape(kernel.shape[0], -1)[:, :vocab]
   if bias is not None:
-    d_bias = constrain(jnp.sum(d_bias, axis=0), ("vocab",)).astype(bias.dtype)
-  return _from_chunks(d_hidden).astype(hidden.dtype), d_kernel, d_bias, None
+    d_bias = d_bias.reshape(-1)[:vocab].astype(bias.dtype)
+  return (d_hidden.astype(hidden.dtype), d_kernel.astype(kernel.dtype), d_bias, None)
 
 
 _tiled.defvjp(_tiled_fwd, _tiled_bwd)

@@ -132,16 +132,16 @@ def test_train_steps_equal_the_logits_path(devices, microbatches, mup, monkeypat
 
 
 @pytest.mark.parametrize("shape,multiplier,bias,remat", [
-    ((4, 96, 16, 50), 1.0, False, False),   # a decoder head, 6 chunks
-    ((3, 7, 8, 33), 0.25, False, True),     # muP's multiplier; a prime length: padded; remat
+    ((4, 96, 16, 50), 1.0, False, False),   # a decoder head, 7 tiles
+    ((3, 7, 8, 33), 0.25, False, True),     # muP's multiplier; remat
     ((2, 24, 8, 40), 1.0, True, False),     # an MLM head: transform output, kernel and bias
 ])
 def test_tiled_loss_hits_and_gradients_equal_the_logits_path(shape, multiplier, bias, remat,
                                                              monkeypatch):
   b, l, d, v = shape
-  monkeypatch.setattr(head_loss, "CHUNK_LOGITS_BYTES", b * v * 4 * 4)  # 4 positions per chunk
-  chunk, count = head_loss.tiled_chunks(b, l, v)
-  assert count > 1 and (chunk * count > l) == (l == 7)
+  monkeypatch.setattr(head_loss, "TILE_LOGITS_BYTES", b * l * 4 * 8)  # 8 columns per tile
+  tile, count = head_loss.vocab_tiles(b * l, v)
+  assert count > 1 and (tile * count > v) == (v != 40)  # a padded last tile but for the MLM head
   hidden, kernel, labels, weights = _head_inputs(*shape)
   out_bias = jax.random.normal(jax.random.PRNGKey(9), (v,)) if bias else None
 
@@ -209,8 +209,8 @@ def test_tiled_train_steps_equal_the_logits_path_under_fsdp(objective, microbatc
                                                             monkeypatch):
   """Whole train and eval steps on an 8-device FSDP mesh (rows and the head's kernel sharded),
   with micro-batches or remat: the same losses, accuracies and parameters to float32 rounding."""
-  monkeypatch.setattr(head_loss, "CHUNK_LOGITS_BYTES", 96 * 4 * 8)  # 8 positions per chunk
-  config = _fsdp_config(objective)
+  monkeypatch.setattr(head_loss, "TILE_LOGITS_BYTES", 32 * 4 * 32)  # 3 tiles of 32 columns
+  config = _fsdp_config(objective, batch=8 * microbatches)  # a row per device per micro-batch
   config.train.microbatches, config.model.remat_policy = microbatches, remat
   if objective == "gpt_bert":
     config.model.family = "decoder"
@@ -251,7 +251,7 @@ def _logits_sized_arrays(config, head_loss_field):
 def test_no_logits_sized_array_in_the_tiled_train_step(objective, monkeypatch):
   """The claim, checked in the compiled program: with the tiled head no array as large as the
   logits exists (the logits path, compiled the same way, has them: the check can fail)."""
-  monkeypatch.setattr(head_loss, "CHUNK_LOGITS_BYTES", 2 * 96 * 4 * 16)  # 16 positions
+  monkeypatch.setattr(head_loss, "TILE_LOGITS_BYTES", 2 * 64 * 4 * 32)  # 3 tiles of 32 columns
   config = _fsdp_config(objective, seq_len=64, batch=16, predictions=32)
   assert config.model.vocab_size == 96 and 96 not in (config.model.d_model, 4 * 32, 64, 32)
   assert _logits_sized_arrays(config, "logits")
