@@ -173,8 +173,9 @@ def _kernel_tiles(kernel, bias, tile, count):
   columns are masked out of the logits), and each tile's first column."""
   pad = tile * count - kernel.shape[1]
   tiles = jnp.pad(kernel, ((0, 0), (0, pad))).reshape(kernel.shape[0], count, tile)
-  tiles = constrain(tiles.swapaxes(0, 1), (None, "embed", None))  # still sharded: gathered
-  # one tile at a time inside the scan, as FSDP gathers a layer's weights
+  # Sharded as the kernel is: gathered over FSDP one tile at a time inside the scan, as FSDP
+  # gathers a layer's weights; each tile's columns split over the tensor axis.
+  tiles = constrain(tiles.swapaxes(0, 1), (None, "embed", "vocab"))
   if bias is not None:
     bias = jnp.pad(bias.astype(jnp.float32), (0, pad)).reshape(count, tile)
   return tiles, bias, jnp.arange(count) * tile
@@ -251,7 +252,7 @@ def _tiled_bwd(multiplier, tile, count, saved, cotangents):
     d_hidden = d_hidden + jnp.einsum("blv,dv->bld", d_scaled, kernel_tile,
                                      preferred_element_type=jnp.float32)
     d_kernel = constrain(jnp.einsum("bld,blv->dv", hidden, d_scaled,
-                                    preferred_element_type=jnp.float32), ("embed", None))
+                                    preferred_element_type=jnp.float32), ("embed", "vocab"))
     d_bias = None if bias_tile is None else jnp.sum(d_logits, axis=(0, 1))
     return constrain(d_hidden, _HIDDEN), (d_kernel, d_bias)
 

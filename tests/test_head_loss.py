@@ -168,11 +168,12 @@ def test_tiled_loss_hits_and_gradients_equal_the_logits_path(shape, multiplier, 
     np.testing.assert_allclose(g, w, rtol=2e-5, atol=1e-6 * float(np.abs(w).max()))
 
 
-def _fsdp_config(objective, seq_len=32, batch=8, predictions=4):
+def _fsdp_config(objective, seq_len=32, batch=8, predictions=4, tensor=1):
   config = tiny_config("mlm" if objective == "mlm" else "causal", seq_len=seq_len, batch=batch)
   config.objective.name = objective
   config.objective.max_predictions_per_seq = predictions
-  config.mesh.data, config.mesh.fsdp = 1, 8  # FSDP: rows and the kernel's width sharded
+  # FSDP: rows and the kernel's width sharded (and with tensor parallelism its columns)
+  config.mesh.data, config.mesh.fsdp, config.mesh.tensor = 1, 8 // tensor, tensor
   return config
 
 
@@ -203,14 +204,15 @@ def _train_fsdp(config, head_loss_field, monkeypatch):
   return summaries, evaluated, jax.device_get(state.params), rows
 
 
-@pytest.mark.parametrize("objective,microbatches,remat", [
-    ("causal", 2, "full"), ("mlm", 1, "full"), ("gpt_bert", 2, "none")])
+@pytest.mark.parametrize("objective,microbatches,remat,tensor", [
+    ("causal", 2, "full", 1), ("mlm", 1, "full", 2), ("gpt_bert", 2, "none", 1)])
 def test_tiled_train_steps_equal_the_logits_path_under_fsdp(objective, microbatches, remat,
-                                                            monkeypatch):
-  """Whole train and eval steps on an 8-device FSDP mesh (rows and the head's kernel sharded),
-  with micro-batches or remat: the same losses, accuracies and parameters to float32 rounding."""
+                                                            tensor, monkeypatch):
+  """Whole train and eval steps on an 8-device FSDP mesh (rows and the head's kernel sharded;
+  once with tensor parallelism too), with micro-batches or remat: the same losses, accuracies and
+  parameters to float32 rounding."""
   monkeypatch.setattr(head_loss, "TILE_LOGITS_BYTES", 32 * 4 * 32)  # 3 tiles of 32 columns
-  config = _fsdp_config(objective, batch=8 * microbatches)  # a row per device per micro-batch
+  config = _fsdp_config(objective, batch=8 * microbatches, tensor=tensor)
   config.train.microbatches, config.model.remat_policy = microbatches, remat
   if objective == "gpt_bert":
     config.model.family = "decoder"
