@@ -27,8 +27,8 @@ paths per call:
   logits' size). Per-chip TPU memory (`launch.tiled_loss_table`, results/tiled_loss_aot.md):
   3.55 GiB saved for ettin_decoder_1b at 64 x 8,192 on v5p-32, 0.10 GiB for its encoder, and
   1.57 GiB more for llama2_7b at 512 x 4,096 on v5p-128, where the logits were not at the step's
-  peak and XLA kept two of the last layer's MLP activations at it instead (the md has the
-  breakdown); model.head_loss="logits" is the way back.
+  peak and XLA's fusion of the layers' forward loop kept two MLP activations live together at
+  it instead (the md has the breakdown); model.head_loss="logits" is the way back.
 
 - "chunked" (model.head_loss="auto" on CPU, decoders of width <= MAX_CHUNKED_WIDTH): a CPU speed
   optimisation. A decoder's loss reads and writes the logits [B, L, V] about fifteen times (the
