@@ -113,6 +113,11 @@ MODEL_FIELDS = (
      "muP: the d_model at which muP equals SP (width_mult = d_model / this); 0 means d_model"),
     ("attention_impl", "xla", ("xla", "flash"),
      '"xla" (einsum softmax) | "flash" (Pallas on TPU, else jax.nn.dot_product_attention)'),
+    ("head_loss", "auto", ("auto", "logits", "tiled"),
+     'how the LM/MLM head and its cross-entropy run (objectives/head_loss.py): "auto" ("tiled" '
+     'on TPU/GPU; on CPU the chunked decoder head up to width 64, else "logits") | "logits" (the '
+     '[B, L, V] logits, then the loss) | "tiled" (token chunks whose logits never exist all at '
+     'once, forward and backward)'),
 )
 
 

@@ -35,8 +35,18 @@ GIB = 2**30
 def check_recipe(name, timeout, extra_flags=()):
   """-> the AOT report of one recipe (with `recipe` and, on failure, `error`)."""
   recipe = pod_recipes.RECIPES[name]
-  command = [sys.executable, "-m", "launch.aot", "--config", pod_recipes.config_path(name),
-             "--topology", recipe["topology"], *pod_recipes.flags(name), *extra_flags]
+  report = run_aot(pod_recipes.config_path(name), recipe["topology"],
+                   [*pod_recipes.flags(name), *extra_flags], timeout)
+  report.update(recipe=name)
+  return report
+
+
+def run_aot(config_path, topology_name, flags_list, timeout):
+  """-> the report of `python -m launch.aot --config <config_path> --topology ... flags`, run in
+  its own process, with `wall_seconds`, `command`, `commit` and `date`; on failure
+  {fits: None, error}."""
+  command = [sys.executable, "-m", "launch.aot", "--config", config_path,
+             "--topology", topology_name, *flags_list]
   env = {**os.environ, "JAX_PLATFORMS": "cpu"}
   env.pop("XLA_FLAGS", None)
   start = time.time()
@@ -44,16 +54,14 @@ def check_recipe(name, timeout, extra_flags=()):
     out = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
                          timeout=timeout)
   except subprocess.TimeoutExpired:
-    return dict(recipe=name, fits=None, error=f"compile did not finish in {timeout} s")
+    return dict(fits=None, error=f"compile did not finish in {timeout} s")
   lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
   if out.returncode != 0 or len(lines) != 1:
     errors = [l for l in out.stderr.splitlines() if l.strip()]
-    return dict(recipe=name, fits=None,
-                error=f"exit {out.returncode}: {errors[-1] if errors else 'no output'}")
+    return dict(fits=None, error=f"exit {out.returncode}: {errors[-1] if errors else 'no output'}")
   report = json.loads(lines[0])
-  report.update(recipe=name, wall_seconds=round(time.time() - start, 1),
-                command=" ".join(command[1:]), commit=_commit(),
-                date=time.strftime("%Y-%m-%d", time.gmtime()))
+  report.update(wall_seconds=round(time.time() - start, 1), command=" ".join(command[1:]),
+                commit=_commit(), date=time.strftime("%Y-%m-%d", time.gmtime()))
   return report
 
 

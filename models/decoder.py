@@ -18,7 +18,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from models.attention import PrefixSegments, segment_ids_from
-from models.layers import Embeddings, constrain, dense, layer_norm, readout, readout_multiplier
+from models.layers import Embeddings, constrain, dense, layer_norm, make_readout, readout
 from models.spec import ModelSpec
 from models.stack import Stack
 
@@ -30,7 +30,7 @@ class Decoder(nn.Module):
   def __call__(self, input_ids, positions=None, doc_ids=None, deterministic=True, decode=False,
                prefix_len=None):
     """input_ids/positions/doc_ids: [B, L], prefix_len: [B]. Returns hidden [B, L, D], logits
-    [B, L, V] float32, readout_kernel [D, V] and readout_multiplier [] (see below)."""
+    [B, L, V] float32 and readout (what the logits are made of: models/layers.py Readout)."""
     spec = self.spec
     # The running index advances on every decode call, even when positions are given.
     running_positions = self._next_positions(input_ids.shape[1], decode)
@@ -55,11 +55,7 @@ class Decoder(nn.Module):
       logits = readout(spec, lm_head(hidden).astype(jnp.float32))
       kernel = nn.unbox(lm_head.variables["params"]["kernel"])  # [D, V]
     logits = constrain(logits, ("activation_batch", "activation_length", "activation_vocab"))
-    # What the logits are made of (logits = hidden @ readout_kernel * readout_multiplier), so a
-    # loss can compute them chunk by chunk without the whole [B, L, V] array
-    # (objectives/head_loss.py); a train step that does leaves `logits` unused and XLA drops them.
-    return {"hidden": hidden, "logits": logits, "readout_kernel": kernel.astype(spec.dtype),
-            "readout_multiplier": jnp.float32(readout_multiplier(spec))}
+    return {"hidden": hidden, "logits": logits, "readout": make_readout(spec, hidden, kernel)}
 
   def _next_positions(self, length, decode):
     """[L] positions: 0..L-1, or continuing from the tokens already in the cache."""

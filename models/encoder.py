@@ -11,7 +11,8 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from models.attention import segment_ids_from
-from models.layers import Embeddings, activation_fn, constrain, dense, layer_norm, readout
+from models.layers import (Embeddings, activation_fn, constrain, dense, layer_norm, make_readout,
+                           readout)
 from models.spec import ModelSpec
 from models.stack import Stack
 
@@ -37,7 +38,8 @@ class Encoder(nn.Module):
     """input_ids/token_type_ids/input_mask/doc_ids/positions: [B, L]; masked_positions: [B, P].
 
     Returns hidden [B, L, D], mlm_logits [B, P, V] float32 ([B, L, V] without masked_positions),
-    pooled [B, D], and nsp_logits [B, 2] float32 when spec.nsp_head.
+    mlm_readout (what mlm_logits are made of: models/layers.py Readout), pooled [B, D], and
+    nsp_logits [B, 2] float32 when spec.nsp_head.
     """
     spec = self.spec
     if positions is None:
@@ -56,17 +58,20 @@ class Encoder(nn.Module):
     x = MlmTransform(spec, name="mlm_head")(x)  # [B, P, D]
     if spec.tie_embeddings:
       logits = embeddings.attend(x)
+      kernel = embeddings.token.embedding.T  # [D, V]
     else:
-      logits = readout(spec, dense(spec, spec.vocab_size, ("embed", "vocab"), "mlm_decoder",
-                                   use_bias=False)(x).astype(jnp.float32))
+      decoder = dense(spec, spec.vocab_size, ("embed", "vocab"), "mlm_decoder", use_bias=False)
+      logits = readout(spec, decoder(x).astype(jnp.float32))
+      kernel = nn.unbox(decoder.variables["params"]["kernel"])  # [D, V]
     bias = self.param("mlm_output_bias",
                       nn.with_logical_partitioning(nn.initializers.zeros, ("vocab",)),
-                      (spec.vocab_size,), spec.param_dtype)
-    logits = constrain(logits + bias.astype(jnp.float32),
+                      (spec.vocab_size,), spec.param_dtype).astype(jnp.float32)
+    logits = constrain(logits + bias,
                        ("activation_batch", "activation_length", "activation_vocab"))
 
     pooled = jnp.tanh(dense(spec, spec.d_model, ("embed", "mlp"), "pooler")(hidden[:, 0]))
-    outputs = {"hidden": hidden, "mlm_logits": logits, "pooled": pooled}
+    outputs = {"hidden": hidden, "mlm_logits": logits, "pooled": pooled,
+               "mlm_readout": make_readout(spec, x, kernel, bias)}
     if spec.nsp_head:
       # muP: the NSP bias is inside dense, so the multiplier also scales it (zero at init).
       outputs["nsp_logits"] = readout(spec, dense(spec, 2, ("embed", "classes"), "nsp_classifier")(

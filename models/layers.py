@@ -8,8 +8,10 @@ Parameters are stored in spec.param_dtype; compute runs in spec.dtype.
 """
 
 import functools
+from typing import Any
 
 import flax.linen as nn
+from flax import struct
 import jax
 import jax.numpy as jnp
 
@@ -169,6 +171,24 @@ def readout(spec: ModelSpec, logits):
   if spec.parametrization != "mup":
     return logits
   return logits * readout_multiplier(spec)
+
+
+@struct.dataclass
+class Readout:
+  """What a vocabulary head's logits are made of, returned beside them so that a loss can compute
+  them a chunk of tokens at a time (objectives/head_loss.py): logits = hidden @ kernel *
+  multiplier (+ bias), in float32. A train step that takes this path leaves the model's logits
+  unused and XLA drops them."""
+  hidden: jax.Array          # [B, L, D] (MLM: [B, P, D], after the head's transform), spec.dtype
+  kernel: jax.Array          # [D, V], spec.dtype
+  bias: Any = None           # [V] or None
+  multiplier: float = struct.field(pytree_node=False, default=1.0)  # readout_multiplier(spec)
+  head_loss: str = struct.field(pytree_node=False, default="auto")  # model.head_loss
+
+
+def make_readout(spec: ModelSpec, hidden, kernel, bias=None):
+  return Readout(hidden=hidden.astype(spec.dtype), kernel=kernel.astype(spec.dtype), bias=bias,
+                 multiplier=readout_multiplier(spec), head_loss=spec.head_loss)
 
 
 class Mlp(nn.Module):

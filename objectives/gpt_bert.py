@@ -18,7 +18,8 @@ import jax.numpy as jnp
 
 from configs.errors import ConfigError
 from objectives import mlm, prefix_lm
-from objectives.base import FlopTerms, Objective, weighted_cross_entropy
+from objectives.base import FlopTerms, Objective
+from objectives.head_loss import weighted_cross_entropies
 
 # objective.* fields the rows read (the data fingerprint).
 EXAMPLE_FIELDS = ("causal_fraction", "mask_prob", "mask_token_frac", "random_token_frac",
@@ -37,10 +38,11 @@ def _metrics(outputs, batch):
   # logits[B,L,V] against targets[B,L]; each row's weights count towards its own mode.
   masked = _masked_rows(batch)
   weights = batch["target_weights"].astype(jnp.float32)
+  groups = (("mntp", masked), ("lm", 1 - masked))
+  sums = weighted_cross_entropies(outputs["logits"], outputs.get("readout"), batch["targets"],
+                                  [weights * rows for _, rows in groups])
   out = {}
-  for prefix, rows in (("mntp", masked), ("lm", 1 - masked)):
-    loss, correct, weight = weighted_cross_entropy(outputs["logits"], batch["targets"],
-                                                   weights * rows)
+  for (prefix, _), (loss, correct, weight) in zip(groups, sums):
     out[f"{prefix}_loss"], out[f"{prefix}_accuracy"] = (loss, weight), (correct, weight)
   return out
 

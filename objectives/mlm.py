@@ -17,6 +17,7 @@ import jax.numpy as jnp
 from configs.errors import ConfigError
 from objectives import fields
 from objectives.base import FlopTerms, Objective, weighted_cross_entropy
+from objectives.head_loss import head_cross_entropy
 
 # Optional keys the pipeline may add (packing); passed to the model when present.
 _OPTIONAL_INPUTS = ("doc_ids", "positions")
@@ -56,9 +57,11 @@ def _model_inputs(batch):
 
 
 def _metrics(outputs, batch, nsp):
-  # mlm_logits[B,P,V] against masked_ids[B,P]; padding slots have weight 0.
-  loss, correct, weight = weighted_cross_entropy(
-      outputs["mlm_logits"], batch["masked_ids"], batch["masked_weights"])
+  # mlm_logits[B,P,V] against masked_ids[B,P]; padding slots have weight 0. On TPU/GPU the
+  # logits are never built whole (objectives/head_loss.py).
+  loss, correct, weight = head_cross_entropy(
+      outputs["mlm_logits"], outputs.get("mlm_readout"), batch["masked_ids"],
+      batch["masked_weights"])
   metrics = {"mlm_loss": (loss, weight), "mlm_accuracy": (correct, weight)}
   if nsp:
     # nsp_logits[B,2] against nsp_labels[B]; every sequence counts once.

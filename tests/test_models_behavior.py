@@ -121,8 +121,9 @@ def test_scan_and_unrolled_stacks_agree(family, scan_unroll):
           == jax.tree.map(jnp.shape, unrolled_params))
   out_scanned = jit(lambda v: scanned.apply(v, ids, **kwargs))(variables)
   out_unrolled = jit(lambda v: unrolled.apply(v, ids, **kwargs))({"params": unrolled_params})
-  for key in out_scanned:
-    np.testing.assert_allclose(out_scanned[key], out_unrolled[key], rtol=1e-5, atol=1e-5)
+  for key in out_scanned:  # arrays, and the readout's arrays
+    jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-5),
+                 out_scanned[key], out_unrolled[key])
 
 
 @pytest.mark.parametrize("scan_unroll", [1, 0])
