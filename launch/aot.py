@@ -81,7 +81,7 @@ def check(config, topology_name):
       global_batch_size=config.train.global_batch_size, seq_len=config.data.seq_len,
       microbatches=config.train.microbatches, remat_policy=config.model.remat_policy,
       dtype=config.model.dtype, attention_impl=config.model.attention_impl,
-      attention_kernel=_attention_kernel(config),
+      attention_kernel=_attention_kernel(config), head_loss=config.model.head_loss,
       flops_per_token=flops_per_token, flops_per_step=flops_per_step,
       # Lower bound on the step time: every chip at its bf16 peak (MFU = this / measured time).
       step_seconds_at_peak=round(flops_per_step / peak, 4))

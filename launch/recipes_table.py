@@ -121,7 +121,9 @@ chip's HBM. "dense attention GiB": the same recipe compiled with attention_impl=
 "step s at peak": the step's analytic training FLOPs over the slice's bf16 peak, the floor on
 its time. "compile s": the compile's wall time on the 2-core machine that ran it, shared with
 other jobs. Rows whose attention reads "pallas flash, before splash" were compiled with the
-Pallas flash kernel that splash attention replaced and have not been recompiled since.
+Pallas flash kernel that splash attention replaced and have not been recompiled since; "head":
+model.head_loss, where "logits (before tiled)" marks a compile from before the vocabulary-tiled
+head became the accelerators' default (results/tiled_loss_aot.md measures what it changes).
 
 """
 
@@ -129,14 +131,14 @@ Pallas flash kernel that splash attention replaced and have not been recompiled 
 def markdown(reports):
   rows = ["| preset | layers | params | slice (chips) | mesh data/fsdp/tensor | batch x len | "
           "remat | attention | args GiB | temps GiB | total GiB / HBM | fits | dense attention "
-          "GiB | step s at peak | compile s |",
-          "|---|---:|---:|---|---|---|---|---|---:|---:|---:|---|---:|---:|---:|"]
+          "GiB | step s at peak | head | compile s |",
+          "|---|---:|---:|---|---|---|---|---|---:|---:|---:|---|---:|---:|---|---:|"]
   for name, recipe in pod_recipes.RECIPES.items():
     r = reports.get(name)
     if r is None or r.get("fits") is None:
       why = "not run" if r is None else r["error"]
       rows.append(f"| {name} | {_layers(name)} | | {recipe['topology']} | | | {recipe['remat']} | "
-                  f"{recipe['attention']} | | | | ({why}) | | | |")
+                  f"{recipe['attention']} | | | | ({why}) | | | | |")
       continue
     mesh = r["mesh"]
     total = _gib(r["total_bytes"] if r["fits"] else r.get("required_bytes"))
@@ -148,7 +150,8 @@ def markdown(reports):
         f"{r['global_batch_size']} x {r['seq_len']}{micro} | {r['remat_policy']} | "
         f"{_attention(r)} | {_gib(r['arguments_bytes'])} | {_gib(r['temporaries_bytes'])} | "
         f"{total} / {r['hbm_bytes'] / GIB:.0f} | {fits} | {_dense(r)} | "
-        f"{r.get('step_seconds_at_peak', '—')} | {r['compile_seconds']:.0f} |")
+        f"{r.get('step_seconds_at_peak', '—')} | {r.get('head_loss', 'logits (before tiled)')} | "
+        f"{r['compile_seconds']:.0f} |")
   return PREAMBLE + "\n".join(rows) + "\n"
 
 
