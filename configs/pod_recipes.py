@@ -26,6 +26,33 @@ ModernBERT's recipe. The stage-2 recipes (`*_8k`) keep stage 1's tokens per step
 into micro-batches of a few 8k-token-equivalents and use splash attention, whose windowed layers
 cost ~window keys per query (results/splash_attention/README.md: the windowed 1B encoder at 64 x
 8,192 on v5p-32 fell from 65.1 GiB per chip with dense fallback attention to 12.6 GiB).
+
+Why these choices:
+- Up to ~1.5B parameters the state is small next to 95 GiB, so the mesh is pure FSDP over the
+  slice (parameters, gradients and Adam moments sharded; ZeRO-3 costs one all-gather per layer,
+  cheap on ICI) and the batch is the preset's published one.
+- BERT and GPT-2 keep their attention dropout (0.1), which the fused kernel cannot apply, so they
+  use the einsum attention ("xla"); short BERT sequences (128) make its [L, L] scores cheap.
+  GPT-3, Ettin and Llama presets have no dropout and use splash attention ("flash"), which never
+  stores [B, H, L, L] scores: at L=2048 and longer that is what makes long sequences fit.
+- Remat: "none" when activations fit; "save_dots" (keep the matmul outputs, recompute the
+  element-wise work) next; "full" (keep each layer's input only) for the largest models, where
+  the stored activations of 96 layers would not fit otherwise.
+
+GPT-3 175B on v5p-1024 (512 chips x 95 GiB), batch 2048 x 2048 tokens, bf16 compute. Measured with
+launch.aot (per chip; results/pod_recipes.json has the recipe's full report):
+- Sharding: FSDP over all 512 chips (data=1, fsdp=512, tensor=1). float32 parameters and both Adam
+  moments are 12 bytes x 174.6B / 512 = 3.9 GiB per chip; no tensor parallelism is needed to fit.
+- Activations decide it: each chip holds 4 sequences x 2048 tokens. With full remat, splash
+  attention and the vocabulary-tiled head it fits at 42.6 GiB (38.7 GiB temporaries). Measured
+  with the older Pallas flash kernel and the logits head, by remat policy: "none" 788 GiB,
+  "save_dots" 175 GiB, "save_qkv_out" 104 GiB (all out of memory), "full" 45.2 GiB; so full
+  remat is what it takes. Full remat with "xla" attention also fit (60.5 GiB): fused attention
+  saves the 15 GiB of [B, H, L, L] scores and their HBM traffic rather than making it fit.
+- Less recompute: "save_qkv_out" with train.microbatches=2 (2 sequences per chip per micro-batch)
+  fit at 67.6 GiB (older kernel); it trades full remat's extra forward pass for twice the FSDP
+  all-gathers.
+- 4.45e18 FLOPs per step (1.06e12 per token): 19.0 s per step at 100% of the chips' bf16 peak.
 """
 
 import sys
