@@ -8,7 +8,7 @@ prints one JSON line: `fits`, per-chip `arguments_bytes`, `temporaries_bytes`, `
 `compile_seconds`, the `mesh` used, and analytic `flops_per_step` (XLA's cost analysis counts a
 scanned layer once, so FLOPs come from the objective's formula, as in MFU). A compile that runs
 out of HBM is an answer, `fits: false` (exit 0); a bad topology or config value is exit code 2
-with one line `error: ...` on stderr, before anything is compiled. `--json PATH` also writes the
+with one line `error: ...` on stderr, before anything is compiled. `--report_json PATH` also writes the
 report, with the command and the date, to a file (how results/ keeps a measured fit).
 
 The devices are libtpu's compile-only devices for the slice (launch/topology.py), the mesh,
@@ -31,7 +31,7 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/
 _TOPOLOGY = flags.DEFINE_string(
     "topology", None, "TPU slice: v5p-1024, v4-128, v5e-256, v6e-64, v5p:8x8x8 or 2xv5p-512.")
 _JSON = flags.DEFINE_string(
-    "json", None, "Also write the report, with the command and date, to this JSON file.")
+    "report_json", None, "Also write the report, with the command and date, to this JSON file.")
 flags.mark_flags_as_required(["config", "topology"])
 
 

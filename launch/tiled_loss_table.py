@@ -22,7 +22,7 @@ from launch import recipes_table
 # Named apart from launch.recipes_table's flags (--only, --out, --timeout), which importing it
 # defines.
 _CASES = flags.DEFINE_list("cases", [], "Cases to (re)check; default all.")
-_JSON = flags.DEFINE_string("json", "results/tiled_loss_aot.json", "Reports, merged with earlier.")
+_JSON = flags.DEFINE_string("table_json", "results/tiled_loss_aot.json", "Reports, merged with earlier.")
 _COMPILE_TIMEOUT = flags.DEFINE_integer("compile_timeout", 3600, "Seconds allowed per compile.")
 _PATHS = flags.DEFINE_list("paths", ["tiled", "logits"],
                            "Head paths to (re)compile; the others keep their earlier reports.")

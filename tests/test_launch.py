@@ -223,7 +223,7 @@ def test_recipe_flags_reach_the_pod_launcher():
 
 def test_the_splash_attention_page_quotes_its_aot_reports():
   """results/splash_attention/README.md's memory and step-time figures are its JSONs' (launch.aot
-  --json), so a rerun that changes them fails here until the page is updated."""
+  --report_json), so a rerun that changes them fails here until the page is updated."""
   import json
   folder = os.path.join(ROOT, "results", "splash_attention")
   page = open(os.path.join(folder, "README.md")).read()
