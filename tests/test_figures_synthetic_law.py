@@ -49,6 +49,7 @@ def test_small_coverage_run_reports_bias_and_coverage(tmp_path, capsys):
   truth = record["laws"]["cpu"]["truth"]["a"]
   for name, s in approaches.items():
     assert 0.0 <= s["coverage"] <= 1.0, name
+    assert s["coverage"] <= 1 - s["draws_without_interval"] / 2, name
     assert s["bias"] == pytest.approx(s["mean_a"] - truth), name
     assert abs(s["bias"]) < 0.1, name   # 2 draws at sigma 0.01: near the truth, either sign
   printed = capsys.readouterr().out
