@@ -14,6 +14,11 @@ For each sweep recorded in a root's sweep.json (or, without one, all run directo
   OUT/<sweep>/isoflop.{png,pdf}               profiles, N_opt and D_opt against C, loss frontier
   OUT/<sweep>/isoflop_table.{md,tex}          per budget optima with intervals; both approaches
   OUT/<sweep>/fits.json                       fitted values, intervals and their accounting
+    with several seeds per configuration (launch.sweep --seeds), fits.json also holds "seeds"
+    (each configuration's seed spread of the final loss) and "approach3_varpro" (figures/varpro.py),
+    and every bootstrap resamples seeds within configurations; approach 2 reports its intervals
+    with the draws that had no minimum inside counted against them, beside those of the kept
+    draws. Single-seed sweeps keep the earlier layout, so committed results regenerate unchanged.
   cooldown-branch sweeps (figures/branches.py):
   OUT/<sweep>/branches.{png,pdf}              loss vs tokens: stable run, branches, L(D) fit
   OUT/<sweep>/branches_table.{md,tex}         every run's final loss; branch vs cosine
@@ -36,7 +41,8 @@ import numpy as np
 
 from configs import paths
 from configs.errors import ConfigError
-from figures import analysis, branches, isoflop, lr_transfer, plots, rundir, tables
+from figures import (analysis, branches, isoflop, lr_transfer, plots, rundir, seeds, tables,
+                     varpro)
 from trainlib import rundir as run_files
 
 
@@ -64,8 +70,9 @@ def _scaling(sweep, out_dir, num_samples, seed, log, formats, flops, params):
   lines = [f"{sweep.name}: C counts {' + '.join(fits['accounting']['flops_parts'])} per token; "
            f"N = {params} parameters"]
   if sweep.budget == "compute":
-    approach2 = isoflop.approach2(points, num_samples, seed)
-    approach3 = isoflop.approach3(points, max(1, num_samples // 5), seed)
+    by_seed = seeds.has_replicates(usable)
+    approach2 = isoflop.approach2(points, num_samples, seed, by_seed=by_seed)
+    approach3 = isoflop.approach3(points, max(1, num_samples // 5), seed, by_seed=by_seed)
     optima = [{**o, "budget_flops": o["compute"]} for o in approach2["budgets"]]
     c = np.array([o["compute"] for o in approach2["budgets"]])
     loss = np.array([o["loss_opt"] for o in approach2["budgets"]])
@@ -80,12 +87,16 @@ def _scaling(sweep, out_dir, num_samples, seed, log, formats, flops, params):
     for f_name in analysis.FLOP_ACCOUNTINGS:
       for p_name in analysis.PARAM_COUNTS:
         other = approach2 if (f_name, p_name) == (flops, params) else isoflop.approach2(
-            analysis.scaling_points(sweep, f_name, p_name), num_samples, seed)
+            analysis.scaling_points(sweep, f_name, p_name), num_samples, seed, by_seed=by_seed)
         by_accounting[f"C={f_name}, N={p_name}"] = {
             k: other[k] for k in ("a", "a_interval", "b", "b_interval", "dropped")}
     fits.update(approach2=approach2, approach3=approach3,
                 loss_vs_compute=analysis.fit_summary(fit_c),
                 exponents_by_accounting=by_accounting)
+    if by_seed:
+      fits.update(seeds=seeds.spread(usable),
+                  approach3_varpro=varpro.approach3(points, max(1, num_samples // 5), seed))
+      lines += _describe_seeded(sweep.name, fits)
     lines.append(analysis.describe_fit(f"{sweep.name} isoFLOP minima", fit_c, "C"))
     lines += tables.describe_isoflop(sweep.name, approach2, approach3)
     lines += [f"{sweep.name} approach 2 under {k}: a = "
@@ -112,6 +123,29 @@ def _scaling(sweep, out_dir, num_samples, seed, log, formats, flops, params):
   for line in lines:
     log(line)
   return files, fits, lines
+
+
+def _describe_seeded(name, fits):
+  """Printed lines of what only multi-seed isoFLOP sweeps add to fits.json."""
+  two, vp = fits["approach2"], fits["approach3_varpro"]
+
+  def span(interval):
+    return "none" if not interval or interval[0] is None else \
+        f"[{interval[0]:.3f}, {interval[1]:.3f}]"
+  stds = [s["loss_std"] for s in fits["seeds"] if s["loss_std"] is not None]
+  lines = [f"{name}: seed std of the final loss per configuration: median {np.median(stds):.4f},"
+           f" max {np.max(stds):.4f} ({len(stds)} configurations with several seeds)"]
+  if two["a"] is not None:
+    total = two["bootstrap_samples"] + two["dropped"]
+    lines.append(f"{name} approach 2: a = {two['a']:.3f}, kept draws {span(two['a_interval'])}, "
+                 f"all draws {span(two['a_interval_all_draws'])} "
+                 f"({two['bootstrap_samples']} of {total} draws kept)")
+  if vp is not None:
+    lines.append(f"{name} approach 3 (variable projection): alpha = {vp['alpha']:.3f} "
+                 f"{span(vp['intervals']['alpha'])}, beta = {vp['beta']:.3f} "
+                 f"{span(vp['intervals']['beta'])}, implied a = {vp['a']:.3f} "
+                 f"{span(vp['intervals']['a'])}")
+  return lines
 
 
 def _ablation(sweep, out_dir, formats):

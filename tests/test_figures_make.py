@@ -123,9 +123,9 @@ def test_scaling_fit_recovers_the_law_and_excludes_a_crashed_run(tmp_path):
   assert all(_is_png(f) for f in written["sc"] if f.endswith(".png"))
 
 
-def test_isoflop_sweep_finds_the_optimal_size_exponent(tmp_path):
-  # L(N, D) = E + A/N^a + B/D^b with D = C / 6N: the optimum scales as N_opt ~ C^(b/(a+b)).
-  root, out = str(tmp_path / "runs"), str(tmp_path / "results")
+def _isoflop_root(root, seeds=(0,), noise=0.0):
+  """L(N, D) = E + A/N^a + B/D^b with D = C / 6N at 4 budgets x 5 sizes; each seed's loss is
+  shifted by noise * (seed - mean seed)."""
   e, a, b, big_a, big_b = 1.7, 0.34, 0.28, 406.4, 410.7
   entries = []
   for c in (1e18, 1e19, 1e20, 1e21):
@@ -133,15 +133,34 @@ def test_isoflop_sweep_finds_the_optimal_size_exponent(tmp_path):
       n = f * (c / 120) ** 0.5
       d = c / (6 * n)
       name = f"C{np.log10(c):.0f}_f{f}".replace(".", "p")
-      fake_runs.write_run(os.path.join(root, name, "seed0"), name=name, params=int(n),
-                          final_loss=e + big_a / n**a + big_b / d**b, num_steps=100,
-                          flops_per_token=6 * n, tokens_per_step=int(d / 100), log_every=50,
-                          eval_every=50)
-      entries.append((name, 0, {"budget_flops": c}))
+      for seed in seeds:
+        shift = noise * (seed - np.mean(seeds))
+        fake_runs.write_run(os.path.join(root, name, f"seed{seed}"), name=name, seed=seed,
+                            params=int(n), final_loss=e + big_a / n**a + big_b / d**b + shift,
+                            num_steps=100, flops_per_token=6 * n, tokens_per_step=int(d / 100),
+                            log_every=50, eval_every=50)
+        entries.append((name, seed, {"budget_flops": c}))
   fake_runs.write_sweep_json(root, "iso", "scaling", entries, budget="compute")
+  return e, a, b
+
+
+# fits.json of an isoFLOP sweep with one seed per configuration, as committed under results/.
+SINGLE_SEED_FITS = {"accounting", "excluded_runs", "approach2", "approach3", "loss_vs_compute",
+                    "exponents_by_accounting"}
+
+
+def test_isoflop_sweep_finds_the_optimal_size_exponent(tmp_path):
+  # L(N, D) = E + A/N^a + B/D^b with D = C / 6N: the optimum scales as N_opt ~ C^(b/(a+b)).
+  root, out = str(tmp_path / "runs"), str(tmp_path / "results")
+  e, a, b = _isoflop_root(root)
   written = make.make_all(root, out, num_samples=20, log=lambda *_: None, formats=("png",))
   fits = json.load(open(os.path.join(out, "iso", "fits.json")))
   two, three = fits["approach2"], fits["approach3"]
+  # Single seed: the layout of the committed results, so they regenerate unchanged.
+  assert set(fits) == SINGLE_SEED_FITS
+  assert set(two) == {"budgets", "a", "b", "k_params", "k_tokens", "a_interval", "b_interval",
+                      "ci", "bootstrap_samples", "dropped"}
+  assert "resampled" not in three and "lbfgs_options" not in three
   assert len(two["budgets"]) == 4
   assert all(o["minimum_inside"] for o in two["budgets"])
   # N_opt ~ C^(b/(a+b)) and D_opt ~ C^(a/(a+b)), inside their bootstrap intervals.
@@ -165,6 +184,35 @@ def test_isoflop_sweep_finds_the_optimal_size_exponent(tmp_path):
   assert "isoflop.png" in names and "isoflop_table.md" in names
   table = open(os.path.join(out, "iso", "isoflop_table.md")).read()
   assert "approach 2: N_opt" in table and "approach 3: L =" in table
+
+
+def test_isoflop_sweep_with_seeds_reports_their_spread_and_both_approach3_fits(tmp_path):
+  root, out = str(tmp_path / "runs"), str(tmp_path / "results")
+  e, a, b = _isoflop_root(root, seeds=(0, 1), noise=0.002)
+  lines = []
+  make.make_all(root, out, num_samples=20, log=lines.append, formats=())
+  fits = json.load(open(os.path.join(out, "iso", "fits.json")))
+  assert set(fits) == SINGLE_SEED_FITS | {"seeds", "approach3_varpro"}
+  assert len(fits["seeds"]) == 20
+  assert all(s["seeds"] == [0, 1] and s["loss_std"] == pytest.approx(0.002 / 2**0.5, rel=1e-6)
+             for s in fits["seeds"])
+  two, vp = fits["approach2"], fits["approach3_varpro"]
+  assert two["resampled"] == "configurations, then seeds within each"
+  assert two["bootstrap_samples"] + two["dropped"] == 20
+  # Resampled sizes often leave a budget without a minimum inside: more than 5% of the draws
+  # fail, so no 95% interval holds once they count against it (seeds.interval_counting_failures).
+  assert two["dropped"] > 1 and two["a_interval"] is not None
+  assert two["a_interval_all_draws"] == two["b_interval_all_draws"] == [None, None]
+  assert vp["num_points"] == 40 and vp["num_configurations"] == 20
+  assert (vp["alpha"], vp["beta"]) == (pytest.approx(a, abs=0.01), pytest.approx(b, abs=0.01))
+  lo, hi = vp["intervals"]["a"]
+  assert lo < hi and (lo, hi) == (pytest.approx(b / (a + b), abs=0.01),) * 2
+  assert fits["approach3"]["beta"] == pytest.approx(b, abs=0.01)
+  assert any(l.startswith("iso: seed std of the final loss per configuration: median 0.0014")
+             for l in lines)
+  assert any("iso approach 3 (variable projection): alpha = 0.340" in l for l in lines)
+  assert any(l.startswith("iso approach 2: a = ") and "all draws none" in l
+             and f"({two['bootstrap_samples']} of 20 draws kept)" in l for l in lines)
 
 
 def test_bad_flop_accounting_is_a_config_error(tmp_path, capsys):
