@@ -53,12 +53,11 @@ from jax.ad_checkpoint import checkpoint_name
 from jax.sharding import PartitionSpec as P
 
 from configs.errors import ConfigError
-from models import mup
+from models import mup, splash
 from models.layers import BLD, DenseGeneral, constrain, residual_scale
 from models.platform import target_platform
 from models.rope import apply_rope
 from models.spec import ModelSpec
-from models import splash
 
 # Logical names of per-head activations [B, L, H, Dh].
 BLHD = ("activation_batch", "activation_length", "activation_heads", "activation_kv")

@@ -111,7 +111,7 @@ def splash_attention(q, k, v, segments, causal, half_window=None, prefix_len=Non
   causal: bool, half_window: None (global) or a static int (keys within it), prefix_len [B] or
   None (decoders: keys before it are visible to every query of their segment), scale: on q.k
   (None = 1/sqrt(Dh)) -> [B, L, H, Dh]. One device's (or one shard's) rows and heads."""
-  b, length, heads, head_dim = q.shape
+  _, length, heads, head_dim = q.shape
   kv_heads = k.shape[2]
   grouped = kv_heads != heads
   if prefix_len is not None and not causal:
