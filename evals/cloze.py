@@ -111,16 +111,23 @@ def decoder_rows(tokenizer, items, seq_len):
   return rows
 
 
+def masked_token_scores(model, params, rows):
+  """An encoder's MLM head at rows["masked_positions"] [R, P] (the inputs hold [MASK] there) ->
+  (log p(rows["masked_ids"]) [R, P], whether each is the head's argmax [R, P]). Traceable."""
+  out = model.apply({"params": params}, rows["input_ids"], rows["token_type_ids"],
+                    rows["input_mask"], masked_positions=rows["masked_positions"],
+                    deterministic=True)
+  logp = jax.nn.log_softmax(out["mlm_logits"].astype(jnp.float32))       # [R, P, V]
+  picked = jnp.take_along_axis(logp, rows["masked_ids"][..., None], axis=-1)[..., 0]
+  return picked, jnp.argmax(logp, axis=-1) == rows["masked_ids"]
+
+
 def _scorer(ctx):
   """(params, rows) -> [R] scores, jitted; rows as built by encoder_rows / decoder_rows."""
   model = ctx.model
   if ctx.family == "encoder":
     def score(params, rows):
-      out = model.apply({"params": params}, rows["input_ids"], rows["token_type_ids"],
-                        rows["input_mask"], masked_positions=rows["masked_positions"],
-                        deterministic=True)
-      logp = jax.nn.log_softmax(out["mlm_logits"].astype(jnp.float32))       # [R, P, V]
-      picked = jnp.take_along_axis(logp, rows["masked_ids"][..., None], axis=-1)[..., 0]
+      picked, _ = masked_token_scores(model, params, rows)
       return jnp.sum(picked * rows["masked_weights"], axis=-1)
     return jax.jit(score)
 

@@ -344,11 +344,25 @@ def beam_search_uncached(full_fn: FullFn, params, prompts, prompt_lengths, max_n
 
 
 @functools.partial(jax.jit, static_argnums=0)
+def target_scores(full_fn: FullFn, params, inputs, targets, weights):
+  """Scores of chosen next tokens: targets[b, t] is the token after inputs[b, :t + 1].
+
+  -> (sum over t with weights[b, t] > 0 of log p(targets[b, t]) [B] float32,
+      whether every such target is the model's argmax [B] bool).
+  """
+  logp = jax.nn.log_softmax(full_fn(params, jnp.asarray(inputs, jnp.int32)).astype(jnp.float32))
+  targets = jnp.asarray(targets, jnp.int32)
+  picked = jnp.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]  # [B, L]
+  scored = jnp.asarray(weights) > 0
+  greedy = jnp.all(jnp.where(scored, jnp.argmax(logp, axis=-1) == targets, True), axis=1)
+  return jnp.sum(jnp.where(scored, picked, 0.0), axis=1), greedy
+
+
+@functools.partial(jax.jit, static_argnums=0)
 def sequence_logprob(full_fn: FullFn, params, ids, start, length):
   """Sum of log p(ids[b, t] | ids[b, :t]) for t in [start[b], start[b] + length[b]), [B]."""
   ids = jnp.asarray(ids, jnp.int32)
-  logp = jax.nn.log_softmax(full_fn(params, ids).astype(jnp.float32))  # [B, L, V]
-  token_logp = jnp.take_along_axis(logp[:, :-1], ids[:, 1:, None], axis=2)[:, :, 0]  # [B, L-1]
   t = jnp.arange(1, ids.shape[1])
   start, length = jnp.asarray(start)[:, None], jnp.asarray(length)[:, None]
-  return jnp.sum(jnp.where((t >= start) & (t < start + length), token_logp, 0.0), axis=1)
+  weights = (t >= start) & (t < start + length)
+  return target_scores(full_fn, params, ids[:, :-1], ids[:, 1:], weights)[0]

@@ -88,6 +88,17 @@ def check(config, workdir, suites, step=None) -> Plan:
   """All checks that need no compiled code (see module docstring). -> Plan."""
   names = evals.parse_suites(suites if suites is not None else config.eval.suites,
                              config.model.family)
+  plan = check_run(config, workdir, step)
+  for name in names:
+    evals.get(name).validate(config, plan.tokenizer)
+  plan.suites = names
+  return plan
+
+
+def check_run(config, workdir, step=None) -> Plan:
+  """The checks of `check` that concern the run, not a suite: the run directory and its
+  checkpoints, the config sections, the config against the run's, the tokenizer and eval.seed.
+  -> Plan without suites (evals/harness.py evaluates lm-eval tasks instead)."""
   from_hf = config.init.from_hf  # no checkpoint: evaluate the imported weights as step 0
   if not workdir or not (fs.isdir(workdir) or from_hf):
     raise RunDirError(f"--workdir {workdir!r} does not exist; give the directory train.py wrote")
@@ -112,9 +123,7 @@ def check(config, workdir, suites, step=None) -> Plan:
   seed = config.eval.seed
   if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
     raise ConfigError(f"eval.seed={seed!r} must be an integer >= 0")
-  for name in names:
-    evals.get(name).validate(config, tokenizer)
-  return Plan(names, step, tokenizer, from_hf=bool(from_hf and not steps))
+  return Plan([], step, tokenizer, from_hf=bool(from_hf and not steps))
 
 
 def _train_config_hash(workdir):
@@ -131,10 +140,9 @@ def format_table(records) -> str:
   return "\n".join(lines)
 
 
-def run(config, workdir, suites=None, step=None, echo=print) -> dict:
-  """Checks, restores and runs the suites; -> {suite: record as written to DIR/eval/<suite>.json}."""
-  plan = check(config, workdir, suites, step)
-  import jax
+def restore(config, workdir, plan):
+  """The mesh of config.mesh over the current devices and the plan's parameters restored onto it
+  -> EvalContext. RunDirError if the checkpoint cannot be read."""
   from evals.context import EvalContext
   from trainlib import mesh as mesh_lib
   from trainlib import state as state_lib
@@ -157,13 +165,26 @@ def run(config, workdir, suites=None, step=None, echo=print) -> dict:
   except Exception as e:  # noqa: BLE001  (orbax/tensorstore raise many kinds)
     raise RunDirError(f"cannot restore the parameters of step {plan.step or 'latest'} from "
                       f"{workdir}: {type(e).__name__}: {str(e).splitlines()[0][:300]}") from e
-  ctx = EvalContext(config=config, workdir=workdir, setup=setup, params=params,
-                    step=int(restored_step), tokenizer=plan.tokenizer)
+  return EvalContext(config=config, workdir=workdir, setup=setup, params=params,
+                     step=int(restored_step), tokenizer=plan.tokenizer)
+
+
+def provenance(ctx, plan) -> dict:
+  """The fields every result file carries (module docstring): which weights, config and seed."""
+  config = ctx.config
+  return {"checkpoint_step": ctx.step, "config_hash": rundir.config_hash(config),
+          "train_config_hash": _train_config_hash(ctx.workdir), "seed": ctx.seed,
+          "family": config.model.family, "objective": config.objective.name,
+          "params_from": f"hf:{config.init.from_hf}" if plan.from_hf else "checkpoint"}
+
+
+def run(config, workdir, suites=None, step=None, echo=print) -> dict:
+  """Checks, restores and runs the suites; -> {suite: record as written to DIR/eval/<suite>.json}."""
+  plan = check(config, workdir, suites, step)
+  import jax
+  ctx = restore(config, workdir, plan)
   primary = jax.process_index() == 0
-  header = {"checkpoint_step": ctx.step, "config_hash": rundir.config_hash(config),
-            "train_config_hash": _train_config_hash(workdir), "seed": ctx.seed,
-            "family": config.model.family, "objective": config.objective.name,
-            "params_from": f"hf:{config.init.from_hf}" if plan.from_hf else "checkpoint"}
+  header = provenance(ctx, plan)
   writer = None
   if primary:
     with rundir.writing(ctx.out_dir):

@@ -54,6 +54,7 @@ _CORRUPT_SUFFIX = ".corrupt"
 CORRUPT_CHECKPOINTS = CHECKPOINTS + _CORRUPT_SUFFIX
 PARTIAL_CHECKPOINT = ".orbax-checkpoint-tmp"  # orbax's mark of a save not yet committed
 EVAL = "eval"
+HARNESS_TASKS = "harness_tasks"  # inside EVAL
 TENSORBOARD = "tb"
 PROFILE = "profile"
 # Not inside a run directory: ROOT/sweep.json, the record of a sweep's runs (launch writes it,
@@ -102,6 +103,11 @@ def eval_dir(workdir):
 
 def eval_result_path(workdir, suite):
   return os.path.join(eval_dir(workdir), f"{suite}.json")
+
+
+def harness_tasks_dir(workdir):
+  """Where evals/harness.py writes the run's local lm-eval tasks (task files + data)."""
+  return os.path.join(eval_dir(workdir), HARNESS_TASKS)
 
 
 def tensorboard_dir(workdir, *sub):
