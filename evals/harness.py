@@ -20,9 +20,11 @@ lm_eval's few-shot sampling and the adapter's sampling.
 
 Writes DIR/eval/harness_<tasks>.json (the requested names joined by "_"; a hash when long) beside
 the eval suites' files: the fields of evals.runner.provenance, suite "harness", tasks,
-num_fewshot, limit, lm_eval_version, metrics {"<task>/<metric>": float} (also TensorBoard
-scalars "harness/<task>/<metric>" in DIR/tb/eval) and lm_eval's results, versions, n-shot,
-n-samples and higher_is_better; then a table on stdout.
+num_fewshot, limit, lm_eval_version, window (evals/harness_lm.py), devices, metrics
+{"<task>/<metric>": float} and lm_eval's results, versions, n-shot, n-samples and
+higher_is_better; then a table on stdout. No torch is imported: lm_eval's environment report
+(which loads torch when installed) is replaced by jax's, and there are no TensorBoard scalars
+(tensorboardX loads torch too).
 
 Exit codes as eval.py: 0 done; 2 bad input, one line `error: ...` before the model is restored
 (an unknown task, a missing --include_path, --workdir or checkpoint, a generate_until task on an
@@ -33,6 +35,7 @@ import hashlib
 import os
 import sys
 import time
+from unittest import mock
 
 from absl import flags
 from ml_collections import config_flags
@@ -97,8 +100,9 @@ def local_tasks_dir(workdir) -> str:
   return rundir.harness_tasks_dir(workdir)
 
 
-def task_manager(config, workdir, tasks, include_path, echo):
-  """lm_eval's TaskManager over its tasks, include_path and (when asked for) the local tasks."""
+def task_manager(config, workdir, tasks, include_path, tokenizer, window, echo):
+  """lm_eval's TaskManager over its tasks, include_path and (when asked for) the local tasks,
+  whose continuations fit the PLL row of an encoder's window (W - 2 tokens) for both families."""
   from lm_eval.tasks import TaskManager
 
   from evals import harness_data
@@ -107,7 +111,7 @@ def task_manager(config, workdir, tasks, include_path, echo):
   if any(t in harness_data.TASKS or t == harness_data.TAG for t in tasks):
     out = local_tasks_dir(workdir)
     with rundir.writing(out):
-      counts = harness_data.build(config, out)
+      counts = harness_data.build(config, tokenizer, window - 2, out)
     echo(f"local tasks in {out}: " + ", ".join(f"{t} ({n} documents)" for t, n in counts.items()))
     paths.insert(0, out)
   return TaskManager(include_path=paths or None)
@@ -161,22 +165,30 @@ def evaluate(config, workdir, tasks, *, include_path=None, num_fewshot=None, lim
              step=None, batch_rows=32, max_length=None, echo=print) -> dict:
   """Checks, restores, runs lm_eval and writes the record (module docstring) -> the record."""
   import lm_eval
+  import lm_eval.evaluator
 
   from evals import harness_lm, runner
   plan = runner.check_run(config, workdir, step)
-  harness_lm.window(config, max_length)  # a bad --max_length before anything is restored
-  manager = task_manager(config, workdir, tasks, include_path, echo)
+  window = harness_lm.window(config, max_length)  # a bad --max_length: before any restore
+  manager = task_manager(config, workdir, tasks, include_path, plan.tokenizer, window, echo)
   check_tasks(manager, tasks, config.model.family, include_path)
   ctx = runner.restore(config, workdir, plan)
   lm = harness_lm.PancakeLM(ctx, batch_rows=batch_rows, max_length=max_length)
   start = time.perf_counter()
   seed = ctx.seed
-  out = lm_eval.simple_evaluate(model=lm, tasks=tasks, num_fewshot=num_fewshot, limit=limit,
-                                task_manager=manager, bootstrap_iters=BOOTSTRAP_ITERS,
-                                log_samples=False, random_seed=seed, numpy_random_seed=seed,
-                                fewshot_random_seed=seed, torch_random_seed=None)
+  # lm_eval bootstraps in a multiprocessing pool (os.fork of a process running JAX threads) unless
+  # told not to; one process draws BOOTSTRAP_ITERS resamples in a moment.
+  os.environ.setdefault("DISABLE_MULTIPROC", "1")
+  # lm_eval's environment report imports torch (collect_env) when it is installed; pancake's names
+  # what computed the numbers instead, so no torch is loaded (tests/test_harness.py checks).
+  with mock.patch.object(lm_eval.evaluator, "add_env_info", _add_jax_env_info):
+    out = lm_eval.simple_evaluate(model=lm, tasks=tasks, num_fewshot=num_fewshot, limit=limit,
+                                  task_manager=manager, bootstrap_iters=BOOTSTRAP_ITERS,
+                                  log_samples=False, random_seed=seed, numpy_random_seed=seed,
+                                  fewshot_random_seed=seed, torch_random_seed=None)
   record = dict(runner.provenance(ctx, plan), suite=SUITE, tasks=tasks, num_fewshot=num_fewshot,
                 limit=limit, lm_eval_version=lm_eval.__version__, window=lm.window,
+                devices=out.get("devices"),
                 metrics=metrics_of(out["results"]), eval_config=config.eval.to_dict(),
                 seconds=round(time.perf_counter() - start, 2),
                 **{key: out.get(key) for key in ("results", "versions", "n-shot", "n-samples",
@@ -188,19 +200,23 @@ def evaluate(config, workdir, tasks, *, include_path=None, num_fewshot=None, lim
   return record
 
 
-def _write(workdir, name, record):
-  import json
+def _add_jax_env_info(storage):
+  import jax
+  import lm_eval
+  storage.update(lm_eval_version=lm_eval.__version__, jax_version=jax.__version__,
+                 devices=f"{jax.device_count()} x {jax.devices()[0].device_kind}")
 
-  from tensorboardX import SummaryWriter
+
+def _write(workdir, name, record):
+  """The record as DIR/eval/<name>.json. (No TensorBoard scalars: tensorboardX imports torch
+  when it is installed.)"""
+  import json
 
   from trainlib import fs, rundir
   with rundir.writing(rundir.eval_dir(workdir)):
     fs.makedirs(rundir.eval_dir(workdir))
-  # lm_eval's numbers may be numpy scalars; its "N/A" stderr is text: JSON-safe as it is.
+  # lm_eval's numbers may be numpy scalars: plain JSON numbers here.
   rundir.write_eval_result(workdir, name, json.loads(json.dumps(record, default=_plain)))
-  with SummaryWriter(rundir.tensorboard_dir(workdir, "eval")) as writer:
-    for metric, value in record["metrics"].items():
-      writer.add_scalar(f"{SUITE}/{metric}", value, record["checkpoint_step"])
 
 
 def _plain(value):
