@@ -127,7 +127,8 @@ class PancakeLM(TemplateLM):
     if missing:
       raise ConfigError(f"model_args for 'pancake' need config= and workdir= (missing "
                         f"{', '.join(missing)}); e.g. config=configs/quickstart.py,workdir=DIR")
-    config = cli.load_config_file(str(args.pop("config")))
+    config = args.pop("config")  # a config file ("file.py[:arg]") or a ConfigDict
+    config = cli.load_config_file(config) if isinstance(config, str) else config
     paths.absolutize_config(config)
     workdir = paths.absolute(str(args.pop("workdir")))
     step = args.pop("step", None)

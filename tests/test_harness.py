@@ -180,6 +180,25 @@ def test_generate_until_is_greedy_decoding_cut_at_the_until_strings(decoder):
       (contexts[0], {"until": [stop, "never there"], "max_gen_toks": 10}),
       (contexts[0], {"until": stop, "max_gen_toks": 10, "do_sample": False})]))
   assert cut == [text[:first], text[:first]]
+  sampling = {"until": [], "max_gen_toks": 10, "do_sample": True, "temperature": 1.0}
+  once, again = (lm.generate_until(_requests("generate_until", [(contexts[0], sampling)]))
+                 for _ in range(2))
+  assert once == again  # keyed by eval.seed
+  from configs.errors import ConfigError
+  with pytest.raises(ConfigError, match="num_beams"):
+    lm.generate_until(_requests("generate_until", [(contexts[0], {"num_beams": 4})]))
+
+
+def test_the_registered_model_restores_a_run_from_model_args(decoder):
+  from lm_eval.api.registry import get_model
+  config, workdir, lm = decoder
+  other = get_model("pancake").create_from_arg_obj({"config": config, "workdir": workdir,
+                                                    "step": 12, "batch_rows": 8})
+  assert isinstance(other, harness_lm.PancakeLM) and other.rows == 8
+  requests = _requests("loglikelihood", PAIRS[:2])
+  ours, theirs = other.loglikelihood(requests), lm.loglikelihood(requests)
+  assert [g for _, g in ours] == [g for _, g in theirs]
+  np.testing.assert_allclose([s for s, _ in ours], [s for s, _ in theirs], atol=1e-6)
 
 
 def test_encoder_loglikelihood_is_pseudo_log_likelihood(encoder):
@@ -188,6 +207,9 @@ def test_encoder_loglikelihood_is_pseudo_log_likelihood(encoder):
   pairs = [("the value of", " the list"), ("", "return the module"), (LONG, " and the end")]
   got = lm.loglikelihood(_requests("loglikelihood", pairs))
   params = jax.device_get(lm.ctx.params)
+  apply = jax.jit(lambda ids, position: lm.ctx.model.apply(
+      {"params": params}, ids, jax.numpy.zeros_like(ids), jax.numpy.ones_like(ids),
+      masked_positions=position, deterministic=True)["mlm_logits"])
   for (context, continuation), (logp, _) in zip(pairs, got):
     ctx = tok.encode(context.rstrip())
     cont = tok.encode(context + continuation)[len(ctx):] if context else tok.encode(continuation)
@@ -197,13 +219,15 @@ def test_encoder_loglikelihood_is_pseudo_log_likelihood(encoder):
     for position in range(len(ids) - 1 - len(cont), len(ids) - 1):  # each continuation token
       masked = np.asarray([ids], np.int32)
       masked[0, position] = tok.mask_id
-      out = lm.ctx.model.apply({"params": params}, masked, np.zeros_like(masked),
-                               np.ones_like(masked), masked_positions=np.asarray([[position]]),
-                               deterministic=True)
-      expected += float(jax.nn.log_softmax(out["mlm_logits"][0, 0])[ids[position]])
+      logits = apply(masked, np.asarray([[position]], np.int32))
+      expected += float(jax.nn.log_softmax(logits[0, 0])[ids[position]])
     assert abs(logp - expected) < TOL, (context, continuation, logp, expected)
-  rolling = lm.loglikelihood_rolling(_requests("loglikelihood_rolling", [(LONG,)]))
-  assert np.isfinite(rolling[0]) and rolling[0] < 0
+  # rolling: a text that fits one window is the PLL of the text after [CLS]; a long one is the
+  # sum over its windows, each token scored once
+  short = "return the module"
+  rolling = lm.loglikelihood_rolling(_requests("loglikelihood_rolling", [(short,), (LONG,)]))
+  assert rolling[0] == pytest.approx(got[1][0], abs=1e-5)
+  assert len(tok.encode(LONG)) > lm.window and np.isfinite(rolling[1]) and rolling[1] < 0
 
 
 def test_encoder_refuses_generate_until(encoder):
