@@ -28,8 +28,9 @@ Decoders
   every token is predicted once and the windows' sums are added.
 - generate_until(context, gen_kwargs): the context's last W - max_gen_toks tokens, continued with
   evals.generation.generate (KV cache; greedy, or sampling with temperature / top_k / top_p when
-  do_sample, keyed by eval.seed) until end-of-text or max_gen_toks tokens; the decoded text is cut
-  before the first of the `until` strings (end-of-text among them, as lm_eval adds it).
+  do_sample, keyed by eval.seed) until end-of-text or max_gen_toks tokens (default W // 2; other
+  generation kwargs are a ConfigError); the decoded text is cut before the first of the `until`
+  strings (end-of-text among them, as lm_eval adds it).
 Encoders (MLM heads): pseudo-log-likelihood (Salazar et al. 2020). Each continuation token is
   masked in turn, one row per token: [CLS] context continuation [SEP] with that token [MASK]ed and
   every other token visible; score = sum of log p(token | the rest), is_greedy = every masked
@@ -174,8 +175,9 @@ class PancakeLM(TemplateLM):
 
   def _check_continuation(self, continuation, room):
     if len(continuation) > room:
-      raise ValueError(f"a continuation of {len(continuation)} tokens does not fit the "
-                       f"{room}-token row of this model (window {self.window})")
+      raise ConfigError(f"a continuation of {len(continuation)} tokens does not fit the "
+                        f"{room}-token row of this model (window {self.window}); raise "
+                        "--max_length up to model.max_len or leave the task out")
 
   def _decoder_row(self, context, continuation):
     """-> (input ids, target ids, number of scored targets at the end), left-truncated to W."""
