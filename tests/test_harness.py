@@ -116,6 +116,13 @@ def test_decoder_loglikelihoods_equal_transformers_on_the_export(decoder, export
   assert lm.window == 32 and lengths[-1] > lm.window + 1 and max(lengths[:-1]) <= lm.window + 1
 
 
+def test_a_continuation_longer_than_the_window_is_a_config_error(decoder, encoder):
+  from configs.errors import ConfigError
+  for _, _, lm in (decoder, encoder):
+    with pytest.raises(ConfigError, match="does not fit the"):
+      lm.loglikelihood(_requests("loglikelihood", [("The", " " + LONG)]))
+
+
 def test_loglikelihoods_do_not_depend_on_batching_or_the_mesh(decoder):
   config, workdir, lm = decoder
   reference = lm.loglikelihood(_requests("loglikelihood", PAIRS))
