@@ -221,13 +221,18 @@ def get_config():
   e.num_batches = 16              # held-out batches per suite
   e.cloze_examples = 256          # cloze: held-out sentences with one blanked word
   e.cloze_candidates = 5          # cloze: choices per blank (the answer + distractors); chance = 1 / this
-  e.finetune_task = "doc_order"   # "doc_order" (offline, derived from the corpus) | "glue/sst2" | "glue/mrpc" | "glue/qnli" | "glue/mnli" | ...
+  e.finetune_task = "doc_order"   # offline (derived from the corpus): "same_doc" | "word_order" | "replaced_word" | "doc_order"; or "glue/sst2" | "glue/mrpc" | "glue/qnli" | "glue/mnli" | ...
   e.finetune_steps = 200          # fine-tuning steps
   e.finetune_batch_size = 32      # fine-tuning examples per step
   e.finetune_train_examples = 0   # fine-tune on a fixed random N of the train split (0 = all): data-efficiency curves
   e.finetune_learning_rate = 1e-4  # fine-tuning peak LR
   e.freeze_backbone = False       # probe (frozen backbone) vs full fine-tuning
   e.finetune_pooling = "auto"     # classifier input: "auto" (encoder: pooler, decoder: last) | "pooler" | "first" | "last" | "mean"
+  # suite downstream: each task fine-tuned at every learning rate x seed, chosen on dev, test reported
+  e.downstream_tasks = "word_order,same_doc"  # comma-separated task names (as eval.finetune_task)
+  e.downstream_learning_rates = "3e-4,1e-3"  # comma-separated peak LRs searched (small models need more than BERT's 2e-5..5e-5)
+  e.downstream_seeds = 3          # fine-tuning seeds per learning rate (eval.seed, eval.seed + 1, ...)
+  e.downstream_evals = 2          # dev/test scored this many times, evenly spaced: the step count is searched too
   e.generate_prompts = "The,In the beginning"  # comma-separated prompts for the generate suite
   e.generate_max_new_tokens = 32  # tokens generated per prompt
   e.temperature = 1.0             # sampling temperature

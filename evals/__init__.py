@@ -33,6 +33,9 @@ SUITES = {
                        "pick the blanked word of a held-out sentence among candidates"),
     "finetune": SuiteInfo("evals.finetune", FAMILIES,
                           "sentence(-pair) classifier on the backbone: accuracy"),
+    "downstream": SuiteInfo("evals.downstream", FAMILIES,
+                            "fine-tuning tasks, learning rate and steps chosen on dev, test "
+                            "accuracy over seeds, beside trivial baselines"),
     "generate": SuiteInfo("evals.generate", ("decoder",),
                           "greedy, sampled and beam-search continuations of prompts"),
     "attention": SuiteInfo("evals.attention", FAMILIES,

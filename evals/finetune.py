@@ -1,21 +1,25 @@
-"""Suite `finetune`: a sentence / sentence-pair classifier on the pre-trained backbone.
+"""Suite `finetune`: one fine-tuning run of a classifier on the pre-trained backbone.
 
-A linear head on one vector per example, trained with the BERT fine-tuning recipe (AdamW,
-b2 0.999, eps 1e-6, weight decay 0.01 on matrices, 10% linear warmup then linear decay to 0,
-global-norm clipping at 1): eval.finetune_steps steps of eval.finetune_batch_size examples,
-eval.finetune_learning_rate (eval.finetune_train_examples > 0: on that many train examples only,
-a fixed random subset, for data-efficiency curves). eval.freeze_backbone=True trains the head only (a linear probe);
-otherwise every parameter is fine-tuned. Accuracy is measured on the task's held-out split.
+A linear head on one vector per example (or per word, for word-level tasks), trained with the
+BERT fine-tuning recipe (AdamW, b2 0.999, eps 1e-6, weight decay 0.01 on matrices, 10% linear
+warmup then linear decay to 0, global-norm clipping at 1): eval.finetune_steps steps of
+eval.finetune_batch_size examples at peak eval.finetune_learning_rate (eval.finetune_train_examples
+> 0: on that many train examples only, a fixed random subset, for data-efficiency curves).
+eval.freeze_backbone=True trains the head only (a linear probe); otherwise every parameter is
+fine-tuned. Accuracy is measured on the task's test split. The `downstream` suite
+(evals.downstream) runs this over a grid of learning rates and seeds, chosen on the dev split.
 
-Inputs (data.seq_len tokens, pairs truncated longest-first as BERT's run_classifier):
+Inputs (pairs truncated longest-first as BERT's run_classifier; rows as long as the task's
+examples need (99% of them whole), at most data.seq_len tokens):
 - encoders: [CLS] A [SEP] B [SEP] with segment ids 0/1; vector = the tanh pooler on [CLS]
   ("pooler", as BERT) or the first / mean hidden state;
 - decoders: <bos> A <delim> B <eot> (GPT-1's layout, with the tokenizer's end-of-text and
   separator tokens); vector = the hidden state of the last token ("last", it has read everything)
   or the mean over tokens.
+- word-level tasks: the hidden state of each word's first token (as BERT's NER), any family.
 
-Tasks (evals.finetune_tasks): GLUE from TFDS, or "doc_order" derived from the run's corpus.
-`chance` is the majority-class rate of the evaluation split (the accuracy of a constant guess).
+Tasks (evals.finetune_tasks): GLUE from TFDS, or offline tasks derived from the run's corpus.
+`chance` is the majority-class rate of the test split (the accuracy of a constant guess).
 """
 import math
 
@@ -32,6 +36,8 @@ from trainlib import metrics as metrics_lib
 POOLINGS = ("auto", "pooler", "first", "last", "mean")
 _WARMUP_FRAC = 0.1
 _SALT = 0xF17E
+_ROW_QUANTUM = 16  # fine-tuning rows are cut to the task's examples' length, rounded up to this
+_FULL_LENGTH_QUANTILE = 0.99
 
 
 def resolved_pooling(config) -> str:
@@ -41,17 +47,23 @@ def resolved_pooling(config) -> str:
   return p
 
 
-def validate(config, tokenizer):
-  del tokenizer
+def _check_int(e, field, least):
+  if not isinstance(e[field], int) or isinstance(e[field], bool) or e[field] < least:
+    raise ConfigError(f"eval.{field}={e[field]!r} must be an integer >= {least}")
+
+
+def check_learning_rate(value, field):
+  if (not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value)
+      or value <= 0):
+    raise ConfigError(f"{field}={value!r} must be a finite number > 0")
+
+
+def validate_recipe(config):
+  """The eval.* fields both fine-tuning suites share."""
   e = config.eval
-  finetune_tasks.spec(e.finetune_task)
   for field, least in (("finetune_steps", 1), ("finetune_batch_size", 1),
-                      ("finetune_train_examples", 0)):
-    if not isinstance(e[field], int) or isinstance(e[field], bool) or e[field] < least:
-      raise ConfigError(f"eval.{field}={e[field]!r} must be an integer >= {least}")
-  lr = e.finetune_learning_rate
-  if not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
-    raise ConfigError(f"eval.finetune_learning_rate={lr!r} must be a finite number > 0")
+                       ("finetune_train_examples", 0)):
+    _check_int(e, field, least)
   if not isinstance(e.freeze_backbone, bool):
     raise ConfigError(f"eval.freeze_backbone={e.freeze_backbone!r} must be True or False")
   if e.finetune_pooling not in POOLINGS:
@@ -60,7 +72,16 @@ def validate(config, tokenizer):
   if e.finetune_pooling == "pooler" and config.model.family != "encoder":
     raise ConfigError("eval.finetune_pooling='pooler' needs an encoder (the [CLS] pooler); "
                       "decoders use 'last', 'first' or 'mean'")
-  finetune_tasks.check_available(config)
+
+
+def validate(config, tokenizer):
+  del tokenizer
+  validate_recipe(config)
+  check_learning_rate(config.eval.finetune_learning_rate, "eval.finetune_learning_rate")
+  finetune_tasks.check_available(config, config.eval.finetune_task)
+
+
+# ------------------------------------------------------------------------------ inputs
 
 
 def _truncate(parts, budget):
@@ -72,16 +93,35 @@ def _truncate(parts, budget):
   return parts
 
 
-def encode(tokenizer, family, examples, seq_len):
-  """examples: list of [text] or [text_a, text_b] -> rows (numpy) of model inputs."""
+def first_tokens_of_words(text, offsets):
+  """-> for each whitespace word of `text`, the index of its first token (by character offsets),
+  or -1 if no token covers it (e.g. a word the tokenizer drops)."""
+  firsts, pos = [], 0
+  for word in text.split():
+    start = text.index(word, pos)
+    end = pos = start + len(word)
+    hit = next((t for t, (a, b) in enumerate(offsets) if a < end and b > start), -1)
+    firsts.append(hit)
+  return firsts
+
+
+def encode(tokenizer, family, examples, seq_len, word_labels=None):
+  """examples: list of [text] or [text_a, text_b] -> rows (numpy) of model inputs.
+
+  word_labels (word-level tasks, single texts): a label per whitespace word of each text; rows
+  then carry token_labels / token_weights [n, seq_len], weight 1 at each word's first token."""
   n = len(examples)
   pad = tokenizer.pad_id if tokenizer.pad_id is not None else 0
   rows = dict(input_ids=np.full((n, seq_len), pad, np.int32),
               token_type_ids=np.zeros((n, seq_len), np.int32),
               input_mask=np.zeros((n, seq_len), np.int32), length=np.zeros((n,), np.int32))
-  encoded = [tokenizer.encode_batch(list(texts)) for texts in zip(*examples)]
+  encoded = [tokenizer.hf.encode_batch(list(texts), add_special_tokens=False)
+             for texts in zip(*examples)]
+  if word_labels is not None:
+    rows.update(token_labels=np.zeros((n, seq_len), np.int32),
+                token_weights=np.zeros((n, seq_len), np.float32))
   for r in range(n):
-    parts = [enc[r] for enc in encoded]
+    parts = [enc[r].ids for enc in encoded]
     parts = _truncate(parts, seq_len - 1 - len(parts))
     if family == "encoder":
       ids, types = [tokenizer.cls_id], [0]
@@ -100,11 +140,81 @@ def encode(tokenizer, family, examples, seq_len):
     rows["token_type_ids"][r, :len(ids)] = types
     rows["input_mask"][r, :len(ids)] = 1
     rows["length"][r] = len(ids)
+    if word_labels is not None:
+      firsts = first_tokens_of_words(examples[r][0], encoded[0][r].offsets)
+      for label, t in zip(word_labels[r], firsts):
+        if 0 <= t < len(parts[0]):  # +1: the [CLS] / <bos> in front
+          rows["token_labels"][r, t + 1] = label
+          rows["token_weights"][r, t + 1] = 1.0
   return rows
 
 
-def _classifier(ctx, pooling):
-  """(params {"backbone", "head"}, rows, deterministic, rng) -> logits [B, C] float32."""
+def row_length(lengths, seq_len) -> int:
+  """Rows as long as 99% of the examples need, in steps of _ROW_QUANTUM, at most seq_len: the
+  longest 1% are cut (as BERT cuts at max_seq_length) rather than every row padded to them."""
+  need = int(np.ceil(np.quantile(lengths, _FULL_LENGTH_QUANTILE)))
+  return int(min(seq_len, -(-need // _ROW_QUANTUM) * _ROW_QUANTUM))
+
+
+class TaskData:
+  """A task's splits, read and tokenized once: host arrays every run of the task indexes."""
+
+  def __init__(self, task, splits, tokenizer, family, seq_len):
+    self.task = task
+    encoded = {}
+    for role, source in splits.items():
+      records = _records(source)
+      examples = [finetune_tasks.texts(r, task.text_keys) for r in records]
+      if task.word_labels:
+        labels = [np.asarray(r["word_labels"], np.int32) for r in records]
+        encoded[role] = encode(tokenizer, family, examples, seq_len, word_labels=labels)
+        encoded[role].update(labels=encoded[role].pop("token_labels"),
+                             weights=encoded[role].pop("token_weights"))
+      else:
+        labels = np.asarray([int(r["label"]) for r in records], np.int32)
+        keep = np.flatnonzero(labels >= 0)  # GLUE test splits hold label -1
+        rows = encode(tokenizer, family, [examples[i] for i in keep], seq_len)
+        rows.update(labels=labels[keep], weights=np.ones((len(keep),), np.float32))
+        encoded[role] = rows
+    width = row_length(np.concatenate([r["length"] for r in encoded.values()]), seq_len)
+    self.splits = {role: {k: (v[:, :width] if v.ndim == 2 else v) for k, v in rows.items()}
+                   for role, rows in encoded.items()}
+
+  @classmethod
+  def from_rows(cls, task, splits_rows):
+    """A task whose rows are already built ({role: rows as `encode` returns, plus labels and
+    weights}), e.g. a synthetic task in a test."""
+    self = cls.__new__(cls)
+    self.task, self.splits = task, splits_rows
+    return self
+
+  def size(self, role) -> int:
+    return len(self.splits[role]["length"])
+
+  def rows(self, role, indices) -> dict:
+    return {k: v[indices] for k, v in self.splits[role].items()}
+
+  def chance(self, role) -> float:
+    """The accuracy of the best constant guess on `role` (the majority label's weight)."""
+    rows = self.splits[role]
+    counts = np.bincount(rows["labels"].ravel(), weights=rows["weights"].ravel(),
+                         minlength=self.task.num_classes)
+    return float(counts.max() / counts.sum())
+
+
+def _records(source):
+  n = len(source)
+  if hasattr(source, "__getitems__"):
+    return source.__getitems__(list(range(n)))
+  return [source[i] for i in range(n)]
+
+
+# ------------------------------------------------------------------------------ training
+
+
+def _classifier(ctx, pooling, word_level):
+  """(params {"backbone", "head"}, rows, deterministic, rng) -> (mean loss, logits) where logits
+  are [B, C] (or [B, L, C] for word-level tasks), float32; rows weigh by rows["weights"]."""
   model, family = ctx.model, ctx.family
 
   def logits_fn(params, rows, deterministic, rng):
@@ -119,6 +229,9 @@ def _classifier(ctx, pooling):
                         doc_ids=rows["input_mask"], deterministic=deterministic, rngs=rngs)
     hidden = out["hidden"].astype(jnp.float32)                     # [B, L, D]
     mask = rows["input_mask"].astype(jnp.float32)[..., None]       # [B, L, 1]
+    head = params["head"]
+    if word_level:
+      return hidden @ head["kernel"] + head["bias"]                # [B, L, C]
     if pooling == "pooler":
       vector = out["pooled"].astype(jnp.float32)
     elif pooling == "first":
@@ -127,11 +240,9 @@ def _classifier(ctx, pooling):
       vector = jnp.take_along_axis(hidden, (rows["length"] - 1)[:, None, None], axis=1)[:, 0]
     else:
       vector = jnp.sum(hidden * mask, axis=1) / jnp.maximum(jnp.sum(mask, axis=1), 1.0)
-    head = params["head"]
     return vector @ head["kernel"] + head["bias"]                  # [B, C]
 
   def loss_and_logits(params, rows, deterministic, rng):
-    """Mean cross-entropy over the real rows (weight 1; padding rows weigh 0), and logits."""
     logits = logits_fn(params, rows, deterministic, rng)
     nll = optax.softmax_cross_entropy_with_integer_labels(logits, rows["labels"])
     w = rows["weights"]
@@ -140,17 +251,17 @@ def _classifier(ctx, pooling):
   return loss_and_logits
 
 
-def _optimizer(config):
-  e = config.eval
-  warmup = max(1, int(_WARMUP_FRAC * e.finetune_steps))
-  schedule = optax.join_schedules(
-      [optax.linear_schedule(0.0, e.finetune_learning_rate, warmup),
-       optax.linear_schedule(e.finetune_learning_rate, 0.0, max(1, e.finetune_steps - warmup))],
-      [warmup])
+def _optimizer(steps):
+  """AdamW with a unit peak: the step multiplies the update by -learning_rate, so one compiled
+  step serves every learning rate of a grid (the same arithmetic as optax.adamw(lr * shape))."""
+  warmup = max(1, int(_WARMUP_FRAC * steps))
+  shape = optax.join_schedules([optax.linear_schedule(0.0, 1.0, warmup),
+                                optax.linear_schedule(1.0, 0.0, max(1, steps - warmup))], [warmup])
   decay_mask = lambda tree: jax.tree.map(lambda x: x.ndim >= 2, tree)  # not LayerNorm, biases
   return optax.chain(optax.clip_by_global_norm(1.0),
-                     optax.adamw(schedule, b1=0.9, b2=0.999, eps=1e-6, weight_decay=0.01,
-                                 mask=decay_mask))
+                     optax.scale_by_adam(b1=0.9, b2=0.999, eps=1e-6),
+                     optax.add_decayed_weights(0.01, mask=decay_mask),
+                     optax.scale_by_schedule(shape))
 
 
 def train_order(seed, num_records, subset, batch, steps):
@@ -167,101 +278,136 @@ def train_order(seed, num_records, subset, batch, steps):
       steps, batch)
 
 
-def _read(source, indices, keys):
-  records = (source.__getitems__([int(i) for i in indices]) if hasattr(source, "__getitems__")
-             else [source[int(i)] for i in indices])
-  return ([finetune_tasks.texts(r, keys) for r in records],
-          np.asarray([int(r["label"]) for r in records], np.int32))
+class Finetuner:
+  """Fine-tuning runs of one task on ctx's backbone, compiled once for every (learning rate,
+  seed): `run` trains from the restored parameters and scores the eval splits at given steps."""
+
+  def __init__(self, ctx, data: TaskData, steps, batch_size, freeze_backbone, pooling,
+               train_examples=0, label=""):
+    self.ctx, self.data, self.steps, self.batch_size = ctx, data, steps, batch_size
+    self.freeze, self.train_examples = freeze_backbone, train_examples
+    self.label = label or "finetune"
+    config = ctx.config
+    loss_and_logits = _classifier(ctx, pooling, data.task.word_labels)
+    self.rows_per_step = ctx.round_rows(batch_size)
+    self.rows_per_eval = ctx.round_rows(4 * batch_size)
+    dropout = config.model.dropout_rate > 0 or config.model.attention_dropout_rate > 0
+    train_deterministic = freeze_backbone or not dropout
+    self.tx = tx = _optimizer(steps)
+
+    @jax.jit
+    def train_step(trainable, opt_state, frozen, rows, rng, learning_rate):
+      grad_fn = jax.value_and_grad(
+          lambda t: loss_and_logits({**frozen, **t}, rows, train_deterministic, rng)[0])
+      loss, grads = grad_fn(trainable)
+      updates, opt_state = tx.update(grads, opt_state, trainable)
+      updates = jax.tree.map(lambda u: -learning_rate * u, updates)
+      return optax.apply_updates(trainable, updates), opt_state, loss
+
+    @jax.jit
+    def eval_step(params, rows):  # -> (loss sum, correct sum, weight sum) over the real rows
+      loss, logits = loss_and_logits(params, rows, True, jax.random.key(0))
+      w = rows["weights"]
+      correct = (jnp.argmax(logits, -1) == rows["labels"]).astype(jnp.float32)
+      return loss * jnp.sum(w), jnp.sum(correct * w), jnp.sum(w)
+
+    self._train_step, self._eval_step = train_step, eval_step
+
+  def _put(self, rows, count):
+    real = len(rows["length"])
+    rows = pad_rows(rows, count)
+    rows["weights"] = rows["weights"].copy()
+    rows["weights"][real:] = 0.0  # padding rows carry no loss and no accuracy
+    return self.ctx.put_rows(rows)
+
+  def evaluate(self, params, role) -> dict:
+    size, loss_sum, correct, weight = self.data.size(role), 0.0, 0.0, 0.0
+    for lo in range(0, size, self.rows_per_eval):
+      indices = np.arange(lo, min(size, lo + self.rows_per_eval))
+      rows = self.data.rows(role, indices)
+      s, c, w = self.ctx.fetch(self._eval_step(params, self._put(rows, self.rows_per_eval)))
+      loss_sum, correct, weight = loss_sum + float(s), correct + float(c), weight + float(w)
+    return {"accuracy": correct / weight, "loss": loss_sum / weight}
+
+  def _head(self, seed):
+    init = np.random.default_rng([seed, _SALT])
+    d, c = self.ctx.config.model.d_model, self.data.task.num_classes
+    return self.ctx.put_replicated({
+        "kernel": (init.normal(size=(d, c)) * 0.02).astype(np.float32),
+        "bias": np.zeros((c,), np.float32)})
+
+  def run(self, learning_rate, seed, eval_at=None, eval_roles=("test",)) -> dict:
+    """-> {"evals": [{"step", role: {"accuracy", "loss"}}...], "loss_curve", "train_examples",
+    "label_counts"}; eval_at: the steps to score at (default: the last)."""
+    ctx = self.ctx
+    eval_at = sorted(set(eval_at or [self.steps]))
+    head = self._head(seed)
+    # The restored params are never donated or changed: later runs and suites use them.
+    if self.freeze:
+      trainable, frozen = {"head": head}, {"backbone": ctx.params}
+    else:
+      trainable, frozen = {"backbone": ctx.params, "head": head}, {}
+    order = train_order(seed, self.data.size("train"), self.train_examples, self.batch_size,
+                        self.steps)
+    dropout_key = jax.random.key(seed)
+    lr = jnp.float32(learning_rate)
+    losses, evals = [], []
+    label_counts = np.zeros(self.data.task.num_classes)
+    progress = metrics_lib.LoopProgress(f"{self.label} step", len(order))
+    with ctx.mesh_context():
+      opt_state = jax.jit(self.tx.init)(trainable)
+      for step, indices in enumerate(order):
+        rows = self.data.rows("train", indices)
+        label_counts += np.bincount(rows["labels"].ravel(), weights=rows["weights"].ravel(),
+                                    minlength=len(label_counts))
+        trainable, opt_state, loss = self._train_step(
+            trainable, opt_state, frozen, self._put(rows, self.rows_per_step),
+            jax.random.fold_in(dropout_key, step), lr)
+        losses.append(loss)  # fetched at the end: a host sync only per progress line
+        if progress.due(step + 1):
+          jax.block_until_ready(loss)
+          progress.update(step + 1)
+        if step + 1 in eval_at:
+          params = {**frozen, **trainable}
+          evals.append({"step": step + 1,
+                        **{role: self.evaluate(params, role) for role in eval_roles}})
+    return {"evals": evals, "loss_curve": [float(x) for x in ctx.fetch(losses)],
+            "train_examples": int(len(np.unique(order))), "label_counts": label_counts}
+
+
+def label_prior_loss(label_counts) -> float:
+  """Loss of the best constant guess on the labels trained on: below it, inputs are used."""
+  prior = label_counts[label_counts > 0] / label_counts.sum()
+  return float(-np.sum(prior * np.log(prior)))
 
 
 def run(ctx):
   config, e = ctx.config, ctx.config.eval
-  task, train_src, eval_src = finetune_tasks.open_splits(config)
+  task, splits = finetune_tasks.open_splits(config)
+  data = TaskData(task, {"train": splits["train"], "test": splits["test"]}, ctx.tokenizer,
+                  ctx.family, config.data.seq_len)
   pooling = resolved_pooling(config)
-  loss_and_logits = _classifier(ctx, pooling)
-  rows_per_step = ctx.round_rows(e.finetune_batch_size)
-  dropout = config.model.dropout_rate > 0 or config.model.attention_dropout_rate > 0
-  train_deterministic = e.freeze_backbone or not dropout
-  tx = _optimizer(config)
-
-  def rows_of(texts, labels):
-    rows = encode(ctx.tokenizer, ctx.family, texts, config.data.seq_len)
-    rows.update(labels=labels, weights=np.ones((len(labels),), np.float32))
-    rows = pad_rows(rows, rows_per_step)
-    rows["weights"][len(labels):] = 0.0  # padding rows carry no loss and no accuracy
-    return ctx.put_rows(rows)
-
-  @jax.jit
-  def train_step(trainable, opt_state, frozen, rows, rng):
-    grad_fn = jax.value_and_grad(
-        lambda t: loss_and_logits({**frozen, **t}, rows, train_deterministic, rng)[0])
-    loss, grads = grad_fn(trainable)
-    updates, opt_state = tx.update(grads, opt_state, trainable)
-    return optax.apply_updates(trainable, updates), opt_state, loss
-
-  @jax.jit
-  def eval_step(params, rows):  # -> (loss sum, correct sum) over the real rows
-    loss, logits = loss_and_logits(params, rows, True, jax.random.key(0))
-    correct = (jnp.argmax(logits, -1) == rows["labels"]).astype(jnp.float32)
-    return loss * jnp.sum(rows["weights"]), jnp.sum(correct * rows["weights"])
-
-  init = np.random.default_rng([ctx.seed, _SALT])
-  head = ctx.put_replicated({
-      "kernel": (init.normal(size=(config.model.d_model, task.num_classes)) * 0.02).astype(
-          np.float32),
-      "bias": np.zeros((task.num_classes,), np.float32)})
-  # The restored params are never donated or changed: later suites use them.
-  if e.freeze_backbone:
-    trainable, frozen = {"head": head}, {"backbone": ctx.params}
-  else:
-    trainable, frozen = {"backbone": ctx.params, "head": head}, {}
-  order = train_order(ctx.seed, len(train_src), e.finetune_train_examples, e.finetune_batch_size,
-                      e.finetune_steps)
-  dropout_key = jax.random.key(ctx.seed)
-  losses, label_counts = [], np.zeros(task.num_classes)
-  progress = metrics_lib.LoopProgress(f"finetune {e.finetune_task} step", len(order))
-  with ctx.mesh_context():
-    opt_state = jax.jit(tx.init)(trainable)
-    for step, indices in enumerate(order):
-      texts, labels = _read(train_src, indices, task.text_keys)
-      label_counts += np.bincount(labels, minlength=task.num_classes)
-      trainable, opt_state, loss = train_step(trainable, opt_state, frozen,
-                                              rows_of(texts, labels),
-                                              jax.random.fold_in(dropout_key, step))
-      losses.append(loss)  # fetched once at the end: a host sync only per progress line
-      if progress.due(step + 1):
-        jax.block_until_ready(loss)
-        progress.update(step + 1)
-    params = {**frozen, **trainable}
-    texts, labels = _read(eval_src, range(len(eval_src)), task.text_keys)
-    keep = np.flatnonzero(labels >= 0)  # GLUE test splits hold label -1
-    texts, labels = [texts[i] for i in keep], labels[keep]
-    loss_sum = correct = 0.0
-    for lo in range(0, len(labels), rows_per_step):
-      s, c = ctx.fetch(eval_step(params, rows_of(texts[lo:lo + rows_per_step],
-                                                 labels[lo:lo + rows_per_step])))
-      loss_sum, correct = loss_sum + float(s), correct + float(c)
-  losses = [float(x) for x in ctx.fetch(losses)]
+  tuner = Finetuner(ctx, data, e.finetune_steps, e.finetune_batch_size, e.freeze_backbone,
+                    pooling, e.finetune_train_examples, label=f"finetune {e.finetune_task}")
+  result = tuner.run(e.finetune_learning_rate, ctx.seed)
+  losses = result["loss_curve"]
   tenth = max(1, len(losses) // 10)
-  prior = label_counts[label_counts > 0] / label_counts.sum()
-  n = len(labels)
+  test = result["evals"][-1]["test"]
   return {
-      "metrics": {"accuracy": correct / n, "loss": loss_sum / n,
-                  "chance": float(np.bincount(labels).max() / n)},
+      "metrics": {"accuracy": test["accuracy"], "loss": test["loss"],
+                  "chance": data.chance("test")},
       "task": e.finetune_task,
       "num_classes": task.num_classes,
-      "train_split_examples": len(train_src),
-      "train_examples": len(np.unique(order)),
-      "eval_split": task.eval_split,
-      "eval_examples": n,
+      "train_split_examples": data.size("train"),
+      "train_examples": result["train_examples"],
+      "eval_split": task.test_split,
+      "eval_examples": data.size("test"),
       "freeze_backbone": e.freeze_backbone,
-      "pooling": pooling,
+      "pooling": "first token of each word" if task.word_labels else pooling,
       "training": {"steps": e.finetune_steps, "batch_size": e.finetune_batch_size,
                    "learning_rate": e.finetune_learning_rate,
                    "loss_start": float(np.mean(losses[:tenth])),
                    "loss_end": float(np.mean(losses[-tenth:])),
-                   # Loss of the best constant guess on the labels trained on: below it, the
-                   # classifier uses its inputs.
-                   "label_prior_loss": float(-np.sum(prior * np.log(prior))),
+                   "label_prior_loss": label_prior_loss(result["label_counts"]),
                    "loss_curve": [round(x, 5) for x in losses]},
   }

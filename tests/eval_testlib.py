@@ -25,6 +25,9 @@ def eval_config(objective="causal", data_dir=""):
     e.freeze_backbone, e.finetune_learning_rate = False, 2e-3
   else:  # a linear probe on the [CLS] pooler
     e.freeze_backbone, e.finetune_learning_rate = True, 1e-2
+  # downstream: one task, 2 learning rates x 2 seeds of those 24 steps, scored at steps 12 and 24
+  e.downstream_tasks, e.downstream_learning_rates = "word_order", "1e-3,3e-3"
+  e.downstream_seeds, e.downstream_evals = 2, 2
   e.generate_prompts = "The module,In the"
   e.generate_max_new_tokens, e.beam_size = 8, 1  # beam 1 must reproduce greedy
   e.attention_text = "Return the value. ||| It is a list."

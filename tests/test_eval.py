@@ -21,7 +21,7 @@ from evals import cloze, cloze_items, finetune, finetune_tasks, runner
 from tests.eval_testlib import trained_run
 from trainlib import fs, rundir
 
-ALL = "heldout,cloze,finetune,generate,attention"
+ALL = "heldout,cloze,finetune,downstream,generate,attention"
 
 
 @pytest.fixture(scope="session")
@@ -215,11 +215,34 @@ def test_finetune_encoder_probe_reports_accuracy_and_chance(encoder, embedded_co
   r = encoder[2]["finetune"]
   assert r["pooling"] == "pooler" and r["freeze_backbone"]
   assert r["training"]["loss_end"] < r["training"]["loss_start"]
-  _, _, validation = finetune_tasks.open_splits(embedded_config("mlm_nsp"))
-  labels = np.asarray([validation[i]["label"] for i in range(len(validation))])
+  _, splits = finetune_tasks.open_splits(embedded_config("mlm_nsp"))
+  test = splits["test"]
+  labels = np.asarray([test[i]["label"] for i in range(len(test))])
   assert r["eval_examples"] == len(labels)
   assert r["metrics"]["chance"] == pytest.approx(np.bincount(labels).max() / len(labels))
   assert 0 <= r["metrics"]["accuracy"] <= 1
+
+
+@pytest.mark.parametrize("family", ["decoder", "encoder"])
+def test_downstream_reports_the_chosen_cell_and_its_baselines(family, request):
+  config, _, records, printed, _ = request.getfixturevalue(family)
+  r = records["downstream"]
+  task = r["tasks"]["word_order"]
+  grid, chosen = task["grid"], task["chosen"]
+  assert len(grid) == 2 * 2 * 2  # learning rates x seeds x evaluation steps
+  assert {g["step"] for g in grid} == {12, 24} and {g["seed"] for g in grid} == {0, 1}
+  dev = lambda lr, step: np.mean([g["dev"] for g in grid
+                                  if g["learning_rate"] == lr and g["step"] == step])
+  assert dev(chosen["learning_rate"], chosen["step"]) == max(
+      dev(lr, st) for lr in (1e-3, 3e-3) for st in (12, 24))
+  tests = [g["test"] for g in grid
+           if g["learning_rate"] == chosen["learning_rate"] and g["step"] == chosen["step"]]
+  m = r["metrics"]
+  assert m["word_order_accuracy"] == pytest.approx(np.mean(tests))
+  assert m["word_order_accuracy_seed_std"] == pytest.approx(np.std(tests, ddof=1))
+  assert m["word_order_bow_accuracy"] == task["baselines"]["bag_of_words"]["test"]
+  assert 0.4 < m["word_order_majority_accuracy"] < 0.6
+  assert task["examples"]["test"] > 100 and "word_order: " in printed
 
 
 @pytest.mark.parametrize("family", ["decoder", "encoder"])
@@ -267,21 +290,23 @@ def test_finetune_train_order_is_epochs_over_a_fixed_subset():
 
 def test_doc_order_task_is_glue_shaped_and_labels_say_the_true_order(embedded_config):
   config = embedded_config("causal")
-  task, train, validation = finetune_tasks.open_splits(config)
+  task, splits = finetune_tasks.open_splits(config)
+  train, validation = splits["train"], splits["test"]
   assert task.text_keys == ("sentence1", "sentence2") and task.num_classes == 2
   assert set(validation[0]) == {"sentence1", "sentence2", "label", "idx"}  # as glue/mrpc
-  assert len(train) > 10 * len(validation) > 0
+  assert len(train) > 10 * len(validation) > 0 and len(splits["dev"]) > 0
   labels = [validation[i]["label"] for i in range(len(validation))]
   assert 0.35 < np.mean(labels) < 0.65
-  docs = cloze.held_out_documents(config)  # doc_order's validation split: the same text
-  checked = 0
-  for i in range(20):
+  # doc_order's test split: consecutive sentences of the held-out documents
+  from pipeline.token_cache import sentence_spans
+  consecutive = set()
+  for doc in cloze.held_out_documents(config):
+    sentences = [doc[a:b].strip() for a, b in sentence_spans(doc)]
+    consecutive.update(zip(sentences, sentences[1:]))
+  for i in range(len(validation)):
     ex = validation[i]
     a, b = (ex[k].decode() for k in ("sentence1", "sentence2"))
-    doc = next(d for d in docs if a in d and b in d)
-    assert (doc.index(a) < doc.index(b)) == (ex["label"] == 1)
-    checked += 1
-  assert checked == 20
+    assert ((a, b) if ex["label"] == 1 else (b, a)) in consecutive
 
 
 def test_glue_task_that_is_not_prepared_is_a_config_error(decoder):

@@ -82,7 +82,7 @@ def get_config(size="cpu"):
   op.weight_decay = 0.01
   op.clip_norm = 1.0
 
-  c.eval.suites = "heldout,cloze,finetune"
+  c.eval.suites = "heldout,cloze,downstream"
 
   if size == "pod":
     m.num_layers, m.d_model, m.num_heads, m.d_ff = 12, 768, 12, 3072
@@ -109,6 +109,8 @@ def get_config(size="cpu"):
     c.eval.finetune_task = "glue/sst2"  # reported by both BERT Table 5 and RoBERTa Table 2
     c.eval.finetune_steps = 6000        # ~3 epochs of SST-2 at batch 32, as BERT fine-tunes
     c.eval.finetune_learning_rate = 2e-5
+    c.eval.downstream_tasks = "glue/sst2"  # prepared in data_dir beforehand (offline)
+    c.eval.downstream_learning_rates = "2e-5,3e-5,5e-5"  # BERT's fine-tuning grid
     c.eval.num_batches = 100
   else:
     m.num_layers, m.d_model, m.num_heads, m.d_ff = 2, 128, 4, 512
@@ -128,6 +130,6 @@ def get_config(size="cpu"):
     t.checkpoint_every = 200
     op.learning_rate = 1e-3
     op.warmup_steps = 40
-    c.eval.finetune_steps = 100
+    c.eval.finetune_steps = 200  # per downstream run (2 learning rates x 3 seeds per task)
     c.eval.num_batches = 8
   return c

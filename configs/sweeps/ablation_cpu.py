@@ -33,4 +33,4 @@ def get_sweep(size=SIZE):
            "meta": {"label": label, "paper_row": row}} for name, label, row in ROWS]
   return {"name": f"ablation_{size}", "kind": "ablation", "budget": "tokens",
           "description": __doc__.splitlines()[0], "seeds": [0, 1],
-          "eval_suites": "heldout,cloze,finetune", "runs": runs}
+          "eval_suites": "heldout,cloze,downstream", "runs": runs}
