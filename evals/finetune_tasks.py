@@ -277,7 +277,14 @@ class PancakeTasks(tfds.core.GeneratorBasedBuilder):
     # from (boilerplate repeated across documents) is kept out of the test split.
     seen = set()
     splits = {split: list(self._generate(split, seen=seen)) for split in ("train", "dev")}
-    splits["test"] = self._generate("test", exclude=frozenset(seen))
+    splits["test"] = list(self._generate("test", exclude=frozenset(seen)))
+    empty = [split for split, examples in splits.items() if not examples]
+    if empty:
+      raise ConfigError(
+          f"the {self.builder_config.task} task of {self.corpus.description} has no "
+          f"{' or '.join(empty)} examples (too few documents or prose sentences, or held-out "
+          f"sentences that all repeat train text); use a larger corpus or another task "
+          f"({', '.join(DERIVED)})")
     return splits
 
   def _generate(self, task_split, **kwargs):

@@ -109,15 +109,29 @@ def test_offline_preparation_says_what_it_does_not_downloading_unknown_size(tmp_
   """TFDS's "Downloading and preparing dataset Unknown size" (nothing is downloaded) is replaced
   by one line, for the corpus and for the offline doc_order task derived from it."""
   from evals import finetune_tasks
-  docs = [f"Document number {i} opens here. It goes on for a while.\nThen it ends here, at {i}."
+  docs = [f"Document number {i} opens here. It goes on for {i} lines.\nThen it ends here, at {i}."
           for i in range(40)]
   (tmp_path / "a.txt").write_text("\n\n".join(docs) + "\n")
   config = _local(tmp_path, f"{tmp_path}/a.txt", tmp_path / "data")
   corpora.open_corpus(config.data)
-  finetune_tasks.derived_builder(config)
+  finetune_tasks.derived_builder(config, "doc_order")
   out, err = capfd.readouterr()
   assert "Downloading" not in out + err and "Unknown size" not in out + err, out + err
   said = [line for line in err.splitlines() if line.startswith("preparing ")]
   assert len(said) == 2 and all("(from local text, nothing downloaded; once)" in s for s in said)
   assert said[0].startswith(f"preparing data.text_files='{tmp_path}/a.txt' as TFDS dataset")
   assert said[1].startswith("preparing the doc_order task of")
+
+
+def test_a_derived_task_without_test_examples_is_a_one_line_config_error(tmp_path):
+  """Every held-out sentence repeats train text: no test example is left, and preparing says
+  so (instead of TFDS's "No examples were yielded") and writes nothing."""
+  from evals import finetune_tasks
+  docs = [f"#{i}\nIt opens here, as usual. It goes on for a while. Then it ends, as always."
+          for i in range(40)]  # distinct documents whose prose sentences are all the same
+  (tmp_path / "a.txt").write_text("\n\n".join(docs) + "\n")
+  config = _local(tmp_path, f"{tmp_path}/a.txt", tmp_path / "data")
+  with pytest.raises(ConfigError, match=r"the word_order task of .* has no test examples"):
+    finetune_tasks.derived_builder(config, "word_order")
+  import glob
+  assert not glob.glob(str(tmp_path / "data" / "pancake_tasks" / "*" / "*" / "dataset_info.json"))
