@@ -20,10 +20,6 @@ from configs.errors import ConfigError
 from models import counting
 from models.spec import resolve
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Run or preset config file.",
-                                          lock_config=True)
-
-
 def summarize(config):
   """The summary dict for a full run config (model, data.seq_len, objective, train batch)."""
   spec = resolve(config.model)
@@ -67,5 +63,7 @@ def main(argv):
   print(json.dumps(summary))
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # the flags exist only for the command, not for importers
+  _CONFIG = config_flags.DEFINE_config_file("config", None, "Run or preset config file.",
+                                            lock_config=True)
   cli.run(main)

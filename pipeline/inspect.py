@@ -17,14 +17,6 @@ from ml_collections import config_flags
 
 from configs.errors import ConfigError
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "config file (configs/<name>.py)")
-_NUM = flags.DEFINE_integer("num", 4, "examples to print")
-_STATS = flags.DEFINE_integer("stats", 0, "if > 0: print one JSON line of statistics over this "
-                              "many examples instead of examples")
-_SPLIT = flags.DEFINE_string("split", "", "split to read; '' = data.train_split")
-_STEP = flags.DEFINE_integer("step", 0, "first step to read")
-
-
 def main(argv):
   del argv
   import objectives  # pylint: disable=g-import-not-at-top  (after flag parsing: fast --help)
@@ -64,5 +56,11 @@ def _main(argv):
     cli.fail(e)
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # the flags exist only for the command, not for importers
+  _CONFIG = config_flags.DEFINE_config_file("config", None, "config file (configs/<name>.py)")
+  _NUM = flags.DEFINE_integer("num", 4, "examples to print")
+  _STATS = flags.DEFINE_integer("stats", 0, "if > 0: print one JSON line of statistics over this "
+                                "many examples instead of examples")
+  _SPLIT = flags.DEFINE_string("split", "", "split to read; '' = data.train_split")
+  _STEP = flags.DEFINE_integer("step", 0, "first step to read")
   cli.run(_main)
