@@ -14,6 +14,10 @@ The learning-rate transfer figure needs real training runs on the corpus: it is 
 configs/sweeps/mup_transfer_cpu.py, drawn by figures.make (figures/lr_transfer.py).
 """
 
+import argparse
+import json
+import os
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -111,10 +115,9 @@ FIGURE_WIDTHS = (32, 64, 128, 256, 512)
 def coord_check_figure(out_dir, widths=FIGURE_WIDTHS, steps=4, log=print, **shape):
   """Writes OUT/coord_check.{png,pdf,json}: activation RMS against width after `steps` Adam
   steps, SP beside muP, for both families (base width = the narrowest). Returns the paths."""
-  import json  # pylint: disable=g-import-not-at-top
-  import os  # pylint: disable=g-import-not-at-top
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  from figures import plots  # pylint: disable=g-import-not-at-top
+  # late: start-up time (the check itself, which the tests run, needs no matplotlib)
+  import matplotlib.pyplot as plt
+  from figures import plots
   os.makedirs(out_dir, exist_ok=True)
   record = {"widths": list(widths), "steps": steps, "base_width": widths[0], "results": {}}
   with plt.rc_context(plots.STYLE):
@@ -154,7 +157,6 @@ def coord_check_figure(out_dir, widths=FIGURE_WIDTHS, steps=4, log=print, **shap
 
 
 def main(argv=None):
-  import argparse  # pylint: disable=g-import-not-at-top
   parser = argparse.ArgumentParser(description="muP coordinate-check figure (both families)")
   parser.add_argument("--out", default="results/mup", help="output folder")
   args = parser.parse_args(argv)

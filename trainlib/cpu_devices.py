@@ -70,6 +70,6 @@ def use_cpu_cores(config, multiprocess: bool = False):
     return None
   count = device_count(config, usable_cores(), multiprocess)
   if count is not None:
-    import jax
+    import jax  # late: start-up time (train.py calls this before JAX starts: XLA reads the count then)
     jax.config.update("jax_num_cpu_devices", count)
   return count

@@ -30,6 +30,8 @@ encoder), 4.31 (its control), 4.69 (GPT-2 block); cloze 33% (encoder) and 58% (d
 doc_order fine-tuning 48-52% for every run (majority 51.8%).
 """
 
+import importlib
+
 from configs.paired import base
 
 SIZE = "cpu"
@@ -37,7 +39,6 @@ SIZE = "cpu"
 
 def _continued(config_name):
   """Overrides of a continued-training run: CONTINUE_FRACTION of the native steps and warmup."""
-  import importlib  # pylint: disable=g-import-not-at-top
   native = importlib.import_module(f"configs.paired.{config_name}").get_config(SIZE)
   steps = round(native.train.num_steps * base.CONTINUE_FRACTION)
   return {"train.num_steps": steps,
