@@ -7,8 +7,7 @@ rate) they grow. `coord_check` returns the RMS values, `slopes` the slope of log
 log width per activation (about 0 = flat). Tests run it at tiny depth, length and batch.
 
 The committed figure: `python -m figures.mup_check --out results/mup` writes
-results/mup/coord_check.{png,pdf,json} (widths 32-512, both families, SP beside muP; 3.3 and 3.5 min
-in two runs on 2 CPU cores, 2026-12-01, load average 0.5 and 1.4 at the start).
+results/mup/coord_check.{png,pdf,json} (widths 32-512, both families, SP beside muP).
 
 The learning-rate transfer figure needs real training runs on the corpus: it is the sweep
 configs/sweeps/mup_transfer_cpu.py, drawn by figures.make (figures/lr_transfer.py).
