@@ -58,7 +58,7 @@ def main(argv):
 
   import objectives
   from evals import generate, runner
-  from interop import export, hf
+  from interop import export
   from trainlib import checkpoint, loop, rundir
   from trainlib import mesh as mesh_lib
   from trainlib import state as state_lib

@@ -83,7 +83,6 @@ def main(argv):
 def _report():
   # late: start-up time (the flags parse before the pipeline loads)
   import objectives
-  import pipeline
   # BERT's MLM + NSP and GPT's causal LM: each family's default objective.
   cases = ((objectives.default_for("encoder"), "wordpiece", 128, 20 / 128),
            (objectives.default_for("decoder"), "bpe", 1024, 1.0))
