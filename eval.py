@@ -33,7 +33,7 @@ import sys
 from absl import flags
 from ml_collections import config_flags
 
-from configs import cli
+import cli
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/<name>.py).",
                                           lock_config=True)
@@ -46,6 +46,7 @@ def main(argv):
   config, workdir = cli.loaded_config(_CONFIG, _WORKDIR, argv,
                                       "--config, --workdir, --suite, --step, --config.a.b=value",
                                       writes_workdir=False)
+  # late: start-up time (JAX loads after the flags parse and the suite names check)
   import evals
   from configs.errors import ConfigError
   try:  # names and families first: a typo costs no JAX start-up
@@ -53,9 +54,10 @@ def main(argv):
                        config.model.family)
   except ConfigError as e:
     cli.fail(e)
+  # late: start-up time (JAX loads only once the suites are known)
   from evals import runner
-  cli.init_distributed()
   from trainlib import rundir
+  cli.init_distributed()
   try:
     runner.run(config, workdir, _SUITE.value, _STEP.value)
   except (ConfigError, runner.RunDirError) as e:

@@ -23,7 +23,7 @@ import sys
 from absl import flags, logging
 from ml_collections import config_flags
 
-from configs import cli
+import cli
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/<name>.py).",
                                           lock_config=True)
@@ -36,6 +36,7 @@ EXIT_PREEMPTED = 143
 def main(argv):
   config, workdir = cli.loaded_config(_CONFIG, _WORKDIR, argv,
                                       "--config, --workdir, --config.a.b=value")
+  # late: start-up time (JAX loads after the flags parse: --help and a bad flag cost no JAX)
   from configs.errors import ConfigError
   from trainlib import loop, rundir
   from trainlib import cpu_devices

@@ -26,6 +26,7 @@ CASES = {
 def bench_config(case, cpu_devices=0):
   """pancake's config for a case: BERT-like encoder (post-LN, exact GELU, MLM+NSP) or GPT-2-like
   decoder (pre-LN, tanh GELU, causal LM), as HF's BertForPreTraining / GPT2LMHeadModel."""
+  # late: start-up time (JAX starts after main() set XLA's flags and the CPU device count)
   from configs import base
   import objectives
   shape = CASES[case]

@@ -10,6 +10,7 @@ finiteness check). Prints medians over the rounds; writes every time and both lo
 the JSON.
 """
 
+import importlib
 import os
 import shutil
 import statistics
@@ -34,8 +35,8 @@ def _timed(fn):
 
 
 def run(preset, rounds, directory):
-  import importlib
 
+  # late: start-up time (JAX starts after main() set XLA's flags and the CPU device count)
   import jax
 
   from trainlib import checksum

@@ -13,6 +13,7 @@ tokens/s / the device's dense bf16 peak (trainlib.metrics.PEAK_FLOPS). Median of
 steps after --warmup. bench/gpu.sh runs this after the model tests; figures go to the JSON.
 """
 
+import importlib
 import math
 import statistics
 import time
@@ -33,7 +34,6 @@ _JSON = flags.DEFINE_string("json", "results/bench_gpu.json", "Where to write th
 
 
 def preset_config(preset, batch, seq_len):
-  import importlib
   c = importlib.import_module(f"configs.{preset}").get_config()
   c.model.dtype = "bfloat16"
   c.model.attention_impl = "flash"
@@ -72,6 +72,7 @@ class TorchGpt2:
   """HF GPT2LMHeadModel with SDPA on CUDA: bf16 autocast, fused AdamW, clipping at 1.0."""
 
   def __init__(self, config):
+    # late: optional dependency (torch and transformers: requirements-bench.txt)
     import torch
     import transformers
     transformers.logging.set_verbosity_error()
@@ -88,6 +89,7 @@ class TorchGpt2:
     self.batch = {"input_ids": ids, "labels": ids}
 
   def step(self):
+    # late: optional dependency (torch and transformers: requirements-bench.txt)
     import torch
     with torch.autocast("cuda", dtype=torch.bfloat16):
       loss = self.model(**self.batch).loss
@@ -100,6 +102,7 @@ class TorchGpt2:
 
 def _torch_cuda():
   try:
+    # late: optional dependency (torch and transformers: requirements-bench.txt)
     import torch
     return torch.cuda.is_available()
   except ImportError:
@@ -107,6 +110,7 @@ def _torch_cuda():
 
 
 def run(presets, batch, seq_len, steps, warmup, with_torch):
+  # late: start-up time (JAX starts after main() set XLA's flags and the CPU device count)
   import jax
 
   from bench.jax_trainer import JaxTrainer
@@ -123,6 +127,7 @@ def run(presets, batch, seq_len, steps, warmup, with_torch):
     trainer = JaxTrainer(config)
     tokens = rows * length
     seconds, times = _median_seconds(trainer.step, warmup, steps)
+    # late: start-up time (JAX starts after main() set XLA's flags and the CPU device count)
     from models.attention import attention_backend
     backend = attention_backend(device.platform, "bfloat16", length,
                                 config.model.d_model // config.model.num_heads)

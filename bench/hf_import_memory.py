@@ -11,14 +11,18 @@ the memory-mapped safetensors files that were read), the peaks of its anonymous 
 parts (sampled every 20 ms from /proc/self/status), resident memory after the files are closed,
 and a spot check of imported values against the file. Figures are printed, never asserted.
 """
+import gc
 import json
 import os
 import resource
 import subprocess
 import sys
+import threading
 import time
 
+import numpy as np
 from absl import app, flags
+from safetensors import safe_open
 
 _DIR = flags.DEFINE_string("dir", "/tmp/pancake_gpt2_xl_random", "checkpoint directory")
 _SIZE = flags.DEFINE_string("size", "xl", "GPT-2 size: small, medium, large, xl")
@@ -36,7 +40,7 @@ def _status_kb(field):
 
 def write_checkpoint(out_dir, size):
   """A random GPT-2 of `size`'s shape, one safetensors file per layer (bounded memory)."""
-  import numpy as np
+  # late: start-up time (only the measured child process, with its device count set, loads these)
   from safetensors.numpy import save_file
 
   from configs import presets
@@ -77,8 +81,8 @@ def write_checkpoint(out_dir, size):
 
 
 def measure(hf_dir, fsdp):
+  # late: start-up time (only the measured child process, with its device count set, loads these)
   import jax
-  import numpy as np
 
   from configs import from_hf
   from interop import hf
@@ -89,7 +93,6 @@ def measure(hf_dir, fsdp):
   config.train.global_batch_size = fsdp
   setup = state_lib.build_setup(config, mesh_lib.make_mesh(config))
   before = _status_kb("VmRSS")
-  import threading
   peaks, done = {"RssAnon": 0, "RssFile": 0}, threading.Event()
 
   def sample():  # anonymous (heap) vs file-backed (mmapped safetensors) resident memory
@@ -111,13 +114,11 @@ def measure(hf_dir, fsdp):
   total = sum(x.size * x.dtype.itemsize for x in leaves)
   per_device = sum(x.addressable_shards[0].data.nbytes for x in leaves)
   # spot check: layer 7's c_fc weight, first rows, against the file
-  from safetensors import safe_open
   index = json.load(open(os.path.join(hf_dir, hf.INDEX_FILE)))["weight_map"]
   name = "transformer.h.7.mlp.c_fc.weight"
   with safe_open(os.path.join(hf_dir, index[name]), "numpy") as f:
     want = f.get_slice(name)[:4]
   got = np.asarray(params["stack"]["layers"]["mlp"]["wi"]["kernel"][7, :4])
-  import gc
   gc.collect()
   after = _status_kb("VmRSS")
   print(json.dumps({

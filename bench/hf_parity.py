@@ -24,6 +24,7 @@ from ml_collections import config_flags
 def hf_causal_loss(model, batch):
   """(sum of token losses, weight) of HF `model` on a pancake causal batch: each packed
   document segment (doc_ids) on its own, positions from 0, as pancake's mask has it."""
+  # late: optional dependency (torch and transformers: requirements-bench.txt)
   import torch
   total, weight = 0.0, 0.0
   for r in range(batch["input_ids"].shape[0]):
@@ -41,6 +42,7 @@ def hf_causal_loss(model, batch):
 
 def hf_greedy(model, prompt_ids, new_tokens, eos_id):
   """HF generate, greedy: the generated ids (EOS included when reached)."""
+  # late: optional dependency (torch and transformers: requirements-bench.txt)
   import torch
   with torch.no_grad():
     out = model.generate(torch.tensor([prompt_ids], dtype=torch.long), do_sample=False,
@@ -51,30 +53,31 @@ def hf_greedy(model, prompt_ids, new_tokens, eos_id):
 
 def main(argv):
   del argv
+  # late: start-up time (the flags parse before JAX and transformers load)
   import transformers
 
-  import pipeline
+  import objectives
   from evals import generate, runner
-  from interop import hf
+  from interop import export
   from trainlib import checkpoint, loop, rundir
   from trainlib import mesh as mesh_lib
   from trainlib import state as state_lib
   from trainlib import step as step_lib
   config, workdir, out = _CONFIG.value, os.path.abspath(_WORKDIR.value), os.path.abspath(_OUT.value)
-  step = hf.export_run(config, workdir, out)
+  step = export.export_run(config, workdir, out)
   model = transformers.AutoModelForCausalLM.from_pretrained(out).eval()
 
   setup = state_lib.build_setup(config, mesh_lib.make_mesh(config))
   params, _ = checkpoint.restore_params(rundir.checkpoints_dir(workdir),
                                         setup.abstract_state.params, step)
-  eval_pipe = pipeline.make_pipeline(config, config.data.eval_split)
+  eval_pipe = objectives.make_pipeline(config, config.data.eval_split)
   n = config.train.eval_batches
   ours = loop.evaluate(setup, step_lib.make_eval_step(setup), params, eval_pipe, n)["lm_loss"]
   sums = [hf_causal_loss(model, eval_pipe.batch(i)) for i in range(n)]
   theirs = sum(s for s, _ in sums) / sum(w for _, w in sums)
 
   records = runner.run(config, workdir, "generate", step=step, echo=lambda *_: None)
-  tok = pipeline.get_tokenizer(config)
+  tok = objectives.get_tokenizer(config)
   new = config.eval.generate_max_new_tokens
   greedy = []
   for sample, prompt in zip(records["generate"]["samples"], generate.prompt_ids(tok, config)):

@@ -37,7 +37,8 @@ MFU = 0.5
 
 
 def _config(objective: str, tokenizer: str, seq_len: int):
-  from configs.base import get_config  # pylint: disable=g-import-not-at-top
+  # late: start-up time (the flags parse before the pipeline loads)
+  from configs.base import get_config
   c = get_config()
   c.data.data_dir = _DATA_DIR.value
   c.data.tokenizer, c.data.train_vocab_size, c.data.seq_len = tokenizer, 8192, seq_len
@@ -64,7 +65,8 @@ def measure(get_batch, seconds: float) -> float:
 
 def measure_workers(pipe, num_workers: int, seconds: float) -> float:
   """Throughput of pipeline.prefetch.BatchPrefetcher, consumed in step order as train.py does."""
-  from pipeline import prefetch  # pylint: disable=g-import-not-at-top
+  # late: start-up time (the flags parse before the pipeline loads)
+  from pipeline import prefetch
   with prefetch.BatchPrefetcher(pipe, num_workers) as batches:
     return measure(batches.get, seconds)
 
@@ -79,12 +81,12 @@ def main(argv):
 
 
 def _report():
-  import objectives  # pylint: disable=g-import-not-at-top
-  import pipeline  # pylint: disable=g-import-not-at-top
+  # late: start-up time (the flags parse before the pipeline loads)
+  import objectives
   # BERT's MLM + NSP and GPT's causal LM: each family's default objective.
   cases = ((objectives.default_for("encoder"), "wordpiece", 128, 20 / 128),
            (objectives.default_for("decoder"), "bpe", 1024, 1.0))
-  pipes = [(name, seq_len, frac, pipeline.make_pipeline(_config(name, tok, seq_len), "train"))
+  pipes = [(name, seq_len, frac, objectives.make_pipeline(_config(name, tok, seq_len), "train"))
            for name, tok, seq_len, frac in cases]  # build caches before pinning to one core
   cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
   workers = max(1, len(cores)) if _WORKERS.value < 0 else _WORKERS.value

@@ -6,10 +6,11 @@ On CPU it uses as many devices as train.py would (trainlib/cpu_devices.py: one p
 batch split over them); on an accelerator one device.
 """
 
+import numpy as np
+
 
 def synthetic_batch(objective, config, seed=0):
   """A random global batch with the objective's keys, shapes and dtypes (no pipeline needed)."""
-  import numpy as np
   rng = np.random.default_rng(seed)
   vocab, length = config.model.vocab_size, config.data.seq_len
   batch = {}
@@ -34,6 +35,7 @@ class JaxTrainer:
   """trainlib's jitted train step for `config` on a 1-device mesh, fed one fixed batch."""
 
   def __init__(self, config):
+    # late: start-up time (JAX starts after main() set XLA's flags and the CPU device count)
     import jax
     from trainlib import cpu_devices
     from trainlib import mesh as mesh_lib

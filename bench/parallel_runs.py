@@ -24,6 +24,7 @@ import time
 from absl import app, flags
 
 from bench import machine
+from launch.sweep import pinned
 
 _CASE = flags.DEFINE_string("case", "scaling_cpu_smallest", "A case of bench/train_step.py.")
 _ROUNDS = flags.DEFINE_integer("rounds", 3, "Rounds, each timing both settings.")
@@ -34,6 +35,7 @@ _WORKER = flags.DEFINE_bool("worker", False, "Internal: be one timed process.")
 
 def _worker(case, seconds):
   """Steps one case for `seconds`; prints {"median_step_seconds", "devices", ...} as JSON."""
+  # late: start-up time (JAX starts after main() set XLA's flags and the CPU device count)
   import jax
   from bench import cases
   from bench.jax_trainer import JaxTrainer
@@ -57,7 +59,6 @@ def _worker(case, seconds):
 
 def _processes(case, seconds, pins):
   """Runs one worker per entry of `pins` (a core, or None = unpinned) at once -> their reports."""
-  from launch.sweep import pinned
   argv = [sys.executable, "-m", "bench.parallel_runs", "--worker", f"--case={case}",
           f"--seconds={seconds}"]
   procs = [subprocess.Popen(pinned(argv, None if core is None else (core,)),

@@ -44,6 +44,7 @@ def measure(config, steps, rounds=1):
 
 def main(argv):
   del argv
+  # late: start-up time (JAX starts after main() set XLA's flags and the CPU device count)
   from trainlib import cpu_devices, xla_options
   jax.config.update("jax_num_cpu_devices", cpu_devices.usable_cores())  # before JAX starts
   xla_options.use_cpu_flags()  # as train.py's, before JAX starts

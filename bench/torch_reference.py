@@ -22,6 +22,7 @@ class Shape:
 
 
 def _quiet_transformers():
+  # late: optional dependency (torch and transformers: requirements-bench.txt)
   import transformers
   transformers.logging.set_verbosity_error()
   return transformers
@@ -51,6 +52,7 @@ def build_encoder(shape):
 
 def make_batch(family, shape, seed=0):
   """Random tokens (a fixed generator, so every timed step sees the same work)."""
+  # late: optional dependency (torch and transformers: requirements-bench.txt)
   import torch
   g = torch.Generator().manual_seed(seed)
   b, l = shape.batch, shape.seq_len
@@ -71,6 +73,7 @@ class TorchTrainer:
   """One AdamW step per `step()`: forward, loss, backward, clip, update."""
 
   def __init__(self, family, shape, seed=0):
+    # late: optional dependency (torch and transformers: requirements-bench.txt)
     import torch
     torch.manual_seed(seed)
     self.model = (build_decoder if family == "decoder" else build_encoder)(shape)
@@ -82,6 +85,7 @@ class TorchTrainer:
     self.params = sum(p.numel() for p in self.model.parameters())
 
   def step(self):
+    # late: optional dependency (torch and transformers: requirements-bench.txt)
     import torch
     loss = self.model(**self.batch).loss
     loss.backward()
@@ -93,6 +97,7 @@ class TorchTrainer:
 
 def matmul_flops_per_second(n=2048, repeats=5):
   """Best float32 [n,n]x[n,n] rate of torch's CPU BLAS, FLOP/s (2 n^3 per product)."""
+  # late: optional dependency (torch and transformers: requirements-bench.txt)
   import torch
   a, b = torch.randn(n, n), torch.randn(n, n)
   torch.mm(a, b)  # warm up the BLAS thread pool

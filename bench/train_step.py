@@ -53,6 +53,7 @@ _CPU_DEVICES = flags.DEFINE_integer(
     "cpu_devices", 0, "CPU devices for pancake's step (mesh.cpu_devices): 0 = what train.py picks.")
 
 def torch_shape(case):
+  # late: optional dependency (torch and transformers: requirements-bench.txt)
   from bench import torch_reference
   shape = CASES[case]
   return torch_reference.Shape(**{f.name: shape[f.name]
@@ -68,6 +69,7 @@ def _seconds(step):
 
 def jax_matmul_flops_per_second(n=2048, repeats=5):
   """Best float32 [n,n]x[n,n] rate of XLA:CPU, FLOP/s."""
+  # late: start-up time (JAX starts after main() set XLA's flags and the CPU device count)
   import jax
   import jax.numpy as jnp
   a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
@@ -84,6 +86,7 @@ def jax_matmul_flops_per_second(n=2048, repeats=5):
 
 def run(cases, rounds, with_torch, cpu_devices=0):
   """-> results dict: peak, and per case the step seconds, tokens/s and MFU of each framework."""
+  # late: optional dependency (torch and transformers: requirements-bench.txt)
   from bench import torch_reference
 
   trainers = {}
@@ -157,6 +160,7 @@ def format_table(results):
 
 def main(argv):
   del argv
+  # late: start-up time (JAX starts after main() set XLA's flags and the CPU device count)
   import jax
   from trainlib import cpu_devices, xla_options
   # As many CPU devices as cores, before JAX starts; each case uses what train.py would.

@@ -34,16 +34,11 @@ embedded one): GPT-2 causal LM at data.seq_len = min(n_positions, 1024), BERT ML
 checkpoint has the head) at 128 with 20 predictions per sequence; AdamW lr 1e-4, 100 warmup
 steps, linear decay to 0, batch 32, 1000 steps (base.py's), float32.
 
-Measured (2 CPU cores, nothing else running but the previous command's tail, 2026-12-01; no real
-GPT-2/BERT weights can be downloaded here, so random-init models saved with save_pretrained:
-GPT-2 3 layers x 64, BERT 2 layers x 64, 512-token vocabularies trained on tinyshakespeare;
-tests/interop_testlib.py builds them, e.g. `save_gpt2(DIR)` for the GPT-2 below):
-  imported logits vs transformers: max |diff| 1.9e-6 (GPT-2), 1.7e-6 MLM / 3.1e-7 NSP (BERT)
-  eval.py ... --suite heldout,cloze,generate,attention on that GPT-2, no checkpoint: 22-29 s
-    (median 26.6 s of 3; held-out loss 6.52 on the embedded corpus, ln 512 = 6.24: a random model)
-  train.py ... --config.train.num_steps=20 --config.train.global_batch_size=8: 22-25 s (median
-    21.9 s of 3); held-out loss 6.51 at step 0, 6.44 at step 20 (tests/test_interop_gpt2.py
-    checks that a step-0 held-out loss equals transformers' on the same batches to 1e-4)
+Expected, on the random-init GPT-2 of tests/interop_testlib.py (`save_gpt2(DIR)`: 3 layers x 64,
+a 512-token vocabulary), the tests' stand-in for real weights: imported logits within 1e-5 of
+transformers' (tests/test_interop_gpt2.py; parity in docs/interop.md); eval.py's held-out loss
+about 6.52 on the embedded corpus (ln 512 = 6.24: a random model), and a step-0 held-out loss
+equal to transformers' on the same batches to 1e-4.
 """
 
 import os

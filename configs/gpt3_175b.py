@@ -6,7 +6,7 @@ Appendix B: AdamW b1 0.9, b2 0.95, eps 1e-8, clip 1.0, weight decay 0.1, linear 
 tokens, cosine decay to 10%; 300B tokens in total (the paper decays over 260B tokens, then holds;
 here the cosine spans the whole run).
 3.2M tokens is 1562.5 sequences of 2048; 1536 sequences (3.1M tokens) as in Megatron-LM.
-Pod recipe (topology, mesh, remat, attention_impl='flash'): launch/ and the README.
+Pod recipe (topology, mesh, remat, attention_impl='flash'): configs/pod_recipes.py, docs/pods.md.
 Not reproduced: the paper's alternating locally banded sparse attention (every layer is dense
 here), its batch-size ramp over the first 4-12B tokens, and its data mix. No dropout (not stated
 in the paper). bf16 compute, float32 parameters.

@@ -3,7 +3,7 @@ a TPU slice and the overrides that fit it.
 
 Each recipe was checked by compiling the real train step for its slice on a CPU machine
 (`python -m launch.aot`); `python -m launch.recipes_table` re-runs every check and rewrites
-results/pod_recipes.md (the README's table) with the measured per-chip memory.
+results/pod_recipes.md (docs/pods.md links it) with the measured per-chip memory.
 
   python -m configs.pod_recipes gpt3_175b        # prints: <topology> <config file> <flags...>
   python -m launch.aot --config configs/gpt3_175b.py --topology v5p-1024 \

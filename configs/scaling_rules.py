@@ -17,7 +17,7 @@ Rules (each a function below):
   4% at d_model 32 and 0.1% from d_model 768 up.
 - FLOPs per token (planning only): 6N + 6 * d_model * vocab (the output layer, fwd + bwd)
   + 6 * num_layers * seq_len * d_model (causal attention scores and values, half of the
-  bidirectional 12 L T d); within 3% of models.counting.train_flops_per_token on these grids
+  bidirectional 12 L T d); within 3% of objectives.train_flops_per_token (models.counting) on these grids
   (biases and LayerNorms, left out, matter most at d_model 32).
 - Fixed tokens: every size trains on the same number of tokens.
 - Fixed compute (isoFLOP, Chinchilla approach 2, Hoffmann et al. 2022): every size trains on

@@ -3,10 +3,8 @@ r"""Tiny GPT-shaped decoder: 4 layers, d_model 128, 4 heads, vocabulary 8192, co
 For tests, objective ablations and generation on a laptop: pre-LN, tanh GELU, tied LM head,
 causal LM on 128-token packed sequences, batch 16, 500 AdamW steps (GPT-3's betas, lr 2e-3, 50
 warmup steps, cosine decay to 10%), no dropout, float32, byte-level BPE vocabulary trained to 8192
-entries on the embedded corpus. A training step takes 0.56 s on 2 CPU cores (trainlib's step on 2
-CPU devices; the 8192-way head is half the FLOPs; bench/tiny_presets.py, median of 3 rounds,
-2026-12-01, load average 2.0 at the start from the bench before it), so the 500 steps take about
-4.6 minutes.
+entries on the embedded corpus (the 8192-way head is half the FLOPs). `python -m
+bench.tiny_presets` measures its step time and the minutes its 500 steps take.
 
 Command:
   python -m models.summary --config configs/tiny_decoder.py

@@ -3,9 +3,8 @@ r"""Tiny BERT-shaped encoder: 2 layers, d_model 128, 4 heads, vocabulary 8192.
 For tests, the quickstart and objective ablations on a laptop: post-LN, exact GELU, LN eps 1e-12,
 MLM + NSP on 128-token sequences (20 predictions each), batch 32, 600 AdamW steps (lr 1e-3,
 60 warmup steps, linear decay), no dropout, float32, WordPiece vocabulary trained to 8192 entries
-on the embedded corpus. A training step takes 0.57 s on 2 CPU cores (trainlib's step on 2 CPU
-devices; bench/tiny_presets.py, median of 3 rounds, 2026-12-01, load average 2.0 at the start
-from the bench before it), so the 600 steps take about 5.7 minutes.
+on the embedded corpus. `python -m bench.tiny_presets` measures its step time and the minutes its
+600 steps take.
 
 Command:
   python -m models.summary --config configs/tiny_encoder.py

@@ -6,9 +6,7 @@ cores: pre-norm LayerNorm without biases, GeGLU (d_ff 256 per branch), RoPE (the
 layer global, grouped-query attention, no biases, tied embeddings; causal LM on 128-token packed
 sequences, batch 16, 500 AdamW steps (GPT-3's betas, lr 2e-3, 50 warmup steps, cosine decay to
 10%), byte-level BPE vocabulary of 8192, trained on the embedded corpus, float32.
-A training step takes 0.47 s on 2 CPU cores (trainlib's step on 2 CPU devices; bench/tiny_presets.py,
-median of 3 rounds, 2026-12-01, load average 2.0 at the start from the bench before it), so the
-500 steps take about 3.9 minutes. Losses: not yet measured (`train.py --config
+`python -m bench.tiny_presets` measures its step time and the minutes its 500 steps take. Losses: not yet measured (`train.py --config
 configs/tiny_modern_decoder.py`).
 
 Command:

@@ -6,9 +6,7 @@ cores: pre-norm LayerNorm without biases, GeGLU (d_ff 256 per branch), RoPE (the
 layer global, grouped-query attention, no biases, tied embeddings; MLM (30% masking, 40 predictions
 per sequence, no NSP) on 128-token sequences, batch 32, 600 AdamW steps (lr 1e-3, 60 warmup steps,
 linear decay), WordPiece vocabulary of 8192, trained on the embedded corpus, float32.
-A training step takes 0.55 s on 2 CPU cores (trainlib's step on 2 CPU devices; bench/tiny_presets.py,
-median of 3 rounds, 2026-12-01, load average 2.0 at the start from the bench before it), so the
-600 steps take about 5.5 minutes. Losses: not yet measured (`train.py --config
+`python -m bench.tiny_presets` measures its step time and the minutes its 600 steps take. Losses: not yet measured (`train.py --config
 configs/tiny_modern_encoder.py`).
 
 Command:

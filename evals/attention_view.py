@@ -18,6 +18,7 @@ import os
 
 import numpy as np
 
+import models
 from evals import attention_figures
 
 _TEMPLATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "attention_view.html")
@@ -81,7 +82,6 @@ def from_intermediates(intermediates, tokens, example: int = 0, segment_ids=None
   Only the first len(tokens) positions are kept, so right padding drops out.
   """
   if "attention_probs" not in intermediates:
-    import models  # the collection's layout (scanned or unrolled stack) is the model's business
     intermediates = models.collect_attention(intermediates)
   length = len(tokens)
   take = lambda name: np.asarray(intermediates[name][:, example, :, :length])

@@ -14,7 +14,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from trainlib import sharding
+from trainlib import rundir, sharding
 from trainlib import step as step_lib
 from trainlib.state import TrainSetup
 
@@ -46,7 +46,6 @@ class EvalContext:
 
   @property
   def out_dir(self) -> str:
-    from trainlib import rundir
     return rundir.eval_dir(self.workdir)
 
   @property
@@ -78,7 +77,7 @@ class EvalContext:
     """Global arrays -> host numpy (whole arrays on every process, also when sharded over hosts)."""
     if jax.process_count() == 1:
       return jax.device_get(tree)
-    from jax.experimental import multihost_utils
+    from jax.experimental import multihost_utils  # late: start-up time (multi-host runs only)
     return multihost_utils.process_allgather(tree, tiled=True)
 
   def put_replicated(self, tree):

@@ -8,7 +8,7 @@ is a (sum, weight) pair summed over all batches and divided once, here, on the h
 """
 import jax
 
-import pipeline
+import objectives
 from configs.errors import ConfigError
 from trainlib import mesh as mesh_lib
 from trainlib import metrics as metrics_lib
@@ -26,7 +26,7 @@ def run(ctx):
   config, setup = ctx.config, ctx.setup
   row_index, row_count = mesh_lib.host_batch_rows(config, ctx.mesh)
   split = config.data.eval_split
-  pipe = pipeline.make_pipeline(config, split, process_index=row_index, process_count=row_count)
+  pipe = objectives.make_pipeline(config, split, process_index=row_index, process_count=row_count)
   eval_step = step_lib.make_eval_step(setup)
   totals = {}
   progress = metrics_lib.LoopProgress(f"heldout {split} batch", config.eval.num_batches)

@@ -22,11 +22,19 @@ import dataclasses
 import os
 import time
 
+import jax
 from absl import logging
 
 import evals
+import objectives
+from configs import base
 from configs.errors import ConfigError
-from trainlib import fs, rundir
+from evals.context import EvalContext
+from interop import hf
+from trainlib import fs, loop, rundir
+from trainlib import mesh as mesh_lib
+from trainlib import state as state_lib
+from trainlib.checkpoint import restore_params
 
 # model.* fields that may differ from the training config: they change how, not what, is computed.
 _MODEL_FREE = ("dtype", "attention_impl", "remat_policy", "dropout_rate", "attention_dropout_rate")
@@ -69,8 +77,7 @@ def _compare_with_run(config, workdir):
     return
   pairs = [(f"model.{k}", v, config.model.get(k)) for k, v in trained.get("model", {}).items()
            if k not in _MODEL_FREE]
-  from configs import base  # a field newer than the run: the run had its default
-  defaults = base.get_config().data
+  defaults = base.get_config().data  # a field newer than the run: the run had its default
   pairs += [(f"data.{k}", trained.get("data", {}).get(k, defaults[k]), config.data.get(k))
             for k in _DATA_TOKENIZER]
   pairs.append(("objective.name", trained.get("objective", {}).get("name"), config.objective.name))
@@ -109,16 +116,12 @@ def check_run(config, workdir, step=None) -> Plan:
                         f"the weights are init.from_hf={from_hf!r} (step 0)")
   else:
     check_step(workdir, steps, step)
-  import objectives
-  import pipeline
-  from trainlib import loop
   loop.validate(config)
   if steps:  # a run to compare with (an import evaluated as step 0 is a run of its own)
     _compare_with_run(config, workdir)
-  tokenizer = pipeline.get_tokenizer(config)
+  tokenizer = objectives.get_tokenizer(config)
   objectives.check_tokenizer(config, tokenizer)
   if from_hf:
-    from interop import hf
     hf.check_tokenizer(config, tokenizer)
   seed = config.eval.seed
   if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
@@ -143,17 +146,11 @@ def format_table(records) -> str:
 def restore(config, workdir, plan):
   """The mesh of config.mesh over the current devices and the plan's parameters restored onto it
   -> EvalContext. RunDirError if the checkpoint cannot be read."""
-  from evals.context import EvalContext
-  from trainlib import mesh as mesh_lib
-  from trainlib import state as state_lib
-  from trainlib.checkpoint import restore_params
-
   mesh = mesh_lib.make_mesh(config)
   mesh_lib.validate_batch(config, mesh)
   setup = state_lib.build_setup(config, mesh)
   try:
     if plan.from_hf:
-      from interop import hf
       params = hf.load_params(config, setup.abstract_state.params,
                               fallback=lambda: state_lib.init_params(setup))
       restored_step = 0
@@ -181,7 +178,6 @@ def provenance(ctx, plan) -> dict:
 def run(config, workdir, suites=None, step=None, echo=print) -> dict:
   """Checks, restores and runs the suites; -> {suite: record as written to DIR/eval/<suite>.json}."""
   plan = check(config, workdir, suites, step)
-  import jax
   ctx = restore(config, workdir, plan)
   primary = jax.process_index() == 0
   header = provenance(ctx, plan)
@@ -189,7 +185,7 @@ def run(config, workdir, suites=None, step=None, echo=print) -> dict:
   if primary:
     with rundir.writing(ctx.out_dir):
       fs.makedirs(ctx.out_dir)
-    from tensorboardX import SummaryWriter
+    from tensorboardX import SummaryWriter  # late: start-up time (only process 0 writes it)
     writer = SummaryWriter(rundir.tensorboard_dir(workdir, "eval"))
   records = {}
   try:

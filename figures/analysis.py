@@ -65,20 +65,21 @@ _BREAKDOWNS = {}
 
 
 def flops_breakdown(run):
-  """models.counting's per-token FLOP parts for this run's model and objective, or None."""
+  """models.counting's per-token FLOP parts (through the objective's FlopTerms) for this run's model and objective, or None."""
   model, data = run.config.get("model"), run.config.get("data", {})
   objective = run.config.get("objective", {})
   if not model or "seq_len" not in data or "name" not in objective:
     return None
   key = repr((sorted(model.items()), data["seq_len"], sorted(objective.items())))
   if key not in _BREAKDOWNS:
-    from configs import base  # pylint: disable=g-import-not-at-top
-    from models import counting  # pylint: disable=g-import-not-at-top
+    # late: start-up time (JAX and the models load only when a run's FLOPs are counted)
+    import objectives
+    from configs import base
     defaults = base.get_config()  # a config.json from an older pancake may lack newer fields
     defaults.model.update({k: v for k, v in model.items() if k in defaults.model})
     defaults.objective.update({k: v for k, v in objective.items() if k in defaults.objective})
     try:
-      _BREAKDOWNS[key] = counting.objective_flops_breakdown(
+      _BREAKDOWNS[key] = objectives.flops_breakdown(
           defaults.model, data["seq_len"], objective["name"], defaults.objective)
     except (ConfigError, KeyError, TypeError, ValueError):
       _BREAKDOWNS[key] = None  # not countable: its C is unknown in this accounting

@@ -12,6 +12,7 @@ with the branch of the same total length.
 import numpy as np
 
 from figures import analysis, plots, tables
+from figures.plots import plt  # pyplot, after figures.plots chose its backend
 
 
 def analyse(sweep, num_samples=1000, seed=0):
@@ -62,7 +63,6 @@ def table(sweep, result):
 def figure(sweep, result):
   """Held-out loss against tokens: the stable run, each branch's decay, cosine controls, and
   the fitted L(D) through the branches' final points."""
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   rows = result["rows"]
   branches = [r for r in rows if r["role"] == "branch"]
   cmap = plt.get_cmap("viridis")

@@ -15,6 +15,7 @@ import math
 import numpy as np
 
 from figures import plots, tables
+from figures.plots import plt  # pyplot, after figures.plots chose its backend
 
 PARAMETRIZATIONS = (("sp", "SP"), ("mup", "muP"))
 
@@ -108,7 +109,6 @@ def table(sweep, result):
 
 def figure(sweep, result):
   """SP beside muP: final loss against learning rate, one line per width, stars at optima."""
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   widths = sorted({p["d_model"] for p in result["points"] if p["d_model"]})
   cmap = plots.SIZE_CMAP
   usable = [p["loss"] for p in result["points"] if p["usable"]]

@@ -7,12 +7,15 @@ rate) they grow. `coord_check` returns the RMS values, `slopes` the slope of log
 log width per activation (about 0 = flat). Tests run it at tiny depth, length and batch.
 
 The committed figure: `python -m figures.mup_check --out results/mup` writes
-results/mup/coord_check.{png,pdf,json} (widths 32-512, both families, SP beside muP; 3.3 and 3.5 min
-in two runs on 2 CPU cores, 2026-12-01, load average 0.5 and 1.4 at the start).
+results/mup/coord_check.{png,pdf,json} (widths 32-512, both families, SP beside muP).
 
 The learning-rate transfer figure needs real training runs on the corpus: it is the sweep
 configs/sweeps/mup_transfer_cpu.py, drawn by figures.make (figures/lr_transfer.py).
 """
+
+import argparse
+import json
+import os
 
 import flax.linen as nn
 import jax
@@ -111,10 +114,9 @@ FIGURE_WIDTHS = (32, 64, 128, 256, 512)
 def coord_check_figure(out_dir, widths=FIGURE_WIDTHS, steps=4, log=print, **shape):
   """Writes OUT/coord_check.{png,pdf,json}: activation RMS against width after `steps` Adam
   steps, SP beside muP, for both families (base width = the narrowest). Returns the paths."""
-  import json  # pylint: disable=g-import-not-at-top
-  import os  # pylint: disable=g-import-not-at-top
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  from figures import plots  # pylint: disable=g-import-not-at-top
+  # late: start-up time (the check itself, which the tests run, needs no matplotlib)
+  import matplotlib.pyplot as plt
+  from figures import plots
   os.makedirs(out_dir, exist_ok=True)
   record = {"widths": list(widths), "steps": steps, "base_width": widths[0], "results": {}}
   with plt.rc_context(plots.STYLE):
@@ -154,7 +156,6 @@ def coord_check_figure(out_dir, widths=FIGURE_WIDTHS, steps=4, log=print, **shap
 
 
 def main(argv=None):
-  import argparse  # pylint: disable=g-import-not-at-top
   parser = argparse.ArgumentParser(description="muP coordinate-check figure (both families)")
   parser.add_argument("--out", default="results/mup", help="output folder")
   args = parser.parse_args(argv)

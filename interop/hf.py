@@ -2,8 +2,8 @@ r"""GPT-2, BERT, Llama and ModernBERT weights in and out of pancake, through HF'
 
 Import (config: `configs/from_hf.py:DIR`, which sets init.from_hf = DIR):
     train.py / eval.py start from DIR's weights whenever the workdir holds no checkpoint
-    (trainlib/loop.py and evals/runner.py call `init_state` / `load_params` here).
-Export:
+    (trainlib/step0.py and evals/runner.py call `init_state` / `load_params` here).
+Export (`export` here; the command, interop/export.py, restores a run and calls it):
     python -m interop.hf export --config C --workdir W [--step S] --out DIR [--config.a.b=v]
 writes DIR/config.json, DIR/model.safetensors, DIR/README.md (a model card: the source, the
 class, each head's state) and the tokenizer files (tokenizer.json without padding or truncation
@@ -44,9 +44,10 @@ from absl import logging
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
+import objectives
 from configs.errors import ConfigError
 from interop import hf_config, names
-from trainlib import fs, rundir
+from trainlib import fs
 
 WEIGHTS_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
@@ -315,14 +316,6 @@ def check_tokenizer(config, tokenizer):
                         f"{ours}: the tokenizer is not this model's")
 
 
-def init_state(setup):
-  """Step-0 TrainState holding init.from_hf's weights (heads it lacks: random init)."""
-  from trainlib import state as state_lib
-  params = load_params(setup.config, setup.abstract_state.params,
-                       fallback=lambda: state_lib.init_params(setup))
-  return state_lib.state_from_params(setup, params)
-
-
 # ------------------------------------------------------------------ export
 
 
@@ -338,7 +331,6 @@ def head_status(config, params, steps_trained):
   random init (untrained); init.from_run's arrays (carried); else a random init (untrained).
   `params`: arrays or ShapeDtypeStructs of the model's parameter tree.
   """
-  import objectives
   groups = {rule.group for rule, _ in _leaf_rules(config, params).values()} - {"body"}
   terms = objectives.get(config.objective.name).loss_terms if steps_trained > 0 else ()
   start = dict.fromkeys(groups, UNTRAINED)
@@ -527,87 +519,6 @@ def export(config, params, tokenizer, out_dir, *, steps_trained=0, source=None):
   return tensors
 
 
-def export_run(config, workdir, out_dir, step=None):
-  """Checks, restores a run's parameters (any mesh it was saved on) and exports them -> step.
-
-  With init.from_hf set and no checkpoint in `workdir` (or no workdir), the imported weights
-  are exported as they are (step 0, no training step). Raises ConfigError (bad config, a model
-  HF cannot represent) or evals.runner.RunDirError (no such checkpoint) before anything is
-  written."""
-  import pipeline
-  from evals import runner
-  from trainlib import checkpoint as ckpt_lib
-  from trainlib import mesh as mesh_lib
-  from trainlib import state as state_lib
-  from trainlib import loop
-  loop.validate(config)
-  tokenizer = pipeline.get_tokenizer(config)
-  hf_config.check_exportable(config.model, tokenizer.kind)
-  steps = rundir.checkpoint_steps(workdir) if workdir and fs.isdir(workdir) else []
-  imported = bool(config.init.from_hf) and not steps
-  if imported and step not in (None, 0):
-    raise runner.RunDirError(f"--step {step} has no checkpoint in {workdir or '(no --workdir)'}; "
-                             f"without checkpoints the weights are init.from_hf="
-                             f"{config.init.from_hf!r} (step 0)")
-  if not imported:
-    runner.check_step(workdir, steps, step)
-  if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-    raise ConfigError(f"--out {out_dir!r} exists and is not a directory")
-  mesh = mesh_lib.make_mesh(config)
-  setup = state_lib.build_setup(config, mesh)
-  if imported:
-    check(config, tokenizer, setup.abstract_state.params)
-    params = load_params(config, setup.abstract_state.params,
-                         fallback=lambda: state_lib.init_params(setup))
-    export(config, params, tokenizer, out_dir)
-    return 0
-  try:
-    params, restored = ckpt_lib.restore_params(rundir.checkpoints_dir(workdir),
-                                               setup.abstract_state.params, step)
-  except Exception as e:  # noqa: BLE001  (orbax/tensorstore raise many kinds; as eval does)
-    raise runner.RunDirError(f"cannot restore the parameters of step {step or 'latest'} from "
-                             f"{workdir}: {type(e).__name__}: {str(e).splitlines()[0][:300]}") from e
-  export(config, params, tokenizer, out_dir, steps_trained=int(restored),
-         source=f"step {int(restored)} of {workdir}")
-  return int(restored)
-
-
-def main(argv):
-  from configs import cli
-  from evals import runner
-  if len(argv) != 2 or argv[1] != "export":
-    cli.fail(f"usage: python -m interop.hf export --config C --workdir W [--step S] --out DIR; "
-             f"got arguments {argv[1:]}")
-  from configs import paths
-  config, workdir = cli.loaded_config(_CONFIG, _WORKDIR, argv[:1],
-                                      "--config, --workdir, --step, --out", writes_workdir=False,
-                                      workdir_optional=True)
-  if not workdir and not config.init.from_hf:
-    cli.fail("--workdir is required (the run to export), unless init.from_hf is set "
-             "(configs/from_hf.py:DIR): then the imported weights are exported as they are")
-  if not _OUT.value:
-    cli.fail("--out is required: the directory to write the Hugging Face model to")
-  out = paths.absolute(_OUT.value)
-  try:
-    if paths.is_remote(out):
-      raise ConfigError(f"--out={out} must be a local directory (safetensors writes local files)")
-    paths.check_writable_dir(out, "--out")
-    step = export_run(config, workdir, out, _STEP.value)
-  except (ConfigError, runner.RunDirError) as e:
-    cli.fail(e)
-  source = (f"step {step} of {workdir}" if step or (workdir and rundir.checkpoint_steps(workdir))
-            else f"init.from_hf={config.init.from_hf} (no training step)")
-  print(f"exported {source} to {out}")
-
-
-if __name__ == "__main__":
-  from absl import flags
-  from ml_collections import config_flags
-
-  from configs import cli as _cli
-  _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file of the run.",
-                                            lock_config=True)
-  _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory written by train.py.")
-  _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
-  _OUT = flags.DEFINE_string("out", None, "Directory to write the Hugging Face model to.")
-  _cli.run(main)
+if __name__ == "__main__":  # `python -m interop.hf export`: the command is interop/export.py's
+  from interop import export as _export
+  _export.command()

@@ -23,7 +23,7 @@ import time
 from absl import flags
 from ml_collections import config_flags
 
-from configs import cli
+import cli
 from configs.errors import ConfigError
 from launch import memory, topology
 
@@ -37,6 +37,7 @@ flags.mark_flags_as_required(["config", "topology"])
 
 def _model_summary(config):
   """Parameter count and analytic train FLOPs per token."""
+  # late: start-up time (a bad topology name or flag fails before JAX loads)
   import models
   import objectives
 
@@ -54,6 +55,7 @@ def check(config, topology_name):
   degrees against the chip count and the batch against the data-parallel degree.
   """
   slice_ = topology.parse_topology(topology_name)  # before importing jax: a bad name fails fast
+  # late: start-up time (a bad topology name fails before JAX loads)
   from trainlib import loop
   from trainlib import mesh as mesh_lib
   from trainlib import state as state_lib
@@ -89,7 +91,7 @@ def check(config, topology_name):
 
 def _attention_kernel(config):
   """What attention_impl="flash" runs on a TPU at this shape (models.attention.attention_backend)."""
-  from models.attention import attention_backend
+  from models.attention import attention_backend  # late: start-up time (as _model_summary)
   from models.spec import resolve
 
   if config.model.attention_impl != "flash":

@@ -1,4 +1,4 @@
-r"""Run the AOT fit check on every pod recipe and write the README's table.
+r"""Run the AOT fit check on every pod recipe and write results/pod_recipes.md.
 
   JAX_PLATFORMS=cpu .venv/bin/python -m launch.recipes_table [--only gpt3_175b,gpt2_xl]
 

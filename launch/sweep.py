@@ -28,7 +28,7 @@ Backends:
 --parallel N (local): N runs at a time, each in its own processes pinned to its own share of this
 process's cores (train.py then gives each run one CPU device per core it has). On the 2-core
 reference machine, two one-core runs of the smallest scaling_cpu model trained 1.71x the
-tokens/s of one run on both cores (bench/parallel_runs.py; README, Benchmarks), because a run
+tokens/s of one run on both cores (bench/parallel_runs.py; docs/benchmarks.md), because a run
 that small cannot keep two cores busy. A run waits for the runs it starts from (from_runs), as in sequence. A run's device count
 is in its provenance.json: runs on 1 and 2 devices differ in float rounding only.
 """

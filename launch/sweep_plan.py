@@ -159,7 +159,7 @@ def parse_assignments(items):
 def _validate(config, where):
   """train.py's own checks that need neither devices nor data (models, objective, data,
   optimizer, sharding rules), so a bad grid point fails here rather than hours into a sweep."""
-  from trainlib import loop  # pylint: disable=g-import-not-at-top  (jax: only when planning)
+  from trainlib import loop  # late: start-up time (JAX loads only when a sweep is planned)
   try:
     loop.validate(config)
   except ConfigError as e:

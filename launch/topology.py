@@ -117,7 +117,7 @@ def parse_topology(name):
 
 def compile_only_devices(topology):
   """libtpu's compile-only devices for the slice(s): a list of num_chips devices."""
-  # Imported here so that parsing a name (and its errors) never starts a JAX backend.
+  # late: start-up time (parsing a name, and its errors, never starts a JAX backend)
   from jax.experimental import topologies
 
   # libtpu takes a machine-wide lock (/tmp/libtpu_lockfile) meant for processes that drive real

@@ -10,22 +10,14 @@ Call signatures and outputs: models/encoder.py, models/decoder.py; contract: doc
 import jax
 import jax.numpy as jnp
 
+from models.build import build_model
+from models.counting import param_counts
 from models.decoder import Decoder
 from models.encoder import Encoder
-from models.spec import ModelSpec, resolve, validate
+from models.spec import ModelSpec, validate
 
 __all__ = ["build_model", "validate", "collect_attention", "reorder_cache", "param_counts",
-           "train_flops_per_token", "Encoder", "Decoder", "ModelSpec"]
-
-
-def build_model(model_cfg, capture_attention=False):
-  """Encoder or Decoder module for a `model` ConfigDict (validated before anything is built).
-
-  capture_attention=True makes every layer sow `attention_probs` [B, H, Lq, Lk], `queries` and
-  `keys` [B, H, L, Dh] into the `intermediates` collection (read them with `collect_attention`).
-  """
-  spec = resolve(model_cfg, capture_attention)
-  return Encoder(spec) if spec.family == "encoder" else Decoder(spec)
+           "Encoder", "Decoder", "ModelSpec"]
 
 
 def collect_attention(intermediates):
@@ -58,19 +50,3 @@ def reorder_cache(cache, batch_indices, scan_layers):
     return jnp.take(leaf, batch_indices, axis=batch_axis)
 
   return jax.tree_util.tree_map_with_path(gather, cache)
-
-
-def param_counts(model_cfg):
-  from models import counting  # counting builds models through this package
-  return counting.param_counts(model_cfg)
-
-
-def train_flops_per_token(model_cfg, seq_len, objective_name, predictions_per_seq=None,
-                          objective_cfg=None):
-  from models import counting
-  return counting.train_flops_per_token(model_cfg, seq_len, objective_name, predictions_per_seq,
-                                        objective_cfg)
-
-
-param_counts.__doc__ = "See models.counting.param_counts."
-train_flops_per_token.__doc__ = "See models.counting.train_flops_per_token."

@@ -7,6 +7,10 @@ mlm_output_bias, pooler, nsp_classifier.
 `params_non_embedding` (Kaplan et al. 2020's N) leaves out every parameter with a "vocab",
 "positions" or "token_types" logical axis: the lookup tables, an untied vocabulary projection and
 the MLM output bias.
+
+Training FLOPs take the objective's part as data: `terms`, the objectives.base.FlopTerms an
+objective declares (objectives.train_flops_per_token looks them up by name), so models never
+look an objective up.
 """
 
 import math
@@ -17,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from configs.errors import ConfigError
-from models import build_model
+from models.build import build_model
 from models.spec import resolve
 
 EMBEDDING_AXES = ("vocab", "positions", "token_types")
@@ -50,28 +54,6 @@ def param_counts(model_cfg):
       non_embedding += size
   return {"params_total": total, "params_non_embedding": non_embedding,
           "params_by_group": by_group}
-
-
-def train_flops_per_token(model_cfg, seq_len, objective_name, predictions_per_seq=None,
-                          objective_cfg=None):
-  """Training FLOPs per input token of `objective_name` on this model: `train_flops` with the
-  terms the objective declares (objectives/<name>.py's `flop_terms`; the registry is read late,
-  since objectives builds on models). predictions_per_seq overrides an MLM objective's
-  objective_cfg.max_predictions_per_seq; with neither, 0.15 of the positions reach the head."""
-  terms = _objective_terms(model_cfg, seq_len, objective_name, predictions_per_seq,
-                           objective_cfg)
-  return train_flops(model_cfg, seq_len, terms, f"objective.name={objective_name!r}")
-
-
-def _objective_terms(model_cfg, seq_len, objective_name, predictions_per_seq, objective_cfg):
-  """The FlopTerms `objective_name` declares, after checking it suits the model's family."""
-  import objectives  # the objective's own declaration; imported late (objectives imports models)
-  objective = objectives.get(objective_name)
-  spec = resolve(model_cfg)
-  if objective.family != spec.family:
-    raise ConfigError(f"objective.name={objective_name!r} needs model.family="
-                      f"{objective.family!r}, got {spec.family!r}")
-  return objective.flop_terms(seq_len, objective_cfg, predictions_per_seq)
 
 
 def train_flops(model_cfg, seq_len, terms, who="objective"):
@@ -137,12 +119,6 @@ def _flop_parts(model_cfg, seq_len, terms, who):
       + (1 - bidirectional) * _keys_per_query(spec, seq_len, layer, causal=True)
       for layer in range(spec.num_layers))
   return per_token, terms.head_fraction * vocab_head, per_sequence / seq_len, attention
-
-
-def objective_flops_breakdown(model_cfg, seq_len, objective_name, objective_cfg=None):
-  """`flops_breakdown` with the terms of `objective_name` (see train_flops_per_token)."""
-  terms = _objective_terms(model_cfg, seq_len, objective_name, None, objective_cfg)
-  return flops_breakdown(model_cfg, seq_len, terms, f"objective.name={objective_name!r}")
 
 
 def _keys_per_query(spec, seq_len, layer, causal):

@@ -4,7 +4,7 @@ r"""Print one JSON line describing a model config: parameter counts and training
 
 Shapes come from jax.eval_shape, so even the 175B preset allocates nothing. Keys:
 params_total, params_non_embedding, params_by_group, train_flops_per_token (models/counting.py
-documents the formula), train_flops_per_step (x global_batch_size x seq_len), param_bytes, and the
+documents the formula, the objective its terms), train_flops_per_step (x global_batch_size x seq_len), param_bytes, and the
 resolved architecture (d_head, d_ff filled in). A bad config prints `error: <reason>` on stderr
 and exits with code 2 before anything is built.
 """
@@ -13,24 +13,21 @@ import json
 
 import numpy as np
 
-from configs import cli
+import cli
 from ml_collections import config_flags
 
+import objectives
 from configs.errors import ConfigError
 from models import counting
 from models.spec import resolve
-
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Run or preset config file.",
-                                          lock_config=True)
-
 
 def summarize(config):
   """The summary dict for a full run config (model, data.seq_len, objective, train batch)."""
   spec = resolve(config.model)
   seq_len = config.data.seq_len
   counts = counting.param_counts(config.model)
-  flops = counting.train_flops_per_token(config.model, seq_len, config.objective.name,
-                                         objective_cfg=config.objective)
+  flops = objectives.train_flops_per_token(config.model, seq_len, config.objective.name,
+                                           objective_cfg=config.objective)
   param_bytes = counts["params_total"] * np.dtype(spec.param_dtype).itemsize
   return {
       "name": config.name,
@@ -67,5 +64,7 @@ def main(argv):
   print(json.dumps(summary))
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # the flags exist only for the command, not for importers
+  _CONFIG = config_flags.DEFINE_config_file("config", None, "Run or preset config file.",
+                                            lock_config=True)
   cli.run(main)

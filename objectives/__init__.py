@@ -11,6 +11,7 @@ a line here; nothing outside objectives/ and configs/ names an objective
 (tests/test_objective_names.py checks it).
 """
 
+import pipeline
 from configs.errors import ConfigError
 from objectives import causal, gpt_bert, mlm, prefix_lm
 from objectives.base import FlopTerms, Objective, weighted_cross_entropy
@@ -56,6 +57,30 @@ def validate(config):
   return objective
 
 
+def train_flops_per_token(model_cfg, seq_len, objective_name, predictions_per_seq=None,
+                          objective_cfg=None):
+  """Training FLOPs per input token of `objective_name` on this model: models.counting's
+  formula with the FlopTerms the objective declares (Objective.train_flops)."""
+  return get(objective_name).train_flops(model_cfg, seq_len, predictions_per_seq, objective_cfg)
+
+
+def flops_breakdown(model_cfg, seq_len, objective_name, objective_cfg=None):
+  """models.counting.flops_breakdown with the FlopTerms of `objective_name`."""
+  return get(objective_name).train_flops(model_cfg, seq_len, objective_cfg=objective_cfg,
+                                         breakdown=True)
+
+
+def make_pipeline(config, split, *, process_index=0, process_count=1):
+  """pipeline.make_pipeline with the examples of config.objective.name."""
+  return pipeline.make_pipeline(config, split, get(config.objective.name),
+                                process_index=process_index, process_count=process_count)
+
+
+def get_tokenizer(config):
+  """pipeline.get_tokenizer, checked for the tokens config.objective.name needs."""
+  return pipeline.get_tokenizer(config, get(config.objective.name))
+
+
 def check_tokenizer(config, tokenizer):
   """The examples of this objective need these special tokens, and the model needs the rows."""
   objective = get(config.objective.name)
@@ -71,4 +96,5 @@ def check_tokenizer(config, tokenizer):
 
 
 __all__ = ["Objective", "FlopTerms", "NAMES", "FAMILY_DEFAULTS", "get", "for_family", "default_for", "validate", "check_tokenizer",
+           "train_flops_per_token", "flops_breakdown", "make_pipeline", "get_tokenizer",
            "weighted_cross_entropy"]

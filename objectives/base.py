@@ -26,6 +26,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from configs.errors import ConfigError
+from models import counting
+from models.spec import resolve
+
 Batch = Mapping[str, jax.Array]
 # name -> (sum over the batch, weight over the batch); divided once on the host.
 Metrics = dict[str, tuple[jax.Array, jax.Array]]
@@ -37,6 +41,12 @@ class FlopTerms:
   head_fraction: float                     # fraction of positions that reach the vocabulary head
   per_sequence_groups: tuple[str, ...] = ()  # parameter groups run once per sequence (NSP)
   attention_fraction: float = 1.0          # of the [L, L] score matrix: 1 bidirectional, 1/2 causal
+
+
+def _nothing_to_check(config) -> None:
+  """The default of an objective's own checks (a module-level function, so that an Objective
+  pickles by value: the pipeline's worker processes receive it)."""
+  del config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,8 +68,8 @@ class Objective:
   stats: Callable[[list, Any], dict]       # (batches, tokenizer) -> inspect --stats JSON
   format_row: Callable[[dict, int, Any], str]  # (batch, row, tokenizer) -> inspect's text
   example_fields: tuple[str, ...] = ()     # objective.* fields the examples read (fingerprint)
-  validate_fields: Callable[[Any], None] = lambda config: None  # objective.* values (no model)
-  validate_model: Callable[[Any], None] = lambda config: None   # objective x model cross-checks
+  validate_fields: Callable[[Any], None] = _nothing_to_check  # objective.* values (no model)
+  validate_model: Callable[[Any], None] = _nothing_to_check    # objective x model cross-checks
 
   def batch_spec(self, config):
     """config -> {key: (global shape, dtype)}: `layout` with the global batch in front."""
@@ -99,10 +109,23 @@ class Objective:
     return out
 
   def flops_per_token(self, model_cfg, data_cfg, objective_cfg):
-    """Training FLOPs per token (forward + backward), from models.counting's formula."""
-    import models  # models.counting owns the formula; imported late to keep objectives light
-    return models.train_flops_per_token(model_cfg, data_cfg.seq_len, self.name,
-                                        objective_cfg=objective_cfg)
+    """Training FLOPs per token (forward + backward): models.counting's formula with this
+    objective's FlopTerms."""
+    return self.train_flops(model_cfg, data_cfg.seq_len, objective_cfg=objective_cfg)
+
+  def train_flops(self, model_cfg, seq_len, predictions_per_seq=None, objective_cfg=None,
+                  breakdown=False):
+    """models.counting.train_flops (or, with `breakdown`, its flops_breakdown) with this
+    objective's FlopTerms, after checking that the objective suits the model's family.
+    predictions_per_seq overrides an MLM objective's objective_cfg.max_predictions_per_seq; with
+    neither, 0.15 of the positions reach the head."""
+    family = resolve(model_cfg).family
+    if family != self.family:
+      raise ConfigError(f"objective.name={self.name!r} needs model.family={self.family!r}, "
+                        f"got {family!r}")
+    terms = self.flop_terms(seq_len, objective_cfg, predictions_per_seq)
+    count = counting.flops_breakdown if breakdown else counting.train_flops
+    return count(model_cfg, seq_len, terms, f"objective.name={self.name!r}")
 
   def data_settings(self, objective_cfg):
     """What of objective.* decides the rows (the pipeline's fingerprint): the name alone, or

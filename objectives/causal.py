@@ -13,6 +13,9 @@ import jax.numpy as jnp
 
 from objectives.base import FlopTerms, Objective
 from objectives.head_loss import lm_cross_entropy
+from pipeline import causal_examples
+from pipeline import stats as stats_lib
+from pipeline import views
 
 
 def layout(config):
@@ -48,18 +51,15 @@ def flop_terms(seq_len, objective_cfg, predictions_per_seq):
 
 
 def _examples(data, tokenizer, config, split):
-  from pipeline import causal_examples  # the builder lives with the pipeline; late: no cycle
   return causal_examples.CausalExamples(data, tokenizer, config.data.seq_len, config.data.seed,
                                         split)
 
 
 def stats(batches, tokenizer):
-  from pipeline import stats as stats_lib
   return stats_lib.causal_stats(batches, tokenizer)
 
 
 def format_row(batch, row, tokenizer):
-  from pipeline import views
   return views.format_causal_row(batch, row, tokenizer)
 
 

@@ -20,6 +20,9 @@ from configs.errors import ConfigError
 from objectives import mlm, prefix_lm
 from objectives.base import FlopTerms, Objective
 from objectives.head_loss import weighted_cross_entropies
+from pipeline import decoder_examples
+from pipeline import stats
+from pipeline import views
 
 # objective.* fields the rows read (the data fingerprint).
 EXAMPLE_FIELDS = ("causal_fraction", "mask_prob", "mask_token_frac", "random_token_frac",
@@ -73,17 +76,14 @@ def validate_fields(config):
 
 
 def _examples(data, tokenizer, config, split):
-  from pipeline import decoder_examples  # the builder lives with the pipeline; late: no cycle
   return decoder_examples.GptBertExamples(data, tokenizer, config, split)
 
 
 def _stats(batches, tokenizer):
-  from pipeline import stats
   return stats.gpt_bert_stats(batches, tokenizer)
 
 
 def _format_row(batch, row, tokenizer):
-  from pipeline import views
   return views.format_gpt_bert_row(batch, row, tokenizer)
 
 

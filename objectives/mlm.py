@@ -15,9 +15,12 @@ import functools
 import jax.numpy as jnp
 
 from configs.errors import ConfigError
-from objectives import fields
+from configs import fields
 from objectives.base import FlopTerms, Objective, weighted_cross_entropy
 from objectives.head_loss import head_cross_entropy
+from pipeline import encoder_examples
+from pipeline import stats
+from pipeline import views
 
 # Optional keys the pipeline may add (packing); passed to the model when present.
 _OPTIONAL_INPUTS = ("doc_ids", "positions")
@@ -116,19 +119,16 @@ def _validate_model(config, name, nsp):
 
 
 def _examples(data, tokenizer, config, split, text, nsp):
-  from pipeline import encoder_examples  # the builder lives with the pipeline; late: no cycle
   return encoder_examples.EncoderExamples(
       data, tokenizer, config.objective, config.data.seq_len, config.data.seed, split,
       text=text, row_layout=layout(config, nsp))
 
 
 def _stats(batches, tokenizer):
-  from pipeline import stats
   return stats.encoder_stats(batches, tokenizer)
 
 
 def _format_row(batch, row, tokenizer):
-  from pipeline import views
   return views.format_encoder_row(batch, row, tokenizer)
 
 

@@ -14,6 +14,9 @@ import jax.numpy as jnp
 
 from objectives import causal
 from objectives.base import FlopTerms, Objective
+from pipeline import decoder_examples
+from pipeline import stats
+from pipeline import views
 
 
 def layout(config):
@@ -36,17 +39,14 @@ def flop_terms(seq_len, objective_cfg, predictions_per_seq):
 
 
 def _examples(data, tokenizer, config, split):
-  from pipeline import decoder_examples  # the builder lives with the pipeline; late: no cycle
   return decoder_examples.PrefixLMExamples(data, tokenizer, config, split)
 
 
 def _stats(batches, tokenizer):
-  from pipeline import stats
   return stats.prefix_lm_stats(batches, tokenizer)
 
 
 def _format_row(batch, row, tokenizer):
-  from pipeline import views
   return views.format_prefix_row(batch, row, tokenizer)
 
 

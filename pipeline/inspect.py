@@ -11,25 +11,16 @@ document segment with its position range, and the first (input -> target) pairs.
 import json
 import math
 
-from configs import cli, paths
+import cli
+from configs import paths
 from absl import flags
 from ml_collections import config_flags
 
 from configs.errors import ConfigError
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "config file (configs/<name>.py)")
-_NUM = flags.DEFINE_integer("num", 4, "examples to print")
-_STATS = flags.DEFINE_integer("stats", 0, "if > 0: print one JSON line of statistics over this "
-                              "many examples instead of examples")
-_SPLIT = flags.DEFINE_string("split", "", "split to read; '' = data.train_split")
-_STEP = flags.DEFINE_integer("step", 0, "first step to read")
-
-
 def main(argv):
   del argv
-  import objectives  # pylint: disable=g-import-not-at-top  (after flag parsing: fast --help)
-  import pipeline  # pylint: disable=g-import-not-at-top
-  from pipeline import stats as stats_lib  # pylint: disable=g-import-not-at-top
+  import objectives  # late: start-up time (JAX loads after flag parsing: a fast --help)
   try:
     config = _CONFIG.value
     if config is None:
@@ -38,7 +29,7 @@ def main(argv):
   except OSError as e:  # the config file is missing or failed to load
     raise ConfigError(" ".join(str(e).split())) from None
   paths.absolutize_config(config)
-  pipe = pipeline.make_pipeline(config, split)
+  pipe = objectives.make_pipeline(config, split)
   name = config.objective.name
   want = _STATS.value if _STATS.value > 0 else _NUM.value
   steps = math.ceil(want / pipe.host_batch_size)
@@ -46,11 +37,11 @@ def main(argv):
   if _STATS.value > 0:
     batches = [{k: v[:want - i * pipe.host_batch_size] for k, v in b.items()}
                for i, b in enumerate(batches)]
-    result = stats_lib.batch_stats(batches, pipe.tokenizer, name)
+    result = pipe.objective.stats(batches, pipe.tokenizer)
     result.update(objective=name, split=split, fingerprint=pipe.fingerprint)
     print(json.dumps(result, sort_keys=True))
     return
-  fmt = objectives.get(name).format_row
+  fmt = pipe.objective.format_row
   for i in range(want):
     b, row = batches[i // pipe.host_batch_size], i % pipe.host_batch_size
     print(f"--- example {i} (step {_STEP.value + i // pipe.host_batch_size}, row {row})")
@@ -64,5 +55,11 @@ def _main(argv):
     cli.fail(e)
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # the flags exist only for the command, not for importers
+  _CONFIG = config_flags.DEFINE_config_file("config", None, "config file (configs/<name>.py)")
+  _NUM = flags.DEFINE_integer("num", 4, "examples to print")
+  _STATS = flags.DEFINE_integer("stats", 0, "if > 0: print one JSON line of statistics over this "
+                                "many examples instead of examples")
+  _SPLIT = flags.DEFINE_string("split", "", "split to read; '' = data.train_split")
+  _STEP = flags.DEFINE_integer("step", 0, "first step to read")
   cli.run(_main)

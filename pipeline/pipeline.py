@@ -1,4 +1,9 @@
-"""Pipeline: batch(step) = this host's rows of global batch `step`, a pure f(seed, step)."""
+"""Pipeline: batch(step) = this host's rows of global batch `step`, a pure f(seed, step).
+
+The objective is an argument (an objectives.base.Objective: its example builder, the objective.*
+fields its rows read, the tokens it needs), so the pipeline never looks an objective up;
+objectives.make_pipeline passes config.objective.name's.
+"""
 import dataclasses
 import hashlib
 import json
@@ -8,7 +13,6 @@ from absl import logging
 import numpy as np
 
 from configs.errors import ConfigError
-import objectives
 from pipeline import corpora
 from pipeline import files as files_lib
 from pipeline import token_cache
@@ -28,7 +32,7 @@ def resolved_cache_dir(data_cfg) -> str:
   return os.path.join(data_dir, "pancake_cache")
 
 
-def _tokenizer(config, corpus=None) -> tokenization.Tokenizer:
+def _tokenizer(config, objective, corpus=None) -> tokenization.Tokenizer:
   d = config.data
   if d.tokenizer == "byte":
     tok = tokenization.byte_tokenizer()
@@ -44,14 +48,15 @@ def _tokenizer(config, corpus=None) -> tokenization.Tokenizer:
         corpus.documents(d.train_split), tokenization.TOKENIZER_TRAIN_MAX_CHARS)
     tok = tokenization.trained_tokenizer(d, resolved_cache_dir(d), corpus.fingerprint,
                                          train_docs)
-  tokenization.check_special_tokens(tok, config.objective.name, d)
+  tokenization.check_special_tokens(tok, objective, d)
   return tok
 
 
-def get_tokenizer(config) -> tokenization.Tokenizer:
-  """The tokenizer data.* describes (trained on the corpus and cached on first use)."""
-  validation.validate(config)
-  return _tokenizer(config)
+def get_tokenizer(config, objective) -> tokenization.Tokenizer:
+  """The tokenizer data.* describes (trained on the corpus and cached on first use), checked
+  for the special tokens `objective` needs."""
+  validation.validate(config, objective)
+  return _tokenizer(config, objective)
 
 
 @dataclasses.dataclass
@@ -64,6 +69,7 @@ class Pipeline:
   data: token_cache.TokenizedSplit
   builder: object
   fingerprint: str
+  objective: object  # the objectives.base.Objective whose examples these are
 
   @property
   def global_batch_size(self) -> int:
@@ -98,26 +104,27 @@ class Pipeline:
     return int(state["step"])
 
 
-def _fingerprint(config, corpus_fp: str, tokenizer_fp: str, split: str) -> str:
+def _fingerprint(config, objective, corpus_fp: str, tokenizer_fp: str, split: str) -> str:
   # Only the objective.* fields the rows read (its `data_settings`): masking settings do not
   # touch causal rows.
-  objective = objectives.get(config.objective.name).data_settings(config.objective)
   settings = dict(corpus=corpus_fp, tokenizer=tokenizer_fp, split=split,
-                  seq_len=config.data.seq_len, objective=objective,
+                  seq_len=config.data.seq_len,
+                  objective=objective.data_settings(config.objective),
                   segmentation=token_cache.SEGMENTATION_VERSION, builder=BUILDER_VERSION)
   raw = json.dumps(settings, sort_keys=True)
   return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
-def make_pipeline(config, split: str, *, process_index: int = 0,
+def make_pipeline(config, split: str, objective, *, process_index: int = 0,
                   process_count: int = 1) -> Pipeline:
-  """Builds (preparing corpus, tokenizer and token cache on first use) the pipeline of `split`."""
-  validation.validate(config, process_count)
+  """Builds (preparing corpus, tokenizer and token cache on first use) the pipeline of `split`,
+  whose rows `objective`'s example builder makes."""
+  validation.validate(config, objective, process_count)
   if not 0 <= process_index < process_count:
     raise ConfigError(f"process_index={process_index} must be in [0, {process_count})")
   d = config.data
   corpus = corpora.open_corpus(d)
-  tok = _tokenizer(config, corpus)
+  tok = _tokenizer(config, objective, corpus)
   if "model" in config and config.model.vocab_size < tok.vocab_size:
     raise ConfigError(f"model.vocab_size={config.model.vocab_size} is smaller than the "
                       f"tokenizer's vocabulary ({tok.vocab_size} ids)")
@@ -126,6 +133,7 @@ def make_pipeline(config, split: str, *, process_index: int = 0,
   data = token_cache.tokenized_split(resolved_cache_dir(d), key, documents, tok)
   if data.num_sentences == 0:
     raise ConfigError(f"split {split!r} of {corpus.description} has no text after tokenization")
-  builder = objectives.get(config.objective.name).examples(data, tok, config, split)
+  builder = objective.examples(data, tok, config, split)
   return Pipeline(config, split, process_index, process_count, tok, data, builder,
-                  _fingerprint(config, corpus.fingerprint, tok.fingerprint, split))
+                  _fingerprint(config, objective, corpus.fingerprint, tok.fingerprint, split),
+                  objective)

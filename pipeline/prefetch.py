@@ -18,13 +18,14 @@ pipeline/ (numpy, tokenizers), never JAX.
 import concurrent.futures
 import multiprocessing
 
+from pipeline.pipeline import make_pipeline
+
 _WORKER_PIPE = None  # set in each worker process by _init_worker
 
 
-def _init_worker(config, split, process_index, process_count):
-  global _WORKER_PIPE
-  from pipeline.pipeline import make_pipeline  # caches exist: opening them is cheap
-  _WORKER_PIPE = make_pipeline(config, split, process_index=process_index,
+def _init_worker(config, split, objective, process_index, process_count):
+  global _WORKER_PIPE  # caches exist: opening them is cheap
+  _WORKER_PIPE = make_pipeline(config, split, objective, process_index=process_index,
                                process_count=process_count)
 
 
@@ -40,7 +41,8 @@ class BatchPrefetcher:
       self._pool = concurrent.futures.ProcessPoolExecutor(
           num_workers, mp_context=multiprocessing.get_context("spawn"),
           initializer=_init_worker,
-          initargs=(pipe.config, pipe.split, pipe.process_index, pipe.process_count))
+          initargs=(pipe.config, pipe.split, pipe.objective, pipe.process_index,
+                    pipe.process_count))
       self._submit = lambda step: self._pool.submit(_worker_batch, step)
     else:
       self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="batch")

@@ -77,7 +77,7 @@ def embedded_documents() -> Iterator[tuple[str, str]]:
   Reads source files with `ast` (nothing is imported or executed), in sorted order, so the
   result depends only on the Python installation.
   """
-  from pydoc_data import topics  # pylint: disable=g-import-not-at-top
+  from pydoc_data import topics  # late: start-up time (read only to build the embedded corpus)
   for name in sorted(topics.topics):
     text = _reflow(topics.topics[name])
     if text:

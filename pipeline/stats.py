@@ -1,4 +1,5 @@
-"""Statistics of generated batches, as `python -m pipeline.inspect --stats N` prints them."""
+"""Statistics of generated batches, as `python -m pipeline.inspect --stats N` prints them (each
+objective names its function here as its `stats`)."""
 import numpy as np
 
 
@@ -58,12 +59,6 @@ def causal_stats(batches: list[dict], tokenizer) -> dict:
   return dict(examples=int(len(docs)), padding_fraction=1 - weights / max(1, tokens),
               mean_segments_per_row=float(docs.mean()), eot_fraction=eot / max(1, tokens),
               targets_are_shifted_inputs=bool(shifted))
-
-
-def batch_stats(batches: list[dict], tokenizer, objective_name: str) -> dict:
-  """The statistics the objective declares (its `stats`), over the given batches."""
-  import objectives  # pylint: disable=g-import-not-at-top  (objectives names these functions)
-  return objectives.get(objective_name).stats(batches, tokenizer)
 
 
 def prefix_lm_stats(batches: list[dict], tokenizer) -> dict:

@@ -319,16 +319,15 @@ def trained_tokenizer(data_cfg, cache_dir: str, corpus_fingerprint: str, train_t
   return tokenizer_from_hf(kind, tokenizers.Tokenizer.from_file(path))
 
 
-def check_special_tokens(tok: Tokenizer, objective_name: str, data_cfg) -> None:
-  """ConfigError naming the first special token the objective needs (its `special_ids`) that
-  the tokenizer lacks."""
-  import objectives  # pylint: disable=g-import-not-at-top  (objectives declare their tokens)
+def check_special_tokens(tok: Tokenizer, objective, data_cfg) -> None:
+  """ConfigError naming the first special token `objective` (an objectives.base.Objective)
+  needs (its `special_ids`) that the tokenizer lacks."""
   names = WORDPIECE_SPECIALS if tok.kind == "wordpiece" else BPE_SPECIALS
-  for attr in objectives.get(objective_name).special_ids:
+  for attr in objective.special_ids:
     if getattr(tok, attr) is None:
       role = attr[:-3]
       token = names.get(role, "[SEP]" if role == "eot" else role)
       source = f"data.vocab_file={data_cfg.vocab_file!r}" if data_cfg.vocab_file else \
           f"the {tok.kind} tokenizer"
       raise ConfigError(f"{source} has no {token} token, which objective.name="
-                        f"{objective_name!r} needs (as its {role} token)")
+                        f"{objective.name!r} needs (as its {role} token)")

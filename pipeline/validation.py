@@ -1,9 +1,8 @@
 """pipeline.validate: every data.* and objective.* value checked before anything is built."""
 import os
 
+from configs import fields
 from configs.errors import ConfigError
-import objectives
-from objectives import fields
 
 CORPORA = ("embedded", "local_text", "tfds")
 TOKENIZERS = ("wordpiece", "bpe", "byte")
@@ -11,11 +10,12 @@ DECODE_ERRORS = ("error", "skip")
 _one_of, _in_range, _int_at_least = fields.one_of, fields.in_range, fields.int_at_least
 
 
-def validate(config, process_count: int = 1) -> None:
-  """Raises ConfigError for a bad data.*, objective.* or batch-sharding value."""
+def validate(config, objective, process_count: int = 1) -> None:
+  """Raises ConfigError for a bad data.*, objective.* or batch-sharding value. `objective`: the
+  objectives.base.Objective of config.objective.name (its layout, length and own checks)."""
   d, o = config.data, config.objective
-  _one_of("objective.name", o.name, objectives.NAMES)
-  objective = objectives.get(o.name)
+  if objective.name != o.name:
+    raise ValueError(f"objective {objective.name!r} given for objective.name={o.name!r}")
   _one_of("data.corpus", d.corpus, CORPORA)
   _one_of("data.tokenizer", d.tokenizer, TOKENIZERS)
   _one_of("data.on_decode_error", d.on_decode_error, DECODE_ERRORS)

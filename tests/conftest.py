@@ -34,10 +34,11 @@ def make_embedded_config(data_dir: str, objective: str = "causal", tokenizer: st
 
 @pytest.fixture(scope="session")
 def embedded_data_dir(tmp_path_factory) -> str:
+  import objectives  # pylint: disable=g-import-not-at-top
   import pipeline  # pylint: disable=g-import-not-at-top
   data_dir = str(tmp_path_factory.mktemp("pancake_tfds"))
-  pipeline.get_tokenizer(make_embedded_config(data_dir, "mlm_nsp", "wordpiece"))
-  pipeline.get_tokenizer(make_embedded_config(data_dir, "causal", "bpe"))
+  objectives.get_tokenizer(make_embedded_config(data_dir, "mlm_nsp", "wordpiece"))
+  objectives.get_tokenizer(make_embedded_config(data_dir, "causal", "bpe"))
   return data_dir
 
 

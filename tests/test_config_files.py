@@ -1,4 +1,4 @@
-"""A config file that cannot give a config (configs/cli.py load_config_file): a syntax error, an
+"""A config file that cannot give a config (cli.py load_config_file): a syntax error, an
 exception inside get_config(), a missing file, a file without get_config. Every entry point
 (train.py, eval.py, the `python -m` tools) exits 2 with one line naming the file, before JAX
 starts."""
@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from configs import cli
+import cli
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -99,8 +99,9 @@ def test_bare_bert_model_initialises_the_heads_and_its_hidden_states_match(saved
 def test_export_is_bitwise_inverse_and_loads_in_transformers(saved, tmp_path, name, auto):
   hf_dir, _ = saved[name]
   config, setup, params = _imported(hf_dir, model__scan_layers=name == "BertForMaskedLM")
+  import objectives
   import pipeline
-  tokenizer = pipeline.get_tokenizer(config)
+  tokenizer = objectives.get_tokenizer(config)
   out = str(tmp_path / "export")
   hf.export(config, params, tokenizer, out)
   original = load_file(os.path.join(hf_dir, hf.WEIGHTS_FILE))

@@ -13,7 +13,7 @@ from safetensors.numpy import load_file, save_file
 
 from configs import from_hf
 from configs.errors import ConfigError
-from interop import hf, hf_config
+from interop import export, hf, hf_config
 from tests import interop_testlib as lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -40,6 +40,7 @@ def _edit_config(hf_dir, **changes):
 
 def _check(hf_dir, **overrides):
   """The checks train.py runs before it writes to the workdir (trainlib/loop.py)."""
+  import objectives
   import pipeline
   from trainlib import loop
   from trainlib import mesh as mesh_lib
@@ -50,7 +51,7 @@ def _check(hf_dir, **overrides):
     config[section][field] = value
   loop.validate(config)
   setup = state_lib.build_setup(config, mesh_lib.make_mesh(config))
-  hf.check(config, pipeline.get_tokenizer(config), setup.abstract_state.params)
+  hf.check(config, objectives.get_tokenizer(config), setup.abstract_state.params)
   return config
 
 
@@ -162,7 +163,7 @@ def test_export_cli_from_another_mesh_is_bitwise_the_in_process_export(embedded_
   from tests.eval_testlib import trained_run
   config, workdir = trained_run("causal", embedded_data_dir, str(tmp_path_factory.mktemp("runs")))
   here = str(tmp_path / "here")
-  hf.export_run(config, workdir, here)
+  export.export_run(config, workdir, here)
   out = tmp_path / "cli"
   proc = _run(["-m", "interop.hf", "export", "--config=tests/eval_cli_config.py:causal",
                f"--config.data.data_dir={embedded_data_dir}", "--config.mesh.data=1",

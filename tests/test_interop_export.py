@@ -1,4 +1,4 @@
-"""Export keeps what it imported (interop/hf.py head_status, plan_export, export_run).
+"""Export keeps what it imported (interop/hf.py head_status and plan_export, interop/export.py export_run).
 
 The round trip of a checkpoint in the layout save_pretrained and sentence-transformers write: a
 random-init BertModel WITH its pooler (2 layers x 64) saved by transformers, with a tokenizer.json
@@ -20,7 +20,7 @@ import transformers
 from safetensors.numpy import load_file
 
 from configs import from_hf
-from interop import hf
+from interop import export, hf
 from tests import interop_testlib as lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -140,9 +140,10 @@ def test_bert_model_export_after_mlm_training_keeps_the_pooler_for_auto_model(be
   setup = state_lib.build_setup(config, mesh_lib.make_mesh(config))
   params = hf.load_params(config, setup.abstract_state.params,
                           fallback=lambda: state_lib.init_params(setup))
+  import objectives
   import pipeline
   out = str(tmp_path / "out")
-  hf.export(config, params, pipeline.get_tokenizer(config), out, steps_trained=5)
+  hf.export(config, params, objectives.get_tokenizer(config), out, steps_trained=5)
   assert json.load(open(os.path.join(out, "config.json")))["architectures"] == ["BertForMaskedLM"]
   tensors = load_file(os.path.join(out, hf.WEIGHTS_FILE))
   assert "bert.pooler.dense.weight" in tensors and "cls.predictions.bias" in tensors
@@ -167,7 +168,7 @@ def test_step_other_than_0_without_checkpoints_is_a_run_dir_error(bert_model_dir
   from evals import runner
   hf_dir, _ = bert_model_dir
   with pytest.raises(runner.RunDirError, match="--step 5 has no checkpoint"):
-    hf.export_run(from_hf.get_config(hf_dir), str(tmp_path / "empty"), str(tmp_path / "o"), 5)
+    export.export_run(from_hf.get_config(hf_dir), str(tmp_path / "empty"), str(tmp_path / "o"), 5)
   assert not (tmp_path / "o").exists()
 
 

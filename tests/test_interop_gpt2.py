@@ -14,7 +14,7 @@ import transformers
 from safetensors.numpy import load_file
 
 from configs import from_hf
-from interop import hf
+from interop import export, hf
 from tests import interop_testlib as lib
 
 TOL = 1e-5
@@ -80,8 +80,9 @@ def test_import_on_a_sharded_mesh_reads_shards(gpt2, fsdp, tensor):
 def test_export_is_bitwise_inverse_and_loads_in_transformers(gpt2, tmp_path, scan):
   hf_dir, model = gpt2
   config, setup, params = _imported(hf_dir, model__scan_layers=scan)
+  import objectives
   import pipeline
-  tokenizer = pipeline.get_tokenizer(config)
+  tokenizer = objectives.get_tokenizer(config)
   out = str(tmp_path / "export")
   hf.export(config, params, tokenizer, out)
   original, exported = load_file(os.path.join(hf_dir, hf.WEIGHTS_FILE)), load_file(
@@ -113,9 +114,10 @@ def test_generate_suite_equals_hf_generate(gpt2, tmp_path):
   records = runner.run(config, workdir, "generate", echo=lambda *_: None)
   record = records["generate"]
   assert record["checkpoint_step"] == 0 and record["params_from"] == f"hf:{hf_dir}"
+  import objectives
   import pipeline
   from evals import generate
-  tok = pipeline.get_tokenizer(config)
+  tok = objectives.get_tokenizer(config)
   for sample, prompt in zip(record["samples"], generate.prompt_ids(tok, config)):
     theirs = lib.hf_greedy(model, prompt, 32, tok.eot_id)
     assert sample["greedy_tokens"] == theirs
@@ -127,6 +129,7 @@ def test_train_starts_from_the_imported_weights(gpt2, tmp_path):
   then training moves on from there."""
   hf_dir, model = gpt2
   from trainlib import loop
+  import objectives
   import pipeline
   text = tmp_path / "corpus.txt"
   lines = lib.text_lines(400)
@@ -141,7 +144,7 @@ def test_train_starts_from_the_imported_weights(gpt2, tmp_path):
   result = loop.train_and_evaluate(config, workdir)
   rows = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
   step0 = next(r for r in rows if r["split"] == "eval" and r["step"] == 0)
-  eval_pipe = pipeline.make_pipeline(config, d.eval_split)
+  eval_pipe = objectives.make_pipeline(config, d.eval_split)
   theirs = lib.hf_causal_loss(model, eval_pipe.batch(0))
   print(f"step-0 held-out loss: pancake {step0['lm_loss']:.6f}, HF {theirs:.6f}")
   assert abs(step0["lm_loss"] - theirs) < 1e-4
@@ -154,22 +157,23 @@ def test_trained_run_exports_with_the_same_heldout_loss_and_greedy_text(embedded
   gives its held-out loss on the same batches and its greedy continuations."""
   from evals import runner
   from tests.eval_testlib import trained_run
+  import objectives
   import pipeline
   config, trained = trained_run("causal", embedded_data_dir, str(tmp_path_factory.mktemp("runs")))
   workdir = str(tmp_path / "run")
   shutil.copytree(trained, workdir)  # the eval below writes into the run directory
   out = str(tmp_path / "exported")
-  assert hf.export_run(config, workdir, out) == 12
+  assert export.export_run(config, workdir, out) == 12
   reloaded = transformers.AutoModelForCausalLM.from_pretrained(out).eval()
   config.eval.generate_max_new_tokens = 16
   records = runner.run(config, workdir, "heldout,generate", echo=lambda *_: None)
-  eval_pipe = pipeline.make_pipeline(config, config.data.eval_split)
+  eval_pipe = objectives.make_pipeline(config, config.data.eval_split)
   theirs = lib.hf_causal_loss(reloaded, eval_pipe.batch(0))
   ours = records["heldout"]["metrics"]["lm_loss"]
   print(f"trained run held-out loss: pancake {ours:.6f}, transformers {theirs:.6f}")
   assert abs(ours - theirs) < 1e-4
   from evals import generate
-  tok = pipeline.get_tokenizer(config)
+  tok = objectives.get_tokenizer(config)
   for sample, prompt in zip(records["generate"]["samples"], generate.prompt_ids(tok, config)):
     assert sample["greedy_tokens"] == lib.hf_greedy(reloaded, prompt, 16, tok.eot_id)
 
@@ -200,8 +204,9 @@ def test_untied_lm_head_in_and_out(tmp_path):
   ours = _pancake_logits(setup, params, ids, mask)
   theirs = lib.torch_logits(model, ids, mask).logits.numpy()
   assert np.abs(ours[mask > 0] - theirs[mask > 0]).max() < TOL
+  import objectives
   import pipeline
-  hf.export(config, params, pipeline.get_tokenizer(config), str(tmp_path / "out"))
+  hf.export(config, params, objectives.get_tokenizer(config), str(tmp_path / "out"))
   original = load_file(os.path.join(hf_dir, hf.WEIGHTS_FILE))
   exported = load_file(str(tmp_path / "out" / hf.WEIGHTS_FILE))
   assert "lm_head.weight" in exported and exported.keys() == original.keys()

@@ -65,8 +65,9 @@ def test_imported_logits_equal_hf_with_padding(llama, scan):
 def test_export_is_bitwise_inverse_and_loads_in_transformers(llama, tmp_path):
   hf_dir, _ = llama
   config, setup, params = _imported(hf_dir)
+  import objectives
   import pipeline
-  tokenizer = pipeline.get_tokenizer(config)
+  tokenizer = objectives.get_tokenizer(config)
   out = str(tmp_path / "export")
   hf.export(config, params, tokenizer, out)
   original = load_file(os.path.join(hf_dir, hf.WEIGHTS_FILE))
@@ -92,8 +93,9 @@ def test_tied_head_in_and_out(tmp_path):
   config, setup, params = _imported(hf_dir)
   assert config.model.tie_embeddings and "lm_head" not in params
   assert _max_diff(setup, params, model, seed=2) < TOL
+  import objectives
   import pipeline
-  hf.export(config, params, pipeline.get_tokenizer(config), str(tmp_path / "out"))
+  hf.export(config, params, objectives.get_tokenizer(config), str(tmp_path / "out"))
   original = load_file(os.path.join(hf_dir, hf.WEIGHTS_FILE))
   exported = load_file(str(tmp_path / "out" / hf.WEIGHTS_FILE))
   assert "lm_head.weight" not in exported and exported.keys() == original.keys()
@@ -154,13 +156,14 @@ def test_llama_export_refuses_what_llama_cannot_hold():
 def test_import_checks_pass_and_catch_a_foreign_tokenizer(llama):
   """hf.check (train.py / eval.py, before the workdir): the saved model passes; an EOS id that
   is not the tokenizer's end-of-text token is refused."""
+  import objectives
   import pipeline
   from trainlib import mesh as mesh_lib
   from trainlib import state as state_lib
   hf_dir, _ = llama
   config = from_hf.get_config(hf_dir)
   setup = state_lib.build_setup(config, mesh_lib.make_mesh(config))
-  tokenizer = pipeline.get_tokenizer(config)
+  tokenizer = objectives.get_tokenizer(config)
   hf.check(config, tokenizer, setup.abstract_state.params)
   cfg = json.load(open(os.path.join(hf_dir, "config.json")))
   try:

@@ -90,8 +90,9 @@ def test_the_window_and_block_0_identity_matter(modernbert):
 def test_export_is_bitwise_inverse_and_loads_in_transformers(modernbert, tmp_path):
   hf_dir, _ = modernbert
   config, setup, params = _imported(hf_dir)
+  import objectives
   import pipeline
-  tokenizer = pipeline.get_tokenizer(config)
+  tokenizer = objectives.get_tokenizer(config)
   out = str(tmp_path / "export")
   hf.export(config, params, tokenizer, out)
   original = load_file(os.path.join(hf_dir, hf.WEIGHTS_FILE))
@@ -119,8 +120,9 @@ def test_untied_decoder_in_and_out(tmp_path):
   assert not config.model.tie_embeddings and "mlm_decoder" in params
   assert config.model.global_every == 2
   assert _max_diff(setup, params, model, seed=2) < TOL
+  import objectives
   import pipeline
-  hf.export(config, params, pipeline.get_tokenizer(config), str(tmp_path / "out"))
+  hf.export(config, params, objectives.get_tokenizer(config), str(tmp_path / "out"))
   original = load_file(os.path.join(hf_dir, hf.WEIGHTS_FILE))
   exported = load_file(str(tmp_path / "out" / hf.WEIGHTS_FILE))
   assert "decoder.weight" in exported and exported.keys() == original.keys()

@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 import transformers
 
+import objectives
 import pipeline
 from configs import from_hf
 from tests import interop_testlib as lib
@@ -63,7 +64,7 @@ def _pad_and_truncate_file(path, pad_token, pad_id):
 
 def _ours_and_theirs(hf_dir):
   config = from_hf.get_config(hf_dir)
-  return config, pipeline.get_tokenizer(config), transformers.AutoTokenizer.from_pretrained(hf_dir)
+  return config, objectives.get_tokenizer(config), transformers.AutoTokenizer.from_pretrained(hf_dir)
 
 
 def _assert_same_ids(ours, theirs, lines):
@@ -209,7 +210,7 @@ def test_padded_tokenizer_json_keeps_every_token_of_a_long_document_in_the_corpu
   c.data.data_dir, c.data.cache_dir = str(tmp_path / "data"), str(tmp_path / "cache")
   tok, cached = None, []
   for split in ("train", "validation"):
-    pipe = pipeline.make_pipeline(config, split)
+    pipe = objectives.make_pipeline(config, split)
     tok, data = pipe.tokenizer, pipe.data
     cached += _docs_of(data)
     assert np.count_nonzero(np.asarray(data.tokens) == tok.pad_id) == 0

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import models
+import objectives
 from configs import base, presets
 from configs.errors import ConfigError
 from models import counting
@@ -285,16 +286,16 @@ def test_modern_param_counts_by_hand():
 
 
 def test_windowed_attention_flops_count_the_keys_each_query_sees():
-  dense = models.train_flops_per_token(tiny("encoder"), 16, "mlm")
+  dense = objectives.train_flops_per_token(tiny("encoder"), 16, "mlm")
   windowed_cfg = tiny("encoder", attention_window=4, global_every=2, num_layers=2)
-  windowed = models.train_flops_per_token(windowed_cfg, 16, "mlm")
+  windowed = objectives.train_flops_per_token(windowed_cfg, 16, "mlm")
   keys = window_mask(16, 4, False).sum() / 16  # mean keys per query in the windowed layer
   spec = resolve(windowed_cfg)
   assert dense - windowed == pytest.approx(12 * spec.d_attn * (16 - keys))
-  causal = models.train_flops_per_token(tiny("decoder", attention_window=4), 16, "causal")
+  causal = objectives.train_flops_per_token(tiny("decoder", attention_window=4), 16, "causal")
   causal_keys = window_mask(16, 4, True).sum() / 16
   # Global causal layers keep the existing L / 2 keys per query; windowed ones count theirs.
-  assert models.train_flops_per_token(tiny("decoder"), 16, "causal") - causal == pytest.approx(
+  assert objectives.train_flops_per_token(tiny("decoder"), 16, "causal") - causal == pytest.approx(
       2 * 12 * spec.d_attn * (16 / 2 - causal_keys))
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import models
+import objectives
 from configs import base
 from configs.errors import ConfigError
 from models import counting
@@ -152,7 +153,7 @@ def test_train_flops_formula():
   m = preset("gpt2_small").model
   n_stack = 12 * (12 * 768**2 + 13 * 768) + 2 * 768
   want = 6 * (n_stack + 768 * 50257) + 6 * 12 * 1024 * 768  # causal: half of 12 L T d
-  assert models.train_flops_per_token(m, 1024, "causal") == pytest.approx(want, rel=1e-12)
+  assert objectives.train_flops_per_token(m, 1024, "causal") == pytest.approx(want, rel=1e-12)
   # Encoder: the vocab head (and its transform) only on the predicted fraction of positions,
   # pooler + NSP once per sequence, full (bidirectional) attention.
   e = preset("bert_base").model
@@ -160,13 +161,13 @@ def test_train_flops_formula():
   head = groups["mlm_head"] + 768 * 30522 + 30522
   nsp = groups["pooler"] + groups["nsp_classifier"]
   want = 6 * (groups["stack"] + 20 / 128 * head + nsp / 128) + 12 * 12 * 128 * 768
-  assert models.train_flops_per_token(e, 128, "mlm_nsp", 20) == pytest.approx(want, rel=1e-12)
-  without_nsp = models.train_flops_per_token(e, 128, "mlm", 20)
+  assert objectives.train_flops_per_token(e, 128, "mlm_nsp", 20) == pytest.approx(want, rel=1e-12)
+  without_nsp = objectives.train_flops_per_token(e, 128, "mlm", 20)
   assert without_nsp == pytest.approx(want - 6 * nsp / 128, rel=1e-12)
   with pytest.raises(ConfigError, match="model.family"):
-    models.train_flops_per_token(e, 128, "causal")
+    objectives.train_flops_per_token(e, 128, "causal")
   with pytest.raises(ConfigError, match="objective.name"):
-    models.train_flops_per_token(m, 128, "mlm_everything")
+    objectives.train_flops_per_token(m, 128, "mlm_everything")
 
 
 @pytest.mark.parametrize("family,objective", [("encoder", "mlm"), ("decoder", "causal")])
@@ -193,7 +194,7 @@ def test_train_flops_agree_with_xla_on_an_unrolled_model(family, objective):
 
   cost = jit(jax.grad(loss)).lower(params).compile().cost_analysis()
   xla = (cost[0] if isinstance(cost, list) else cost)["flops"] / (batch * length)
-  ours = models.train_flops_per_token(m, length, objective, predictions)
+  ours = objectives.train_flops_per_token(m, length, objective, predictions)
   if family == "decoder":
     ours += 6 * 2 * length * 128  # the masked half XLA computes anyway
   assert xla == pytest.approx(ours, rel=0.02)
@@ -259,7 +260,7 @@ def test_summary_cli_prints_one_json_line_and_rejects_bad_configs():
   assert summary["params_total"] == 174_604_259_328
   assert summary["params_non_embedding"] == 173_961_535_488
   assert summary["train_flops_per_token"] == pytest.approx(
-      models.train_flops_per_token(preset("gpt3_175b").model, 2048, "causal"))
+      objectives.train_flops_per_token(preset("gpt3_175b").model, 2048, "causal"))
   two_layers = json.loads(out2)
   assert two_layers["num_layers"] == 2
   assert two_layers["params_total"] == 124_439_808 - 10 * (12 * 768**2 + 13 * 768)

@@ -64,16 +64,16 @@ def test_prefix_lm_loss_is_the_token_mean_over_the_suffix():
 
 def test_decoder_objective_flops():
   m = tiny_config("causal", seq_len=64).model
-  causal = models.train_flops_per_token(m, 64, "causal")
+  causal = objectives.train_flops_per_token(m, 64, "causal")
   attention = 12 * m.num_layers * 64 * m.d_model  # the whole score matrix
   config = tiny_config("causal")
   config.objective.causal_fraction = 0.25
-  hybrid = models.train_flops_per_token(m, 64, "gpt_bert", objective_cfg=config.objective)
+  hybrid = objectives.train_flops_per_token(m, 64, "gpt_bert", objective_cfg=config.objective)
   assert hybrid == pytest.approx(causal + attention * 0.75 / 2)  # 3/4 of the rows bidirectional
-  prefix = models.train_flops_per_token(m, 64, "prefix_lm")
+  prefix = objectives.train_flops_per_token(m, 64, "prefix_lm")
   assert causal < prefix < causal + attention / 2
   with pytest.raises(ConfigError, match="model.family"):
-    models.train_flops_per_token(tiny_config("mlm").model, 16, "gpt_bert")
+    objectives.train_flops_per_token(tiny_config("mlm").model, 16, "gpt_bert")
 
 
 def test_the_registry_declares_everything_once():

@@ -9,6 +9,7 @@ import os
 import pytest
 
 import models
+import objectives
 from configs.errors import ConfigError
 from configs.paired import base
 from configs.sweeps import paired_cpu
@@ -23,7 +24,7 @@ def _config(name, size="cpu"):
 
 
 def _flops(c):
-  per_token = models.train_flops_per_token(c.model, c.data.seq_len, c.objective.name,
+  per_token = objectives.train_flops_per_token(c.model, c.data.seq_len, c.objective.name,
                                            objective_cfg=c.objective)
   return per_token * c.train.num_steps * c.train.global_batch_size * c.data.seq_len
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+import objectives
 import pipeline
 from configs.base import get_config
 from configs.errors import ConfigError
@@ -55,10 +56,10 @@ def test_local_text_pipeline_on_tinyshakespeare(tmp_path):
     pytest.skip("shared/data/tinyshakespeare.txt is absent")
   config = _local(tmp_path, SHAKESPEARE, tmp_path / "d", fraction=0.05)
   config.objective.name, config.data.seq_len = "causal", 128
-  pipe = pipeline.make_pipeline(config, "train")
+  pipe = objectives.make_pipeline(config, "train")
   text = pipe.tokenizer.decode(pipe.batch(0)["input_ids"][0])
   assert len(text) > 50 and any(w in text for w in (" the ", " and ", " I ", " to "))
-  val = pipeline.make_pipeline(config, "validation")
+  val = objectives.make_pipeline(config, "validation")
   assert 0 < val.data.num_tokens < pipe.data.num_tokens / 5
 
 
@@ -93,16 +94,16 @@ def test_tfds_catalog_dataset_by_name_and_version(tmp_path):
   c.data.corpus, c.data.tfds_name, c.data.text_key = "tfds", "pancake_test_catalog:1.2.0", "body"
   c.data.data_dir, c.data.tokenizer, c.data.seq_len = data_dir, "byte", 24
   c.objective.name, c.model.vocab_size = "mlm", 512
-  pipe = pipeline.make_pipeline(c, "train")
+  pipe = objectives.make_pipeline(c, "train")
   assert pipe.data.num_docs == 40
   b = pipe.batch(0)
   assert b["input_ids"].shape == (32, 24) and np.all(b["input_ids"][:, 0] == pipe.tokenizer.cls_id)
   c.data.text_key = "title"
   with pytest.raises(ConfigError, match="data.text_key='title' is not a feature"):
-    pipeline.make_pipeline(c, "train")
+    objectives.make_pipeline(c, "train")
   c.data.text_key, c.data.tfds_name = "body", "pancake_test_catalog:9.9.9"
   with pytest.raises(ConfigError, match="data.tfds_name='pancake_test_catalog:9.9.9'"):
-    pipeline.make_pipeline(c, "train")
+    objectives.make_pipeline(c, "train")
 
 
 def test_offline_preparation_says_what_it_does_not_downloading_unknown_size(tmp_path, capfd):

@@ -3,6 +3,7 @@ losses, the exact causal/masked split of every batch and BERT's masking statisti
 import numpy as np
 import pytest
 
+import objectives
 import pipeline
 from pipeline import stats as stats_lib
 
@@ -20,20 +21,20 @@ def _config(embedded_config, name, **overrides):
 
 @pytest.fixture(scope="module")
 def causal_batches(embedded_config):
-  pipe = pipeline.make_pipeline(embedded_config("causal", data__seq_len=L,
+  pipe = objectives.make_pipeline(embedded_config("causal", data__seq_len=L,
                                                 train__global_batch_size=B), "train")
   return _batches(pipe, 100)
 
 
 @pytest.fixture(scope="module")
 def prefix_run(embedded_config):
-  pipe = pipeline.make_pipeline(_config(embedded_config, "prefix_lm"), "train")
+  pipe = objectives.make_pipeline(_config(embedded_config, "prefix_lm"), "train")
   return pipe, _batches(pipe, 100)
 
 
 @pytest.fixture(scope="module")
 def gpt_bert_run(embedded_config):
-  pipe = pipeline.make_pipeline(_config(embedded_config, "gpt_bert", objective__causal_fraction=0.25),
+  pipe = objectives.make_pipeline(_config(embedded_config, "gpt_bert", objective__causal_fraction=0.25),
                                 "train")
   return pipe, _batches(pipe, 100)
 
@@ -59,7 +60,7 @@ def test_prefix_loss_is_on_the_suffix_only(prefix_run):
       p = int(b["prefix_len"][r])
       w = b["target_weights"][r]
       assert np.all(w[:p - 1] == 0) and np.all(w[p - 1:] == 1)  # predicts tokens p .. L
-  s = stats_lib.batch_stats(batches, pipe.tokenizer, "prefix_lm")
+  s = objectives.get("prefix_lm").stats(batches, pipe.tokenizer)
   assert s["loss_on_suffix_only"] and s["targets_are_shifted_inputs"]
   assert abs(s["mean_prefix_fraction"] - 0.5) < 0.02
   # E[(L - P + 1) / L] for P uniform in [1, L - 1]
@@ -97,7 +98,7 @@ def test_gpt_bert_masked_rows_predict_the_next_masked_token(gpt_bert_run, causal
       assert not np.isin(original[j], specials).any()
       unmasked = np.setdiff1d(np.arange(L), j)
       np.testing.assert_array_equal(b["input_ids"][r][unmasked], original[unmasked])
-  s = stats_lib.batch_stats(batches, tok, "gpt_bert")
+  s = objectives.get("gpt_bert").stats(batches, tok)
   assert s["causal_row_fraction"] == 0.25 and s["causal_targets_are_shifted_inputs"]
   assert s["special_tokens_selected"] == 0
   assert s["masked_fraction"] == pytest.approx(selected / candidates)
@@ -110,8 +111,8 @@ def test_gpt_bert_masked_rows_predict_the_next_masked_token(gpt_bert_run, causal
 def test_decoder_objectives_resume_and_split_over_hosts(embedded_config):
   for name in ("prefix_lm", "gpt_bert"):
     config = _config(embedded_config, name)
-    whole = pipeline.make_pipeline(config, "train").batch(7)
-    halves = [pipeline.make_pipeline(config, "train", process_index=i, process_count=2).batch(7)
+    whole = objectives.make_pipeline(config, "train").batch(7)
+    halves = [objectives.make_pipeline(config, "train", process_index=i, process_count=2).batch(7)
               for i in range(2)]
     for k in whole:
       np.testing.assert_array_equal(whole[k], np.concatenate([h[k] for h in halves]))
@@ -122,7 +123,7 @@ def test_gpt_bert_checks_its_ratio(embedded_config):
     config = _config(embedded_config, "gpt_bert", objective__causal_fraction=fraction)
     config.train.global_batch_size = batch
     with pytest.raises(pipeline.ConfigError, match="objective.causal_fraction"):
-      pipeline.validate(config)
+      pipeline.validate(config, objectives.get(config.objective.name))
 
 
 @pytest.mark.parametrize("name", ["prefix_lm", "gpt_bert"])

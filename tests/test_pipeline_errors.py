@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+import objectives
 import pipeline
 from configs.base import get_config
 from configs.errors import ConfigError
@@ -36,10 +37,10 @@ def _nothing_written(data_dir):
 def test_missing_corpus(tmp_path):
   config = _local_config(tmp_path, str(tmp_path / "nope" / "*.txt"))
   with pytest.raises(ConfigError, match=r"data.text_files: .*matches no file"):
-    pipeline.make_pipeline(config, "train")
+    objectives.make_pipeline(config, "train")
   config.data.text_files = ""
   with pytest.raises(ConfigError, match="data.text_files=''"):
-    pipeline.validate(config)
+    pipeline.validate(config, objectives.get(config.objective.name))
 
 
 def test_empty_corpus_writes_nothing(tmp_path):
@@ -47,7 +48,7 @@ def test_empty_corpus_writes_nothing(tmp_path):
   (tmp_path / "b.txt").write_text("")
   config = _local_config(tmp_path, str(tmp_path / "*.txt"))
   with pytest.raises(pipeline.CorpusError, match="no documents"):
-    pipeline.make_pipeline(config, "train")
+    objectives.make_pipeline(config, "train")
   assert _nothing_written(config.data.data_dir)
 
 
@@ -57,7 +58,7 @@ def test_non_utf8_reports_file_and_offset_and_writes_nothing(tmp_path):
   path.write_bytes(content)
   config = _local_config(tmp_path, str(path))
   with pytest.raises(pipeline.CorpusError) as err:
-    pipeline.make_pipeline(config, "train")
+    objectives.make_pipeline(config, "train")
   message = str(err.value)
   offset = content.index(b"\xff")
   assert str(path) in message and f"byte offset {offset}" in message
@@ -72,7 +73,7 @@ def test_non_utf8_skip_drops_the_document_and_logs(tmp_path, caplog):
   config = _local_config(tmp_path, str(tmp_path / "mixed.txt"), on_decode_error="skip",
                          seq_len=16)
   with caplog.at_level(logging.WARNING):
-    pipe = pipeline.make_pipeline(config, "train")
+    pipe = objectives.make_pipeline(config, "train")
   assert any("skipped 1 document" in r.getMessage() for r in caplog.records)
   from pipeline import corpora  # pylint: disable=g-import-not-at-top
   corpus = corpora.open_corpus(config.data)
@@ -94,9 +95,9 @@ def test_vocab_without_required_special_token(tmp_path, embedded_data_dir):
   c.data.data_dir, c.data.tokenizer, c.data.vocab_file = embedded_data_dir, "wordpiece", vocab
   c.objective.name = "mlm"
   with pytest.raises(ConfigError, match=r"vocab_file=.*no \[MASK\] token.*'mlm'"):
-    pipeline.get_tokenizer(c)
+    objectives.get_tokenizer(c)
   c.objective.name = "causal"  # [SEP] is the document separator: this vocabulary is enough
-  assert pipeline.get_tokenizer(c).eot_id == 3
+  assert objectives.get_tokenizer(c).eot_id == 3
 
 
 def test_gpt2_vocab_has_no_mask_token(tmp_path):
@@ -111,14 +112,14 @@ def test_gpt2_vocab_has_no_mask_token(tmp_path):
   c.data.merges_file = str(tmp_path / "merges.txt")
   c.objective.name = "causal"
   with pytest.raises(ConfigError, match=r"no <\|endoftext\|> token.*'causal'"):
-    pipeline.get_tokenizer(c)
+    objectives.get_tokenizer(c)
   vocab["<|endoftext|>"] = len(vocab)
   (tmp_path / "vocab.json").write_text(json.dumps(vocab))
-  tok = pipeline.get_tokenizer(c)
+  tok = objectives.get_tokenizer(c)
   assert tok.encode("the") == [vocab["th"], vocab["e"]]
   c.objective.name = "mlm_nsp"
   with pytest.raises(ConfigError, match=r"no <pad> token|no <mask> token"):
-    pipeline.get_tokenizer(c)
+    objectives.get_tokenizer(c)
 
 
 @pytest.mark.parametrize("field,value,pattern", [
@@ -138,15 +139,15 @@ def test_validate_names_field_and_value(field, value, pattern):
   section, name = field.split(".")
   setattr(c[section], name, value)
   with pytest.raises(ConfigError, match=pattern):
-    pipeline.validate(c)
+    pipeline.validate(c, objectives.get(c.objective.name))
 
 
 def test_batch_must_divide_over_hosts():
   c = get_config()
   c.train.global_batch_size = 6
-  pipeline.validate(c, process_count=2)
+  pipeline.validate(c, objectives.get(c.objective.name), process_count=2)
   with pytest.raises(ConfigError, match="global_batch_size=6 is not divisible .* 4"):
-    pipeline.validate(c, process_count=4)
+    pipeline.validate(c, objectives.get(c.objective.name), process_count=4)
 
 
 def test_inspect_cli_bad_config_exits_2_with_one_line():

@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+import objectives
 import pipeline
 from pipeline import stats as stats_lib
 
@@ -15,7 +16,7 @@ def _batches(pipe, n_examples):
 def nsp_run(embedded_config):
   config = embedded_config("mlm_nsp", data__seq_len=128, objective__max_predictions_per_seq=20,
                            train__global_batch_size=64)
-  pipe = pipeline.make_pipeline(config, "train")
+  pipe = objectives.make_pipeline(config, "train")
   return pipe, _batches(pipe, 6400)
 
 
@@ -74,7 +75,7 @@ def test_nsp_positive_rate_and_layout(nsp_run):
 
 def test_stats_function_matches(nsp_run):
   pipe, batches = nsp_run
-  s = stats_lib.batch_stats(batches, pipe.tokenizer, "mlm_nsp")
+  s = objectives.get("mlm_nsp").stats(batches, pipe.tokenizer)
   assert s["special_tokens_selected"] == 0
   assert abs(s["masked_fraction"] - 0.15) <= 0.005
   assert abs(s["nsp_positive_rate"] - 0.5) <= 0.02
@@ -85,7 +86,7 @@ def test_short_seq_prob_controls_lengths(embedded_config):
   lengths = {}
   for prob in (0.0, 1.0):
     config = embedded_config("mlm", data__seq_len=64, objective__short_seq_prob=prob)
-    pipe = pipeline.make_pipeline(config, "train")
+    pipe = objectives.make_pipeline(config, "train")
     lengths[prob] = np.mean([pipe.batch(s)["input_mask"].sum(1).mean() for s in range(5)])
   assert lengths[0.0] > 60  # nearly every row is filled to seq_len
   assert lengths[1.0] < 40  # uniform target lengths in [2, 62]: mean ~34 with [CLS] [SEP]
@@ -94,7 +95,7 @@ def test_short_seq_prob_controls_lengths(embedded_config):
 def test_mlm_single_segment_and_full_sentences(embedded_config):
   for name in ("mlm", "mlm_full_sentences"):
     config = embedded_config(name, data__seq_len=96, train__global_batch_size=64)
-    pipe = pipeline.make_pipeline(config, "train")
+    pipe = objectives.make_pipeline(config, "train")
     b = pipe.batch(0)
     tok = pipe.tokenizer
     assert "nsp_labels" not in b
@@ -111,7 +112,7 @@ def test_mlm_single_segment_and_full_sentences(embedded_config):
 
 def test_whole_word_masking_masks_all_pieces(embedded_config):
   config = embedded_config("mlm", data__seq_len=128, objective__whole_word_masking=True)
-  pipe = pipeline.make_pipeline(config, "train")
+  pipe = objectives.make_pipeline(config, "train")
   tok = pipe.tokenizer
   selected = maskable = 0
   for step in range(40):
@@ -132,10 +133,10 @@ def test_whole_word_masking_masks_all_pieces(embedded_config):
 
 
 def test_static_vs_dynamic_masking(embedded_config):
-  static = pipeline.make_pipeline(
+  static = objectives.make_pipeline(
       embedded_config("mlm", objective__dynamic_masking=False, objective__static_masking_dupes=2),
       "train").builder
-  dynamic = pipeline.make_pipeline(embedded_config("mlm"), "train").builder
+  dynamic = objectives.make_pipeline(embedded_config("mlm"), "train").builder
   for slot in (0, 7, 11):
     e0, e1, e2 = (static.example(e, slot) for e in (0, 1, 2))
     assert np.array_equal(e0["positions"], e2["positions"]), "dupes repeat every 2 epochs"

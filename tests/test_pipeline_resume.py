@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+import objectives
 import pipeline
 from pipeline import sampling
 
@@ -13,10 +14,10 @@ def _equal(a, b):
 @pytest.mark.parametrize("objective", ["mlm_nsp", "causal"])
 def test_resume_equals_uninterrupted_run(embedded_config, objective):
   config = embedded_config(objective, data__seq_len=64, train__global_batch_size=8)
-  run = pipeline.make_pipeline(config, "train")
+  run = objectives.make_pipeline(config, "train")
   batches = [run.batch(s) for s in range(12)]
   saved = run.state_dict(step=5)
-  restored = pipeline.make_pipeline(config, "train")
+  restored = objectives.make_pipeline(config, "train")
   start = restored.restore(saved, strict=True)
   assert start == 5
   for s in range(start, 12):
@@ -24,14 +25,14 @@ def test_resume_equals_uninterrupted_run(embedded_config, objective):
   assert not _equal(batches[0], batches[1])
   other_seed = embedded_config(objective, data__seq_len=64, train__global_batch_size=8,
                                data__seed=1)
-  assert not _equal(pipeline.make_pipeline(other_seed, "train").batch(0), batches[0])
+  assert not _equal(objectives.make_pipeline(other_seed, "train").batch(0), batches[0])
 
 
 @pytest.mark.parametrize("objective", ["mlm", "causal"])
 def test_hosts_split_the_global_batch(embedded_config, objective):
   config = embedded_config(objective, data__seq_len=32, train__global_batch_size=8)
-  one = pipeline.make_pipeline(config, "train").batch(3)
-  halves = [pipeline.make_pipeline(config, "train", process_index=p, process_count=2).batch(3)
+  one = objectives.make_pipeline(config, "train").batch(3)
+  halves = [objectives.make_pipeline(config, "train", process_index=p, process_count=2).batch(3)
             for p in range(2)]
   assert halves[0]["input_ids"].shape[0] == 4
   for key in one:
@@ -39,9 +40,9 @@ def test_hosts_split_the_global_batch(embedded_config, objective):
 
 
 def test_restore_flags_a_different_data_stream(embedded_config):
-  pipe = pipeline.make_pipeline(embedded_config("mlm", data__seq_len=32), "train")
+  pipe = objectives.make_pipeline(embedded_config("mlm", data__seq_len=32), "train")
   state = pipe.state_dict(step=3)
-  changed = pipeline.make_pipeline(embedded_config("mlm", data__seq_len=48), "train")
+  changed = objectives.make_pipeline(embedded_config("mlm", data__seq_len=48), "train")
   assert changed.fingerprint != pipe.fingerprint
   with pytest.raises(pipeline.ConfigError, match="fingerprint"):
     changed.restore(state, strict=True)
@@ -50,7 +51,7 @@ def test_restore_flags_a_different_data_stream(embedded_config):
 
 def test_causal_rows_are_packed_shifted_windows(embedded_config):
   config = embedded_config("causal", data__seq_len=128, train__global_batch_size=16)
-  pipe = pipeline.make_pipeline(config, "validation")
+  pipe = objectives.make_pipeline(config, "validation")
   eot = pipe.tokenizer.eot_id
   stream = np.asarray(pipe.data.tokens)
   for step in range(4):
@@ -73,7 +74,7 @@ def test_causal_rows_are_packed_shifted_windows(embedded_config):
 
 def test_causal_epoch_visits_every_window_once(embedded_config):
   config = embedded_config("causal", data__seq_len=256, train__global_batch_size=4)
-  pipe = pipeline.make_pipeline(config, "validation")
+  pipe = objectives.make_pipeline(config, "validation")
   n = pipe.builder.num_slots
   g = np.arange(n)
   epochs, slots = sampling.epoch_slots(g, n, config.data.seed, "validation")
@@ -93,7 +94,7 @@ def test_worker_processes_build_exactly_the_serial_stream(embedded_config):
   from pipeline import prefetch
   config = embedded_config("mlm_nsp", data__seq_len=64, train__global_batch_size=8)
   config.lock()  # as train.py's --config flag gives it: must still reach the workers
-  pipe = pipeline.make_pipeline(config, "train", process_index=1, process_count=2)
+  pipe = objectives.make_pipeline(config, "train", process_index=1, process_count=2)
   with prefetch.BatchPrefetcher(pipe, num_workers=2) as workers, \
        prefetch.BatchPrefetcher(pipe, num_workers=0) as thread:
     assert workers.ahead == 4 and thread.ahead == 1

@@ -4,13 +4,14 @@ import os
 
 import numpy as np
 
+import objectives
 import pipeline
 from pipeline import tokenization
 from pipeline import token_cache
 
 
 def test_trained_wordpiece_specials_and_cache(embedded_config, embedded_data_dir):
-  tok = pipeline.get_tokenizer(embedded_config("mlm_nsp"))
+  tok = objectives.get_tokenizer(embedded_config("mlm_nsp"))
   assert (tok.pad_id, tok.unk_id, tok.cls_id, tok.sep_id, tok.mask_id) == (0, 1, 2, 3, 4)
   assert tok.kind == "wordpiece" and 100 < tok.vocab_size <= 512
   cache = os.path.join(embedded_data_dir, "pancake_cache")
@@ -23,7 +24,7 @@ def test_trained_wordpiece_specials_and_cache(embedded_config, embedded_data_dir
 
 
 def test_trained_bpe_specials(embedded_config):
-  tok = pipeline.get_tokenizer(embedded_config("causal", "bpe"))
+  tok = objectives.get_tokenizer(embedded_config("causal", "bpe"))
   assert tok.eot_id == 0 and tok.id_to_token(tok.eot_id) == "<|endoftext|>"
   assert tok.mask_id == tok.token_to_id("<mask>") is not None
   text = "Hello  World,\n\tdef f(x): return x  # ünïcode ☃"
@@ -60,7 +61,7 @@ def test_load_bert_vocab(tmp_path):
 
 
 def test_word_boundaries_for_whole_word_masking(embedded_config):
-  tok = pipeline.get_tokenizer(embedded_config("mlm"))
+  tok = objectives.get_tokenizer(embedded_config("mlm"))
   starts, _ = tok.word_boundary_tables()
   ids = tok.encode("unbelievably")
   assert len(ids) > 1 and starts[ids[0]] and not starts[ids[1:]].any()
@@ -79,7 +80,7 @@ def test_sentence_segmentation():
 
 
 def test_tokenized_split_matches_tokenizer(embedded_config):
-  pipe = pipeline.make_pipeline(embedded_config("mlm"), "validation")
+  pipe = objectives.make_pipeline(embedded_config("mlm"), "validation")
   data, tok = pipe.data, pipe.tokenizer
   from pipeline import corpora  # pylint: disable=g-import-not-at-top
   doc = corpora.open_corpus(pipe.config.data).documents("validation")[0]

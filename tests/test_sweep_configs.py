@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+import objectives
 from configs import scaling_rules
 from configs.ablations import base as ablation_base
 from configs.errors import ConfigError
@@ -125,7 +126,7 @@ def test_planned_sizes_and_flops_match_the_model_code():
                                           run["overrides"])
       meta = run["meta"]
       exact = counting.param_counts(config.model)["params_non_embedding"]
-      flops = counting.train_flops_per_token(config.model, config.data.seq_len, "causal")
+      flops = objectives.train_flops_per_token(config.model, config.data.seq_len, "causal")
       assert meta["planned_params"] == pytest.approx(exact, rel=0.04)
       assert meta["planned_flops"] / meta["planned_tokens"] == pytest.approx(flops, rel=0.03)
 

@@ -108,7 +108,7 @@ def test_flops_per_token_uses_the_models_formula_with_the_objectives_predictions
   import models
   config = tiny_config("mlm_nsp")
   got = objectives.get("mlm_nsp").flops_per_token(config.model, config.data, config.objective)
-  want = models.train_flops_per_token(config.model, 16, "mlm_nsp", predictions_per_seq=4)
+  want = objectives.train_flops_per_token(config.model, 16, "mlm_nsp", predictions_per_seq=4)
   assert got == want
   # Fewer gathered predictions -> fewer head FLOPs.
   config.objective.max_predictions_per_seq = 2

@@ -53,7 +53,7 @@ def test_flags_are_added_and_a_users_own_value_wins():
 
 
 def test_entry_points_set_the_flags_before_jax_starts():
-  code = ("import os, jax\nfrom configs import cli\n"
+  code = ("import os, jax\nimport cli\n"
           "def main(argv):\n"
           "  jax.devices()\n"
           "  print(os.environ['XLA_FLAGS'])\n"

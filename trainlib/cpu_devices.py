@@ -1,19 +1,12 @@
 """How many devices the CPU backend exposes: one per core, so a CPU trains data parallel.
 
-Why: the fourth session measured XLA:CPU's matmuls on one device as single threaded (a float32
-2048^3 matmul at 121 GFLOP/s against torch's 190 on 2 threads, one run on a shared machine), so a
-one-device step left much of the 2-core reference machine idle while HF PyTorch used both.
-Exposing one CPU device per core and splitting the batch over them (the mesh's `data` axis, as on
-a pod) runs each device's share on its own core.
-
-That premise no longer holds with jaxlib 0.10.2: a one-device process ran the same matmul at
-205.8 GFLOP/s on both cores and 100.5 pinned to one (taskset), one run each, 2026-12-01. Whole
-steps on 1 and 2 devices, each timed in its own process, did not rank the two the same way in
-two runs minutes apart (e.g. the nanoGPT shape: 80 against 104 ms, then 101 against 59 ms).
-Four alternating bench runs (`bench.train_step --cpu_devices 1|2`, 2026-12-02, README's
-Benchmarks) settled it: 2 devices matched or beat 1 on 6 of the 8 shapes (nanoGPT's 1.22-1.32x
-against 0.94-1.06x of torch), so the default stays at one device per core; `mesh.cpu_devices=1`
-gives the one-device step. A sweep of small models does better still with one run per core
+Why: XLA:CPU once ran a one-device matmul on a single thread, so a one-device step left cores
+idle while HF PyTorch used them all. Exposing one CPU device per core and splitting the batch
+over them (the mesh's `data` axis, as on a pod) runs each device's share on its own core. With
+jaxlib 0.10.2 one device uses every core for a large matmul, but whole steps still did as well
+or better on one device per core on most shapes in alternating runs of
+`bench.train_step --cpu_devices 1|2` (docs/benchmarks.md), so the default stays at one device per
+core; `mesh.cpu_devices=1` gives the one-device step. A sweep of small models does better still with one run per core
 (`launch.sweep --parallel`).
 
 `mesh.cpu_devices`: 0 (auto) picks the largest count <= the usable cores that divides each
@@ -70,6 +63,6 @@ def use_cpu_cores(config, multiprocess: bool = False):
     return None
   count = device_count(config, usable_cores(), multiprocess)
   if count is not None:
-    import jax
+    import jax  # late: start-up time (train.py calls this before JAX starts: XLA reads the count then)
     jax.config.update("jax_num_cpu_devices", count)
   return count

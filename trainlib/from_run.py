@@ -10,9 +10,10 @@ segment table, MLM head and pooler/NSP head; a decoder from an encoder drops tho
 new final LayerNorm (pre-LN) or untied lm_head.
 
 `plan(config)` runs before anything is built (shapes come from jax.eval_shape; a ConfigError
-names init.from_run or init.from_step); `init_state(setup, plan)` restores only the carried
+names init.from_run or init.from_step); `carried_params(setup, plan)` restores only the carried
 arrays, straight onto the new run's shardings, verified against the source checksums. The plan is
-printed and written to `<workdir>/init_from_run.json` (`record`).
+printed and written to `<workdir>/init_from_run.json` (`record`) by trainlib/step0.py, the
+loop's one seam for step 0.
 """
 
 import dataclasses
@@ -21,8 +22,12 @@ import jax
 from absl import logging
 from flax import linen as nn
 
+import models
+from configs import base
 from configs.errors import ConfigError
-from trainlib import fs, rundir
+from models import counting
+from trainlib import checkpoint, fs, rundir
+from trainlib import state as state_lib
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +48,6 @@ class Plan:
 
 
 def _shapes(model_cfg) -> dict[str, tuple]:
-  from models import counting  # pylint: disable=g-import-not-at-top
   params = nn.unbox(counting.abstract_params(model_cfg))
   return {"/".join(k.key for k in path): tuple(leaf.shape)
           for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]}
@@ -51,8 +55,6 @@ def _shapes(model_cfg) -> dict[str, tuple]:
 
 def _source_model(source, field):
   """The source run's model section over today's defaults (runs of older code lack new fields)."""
-  from configs import base  # pylint: disable=g-import-not-at-top
-  import models  # pylint: disable=g-import-not-at-top
   trained = (rundir.read_config(source) or {}).get("model")
   if not isinstance(trained, dict):
     raise ConfigError(f"{field}={source!r} has no readable {rundir.CONFIG} with a model "
@@ -120,10 +122,9 @@ def _nest(flat: dict) -> dict:
   return out
 
 
-def init_state(setup, run_plan: Plan):
-  """Step 0: the fresh state of `setup` with the carried parameters replaced by the source's."""
-  from trainlib import checkpoint  # pylint: disable=g-import-not-at-top
-  from trainlib import state as state_lib  # pylint: disable=g-import-not-at-top
+def carried_params(setup, run_plan: Plan):
+  """Step 0's parameters: the fresh ones of `setup` with the carried ones replaced by the
+  source's."""
   flat_abstract = {"/".join(k.key for k in path): leaf for path, leaf in
                    jax.tree_util.tree_flatten_with_path(setup.abstract_state.params)[0]}
   wanted = _nest({p: flat_abstract[p] for p in run_plan.carried})
@@ -135,4 +136,4 @@ def init_state(setup, run_plan: Plan):
   params = jax.tree_util.tree_map_with_path(
       lambda path, leaf: carried.get("/".join(k.key for k in path), leaf), fresh)
   logging.info("%s", run_plan.summary())
-  return state_lib.state_from_params(setup, params)
+  return params

@@ -24,7 +24,7 @@ from configs.paths import is_remote  # noqa: F401  (one definition; fs.is_remote
 
 
 def _epath(path):
-  from etils import epath  # orbax's path library, already a dependency
+  from etils import epath  # late: start-up time (orbax's path library; figures/ read runs without it)
   return epath.Path(path)
 
 
@@ -127,7 +127,7 @@ def create_exclusive(path, text: str) -> None:
   no other writer can interleave with: locally O_EXCL; on an object store fsspec's
   `pipe_file(mode="create")`, which gcsfs sends as a GCS upload with `ifGenerationMatch=0`."""
   if is_remote(path):
-    import fsspec
+    import fsspec  # late: start-up time (object stores only)
     filesystem, key = fsspec.core.url_to_fs(path)
     filesystem.pipe_file(key, text.encode(), mode="create")
     return

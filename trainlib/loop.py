@@ -32,11 +32,14 @@ import orbax.checkpoint as ocp
 from absl import logging
 from jax.experimental import multihost_utils
 
+import models
 import objectives
+import pipeline
 from configs.errors import ConfigError
+from pipeline import prefetch
 from trainlib import mesh as mesh_lib
 from trainlib import metrics as metrics_lib
-from trainlib import from_run, fs, optim, rundir, sharding
+from trainlib import fs, optim, rundir, sharding, step0
 from trainlib import state as state_lib
 from trainlib import step as step_lib
 from trainlib.checkpoint import Checkpointer, NonFiniteError
@@ -50,17 +53,11 @@ _POSITIVE_TRAIN_INTS = ("log_every", "eval_batches", "checkpoint_every", "keep_c
 
 def validate(config):
   """All config checks that need neither devices nor data. Raises ConfigError."""
-  import models
-  import pipeline
   models.validate(config.model)
-  objectives.validate(config)
-  pipeline.validate(config)
+  pipeline.validate(config, objectives.validate(config))
   optim.validate(config)
   sharding.rules(config)
-  if config.init.from_hf:  # the model fields must be those of the checkpoint's config.json
-    from interop import hf_config
-    hf_config.check_against_config(config)
-  from_run.validate(config)
+  step0.validate(config)
   t = config.train
   for name in _POSITIVE_TRAIN_INTS:
     if not isinstance(t[name], int) or isinstance(t[name], bool) or t[name] < 1:
@@ -188,24 +185,20 @@ def _finished_result(config, workdir):
 
 def train_and_evaluate(config, workdir, model=None) -> RunResult:
   """Trains `config` in `workdir` (resuming if it holds checkpoints). See module docstring."""
-  import pipeline
   validate(config)
   finished = _finished_result(config, workdir)
   if finished is not None:
     return finished
-  run_plan = None  # another run's parameters as step 0, when this workdir has no checkpoint
-  if config.init.from_run and not rundir.checkpoint_steps(workdir):
-    run_plan = from_run.plan(config)  # ConfigError before anything is built
+  run_plan = step0.plan(config, workdir)  # ConfigError before anything is built
   mesh = mesh_lib.make_mesh(config)
   mesh_lib.validate_batch(config, mesh)
   row_index, row_count = mesh_lib.host_batch_rows(config, mesh)
-  pipes = [pipeline.make_pipeline(config, split, process_index=row_index, process_count=row_count)
+  pipes = [objectives.make_pipeline(config, split, process_index=row_index,
+                                    process_count=row_count)
            for split in (config.data.train_split, config.data.eval_split)]
   objectives.check_tokenizer(config, pipes[0].tokenizer)
   setup = state_lib.build_setup(config, mesh, model)
-  if config.init.from_hf:  # tensor names/shapes and tokenizer, before the workdir is written
-    from interop import hf
-    hf.check(config, pipes[0].tokenizer, setup.abstract_state.params)
+  step0.check(config, pipes[0].tokenizer, setup)  # before the workdir is written
   fs.makedirs(workdir)
   lock = rundir.hold_writer_lock(workdir)  # LockHeld: another process writes here (exit 2)
   try:
@@ -221,7 +214,6 @@ class _Trainer:
   """One run of the loop; the state and the bookkeeping the steps share."""
 
   def __init__(self, setup, workdir, train_pipe, eval_pipe, run_plan=None):
-    import models
     self.run_plan = run_plan
     self.setup, self.workdir, self.train_pipe, self.eval_pipe = setup, workdir, train_pipe, eval_pipe
     config = self.config = setup.config
@@ -258,17 +250,8 @@ class _Trainer:
     self.last_saved = self.ckpt.latest_step()
     if restored is None:
       self.writer.drop_after(-1)  # a fresh start: rows of an earlier attempt are stale
-      if self.config.init.from_hf:  # step 0 = the Hugging Face checkpoint's weights
-        from interop import hf
-        return hf.init_state(self.setup), 0
-      if self.config.optim.cooldown_from_run:  # a cooldown branch starts inside a stable run
-        return self._branch_state()
-      if self.run_plan is not None:  # step 0 = another run's parameters, where they fit
-        if self.primary:
-          print(self.run_plan.summary(), flush=True)
-          rundir.write_init_from_run(self.workdir, self.run_plan.record())
-        return from_run.init_state(self.setup, self.run_plan), 0
-      return state_lib.init_state(self.setup), 0
+      return step0.initial_state(self.setup, self.run_plan, self.train_pipe, self.workdir,
+                                 self.primary)
     state, meta = restored
     start = int(jax.device_get(state.step))
     data_step = self.train_pipe.restore(meta["data"])  # warns if the data stream differs
@@ -282,23 +265,6 @@ class _Trainer:
       self.eval_done_at = start
     # rows past the checkpoint are produced again, and so is its eval row if it was not saved
     self.writer.drop_after(start, keep_eval_at_step=bool(meta.get("evaluated")))
-    return state, start
-
-  def _branch_state(self):
-    """The stable run's checkpoint at optim.cooldown_from_step (parameters, Adam moments, data
-    position), verified; this workdir's schedule then decays from there."""
-    o = self.config.optim
-    source = Checkpointer(rundir.checkpoints_dir(o.cooldown_from_run), keep=None,
-                          async_save=False)
-    if o.cooldown_from_step not in source.all_steps():
-      raise ConfigError(f"optim.cooldown_from_step={o.cooldown_from_step}: "
-                        f"{o.cooldown_from_run} has checkpoints at {source.all_steps()}")
-    state, meta = source.restore(self.setup.abstract_state, step=o.cooldown_from_step)
-    start = int(jax.device_get(state.step))
-    data_step = self.train_pipe.restore(meta["data"])
-    if data_step != start:
-      raise RuntimeError(f"checkpoint holds state step {start} but data position {data_step}")
-    logging.info("cooldown branch from %s at step %d", o.cooldown_from_run, start)
     return state, start
 
   def _status(self, state, step, error=None):
@@ -381,7 +347,6 @@ class _Trainer:
     return compiled
 
   def run(self) -> RunResult:
-    from pipeline import prefetch
     t, step = self.t, 0
     preemption = _Preemption()
     batches = prefetch.BatchPrefetcher(self.train_pipe, self.config.data.num_workers)

@@ -79,7 +79,7 @@ class MetricsWriter:
     self._file = fs.GrowingFile(self.path)
     self._tb = None
     if self.enabled:
-      from tensorboardX import SummaryWriter  # imported lazily: only process 0 needs it
+      from tensorboardX import SummaryWriter  # late: start-up time (only process 0 writes it)
       self._tb = SummaryWriter(rundir.tensorboard_dir(workdir))
 
   def drop_after(self, step, keep_eval_at_step=True):

@@ -13,6 +13,8 @@ import optax
 from flax import linen as nn
 
 from configs.errors import ConfigError
+from models import mup
+from models.spec import resolve
 
 SCHEDULES = ("linear", "cosine", "constant", "wsd")
 DECAY_SHAPES = ("linear", "cosine", "1-sqrt")
@@ -139,7 +141,6 @@ def make_schedule(config) -> optax.Schedule:
 def scale_by_mup(spec):
   """Multiplies each update by models.mup.learning_rate_multipliers (1/width_mult on hidden
   kernels): after Adam and its learning rate, so it is a per-parameter learning rate."""
-  from models import mup  # only muP runs need the models package here
 
   def update(updates, state, params=None):
     del params
@@ -159,6 +160,5 @@ def make_optimizer(config):
                            mask=decay_mask))
   model = config.get("model")
   if model is not None and model.get("parametrization", "sp") == "mup":
-    from models.spec import resolve
     parts.append(scale_by_mup(resolve(model)))
   return optax.chain(*parts), schedule

@@ -28,6 +28,7 @@ import contextlib
 import dataclasses
 import datetime
 import errno
+import fcntl
 import hashlib
 import json
 import os
@@ -36,6 +37,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import uuid
 
 from absl import logging
@@ -268,7 +270,7 @@ def write_config(workdir, config):
 def write_provenance(workdir, config, **fields):
   """provenance.json: git state, config hash, jax version, device counts, plus `fields`
   (data_fingerprint, mesh, params_total, params_non_embedding, train_flops_per_token, ...)."""
-  import jax  # here, so that figures/ and launch/ read run directories without starting JAX
+  import jax  # late: start-up time (figures/ and launch/ read run directories without JAX)
   commit, dirty = git_info()
   record = {
       "git_commit": commit,
@@ -394,7 +396,7 @@ def checkpoint_steps(workdir) -> list[int]:
   directory = checkpoints_dir(workdir)
   if not fs.isdir(directory):
     return []
-  import orbax.checkpoint as ocp  # here: figures/ and launch/ need no orbax to read a run
+  import orbax.checkpoint as ocp  # late: start-up time (figures/ and launch/ read runs without orbax)
   return sorted(ocp.utils.checkpoint_steps(directory))
 
 
@@ -519,7 +521,6 @@ def acquire_writer_lock(workdir) -> WriterLock:
 
 
 def _acquire_flock(path, me):
-  import fcntl
   while True:
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
@@ -577,8 +578,6 @@ def _object_holder(path):
 def _host_mutex(path):
   """Serializes the processes of this host that take over one stale object lock (only a
   holder on this host is ever taken over, so this host's takers are the only racers)."""
-  import fcntl
-  import tempfile
   name = hashlib.sha256(path.encode()).hexdigest()[:16]
   with open(os.path.join(tempfile.gettempdir(), f"pancake-takeover-{name}"), "w") as f:
     fcntl.flock(f, fcntl.LOCK_EX)
@@ -592,10 +591,12 @@ def hold_writer_lock(workdir, timeout_ms=10 * 60 * 1000):
   """The writer lock of a run: one process takes it; in a multi-process run process 0 takes
   it and tells the others (the distributed runtime's key-value store, no device collective)
   whether they may go on. -> WriterLock (process 0) or None; LockHeld on every process."""
-  import jax
+  import jax  # late: start-up time (figures/ and launch/ read run directories without JAX)
   if jax.process_count() == 1:
     return acquire_writer_lock(workdir)
-  from jax._src import distributed  # the client orbax's barriers use; jax has no public KV API
+  # late: start-up time (multi-process runs only); the client orbax's barriers use, since jax
+  # has no public key-value API
+  from jax._src import distributed
   client = distributed.global_state.client
   if jax.process_index() == 0:
     try:

@@ -17,6 +17,7 @@ from flax import linen as nn
 from flax import struct
 from jax.sharding import Mesh, PartitionSpec
 
+import models
 import objectives
 from trainlib import optim, sharding
 
@@ -62,7 +63,6 @@ def build_setup(config, mesh, model=None) -> TrainSetup:
   """
   objective = objectives.get(config.objective.name)
   if model is None:
-    import models  # trainlib sits above models; imported here so tests can run without it
     model = models.build_model(config.model)
   tx, schedule = optim.make_optimizer(config)
   init_rng, train_rng = _seed_keys(config)

@@ -10,17 +10,14 @@ run at once on its thread pool. Where the cores are already split into one devic
 device's ops wait, and the two then wait on each other at every gradient all-reduce: in a
 jax.profiler trace of the CPU-ablation decoder (2L d128, vocabulary 2,048, 2 devices) each device
 spent 23-47 ms of a ~100 ms step in the all-reduce rendezvous. The plain schedule (XLA's
-memory-minimising order, one op after another) keeps each device on its own core. Measured on
-this 2-core machine (AMD EPYC, AVX-512), 2026-12-02: that decoder's train step, 60 steps per
-process, 7 pairs of processes with and without the flag run in turn, nothing else running (load
-average 1.2-2.1 from the runs themselves): the flag's medians were 71, 83, 76, 89, 71, 86 and
-98 ms against 85, 111, 109, 104, 104, 108 and 100 ms without it, faster in 7 of 7 pairs
-(median 83 against 104 ms, 1.25x). README's Benchmarks has the whole-bench figures.
+memory-minimising order, one op after another) keeps each device on its own core: on a 2-core
+AVX-512 machine that decoder's train step was faster with the flag in every one of 7 pairs of
+processes run in turn (about 1.25x, median to median). docs/benchmarks.md has the whole-bench
+figures.
 
 The schedule only orders the same ops, so every value is bitwise the same as under the default
 schedule (tests/test_xla_options.py). It is an XLA_FLAGS flag, not a per-jit compiler option:
-passed as `jax.jit(..., compiler_options=...)` it did not change the step time (3 alternating runs
-each, 2026-12-02).
+passed as `jax.jit(..., compiler_options=...)` it did not change the step time.
 """
 
 import os

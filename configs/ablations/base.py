@@ -13,10 +13,9 @@ Sizes (`--config configs/ablations/<name>.py:cpu` or `:pod`):
   0.01; bf16 compute. Corpus: English Wikipedia from TFDS stands in for BookCorpus + Wikipedia
   (BookCorpus is not in the TFDS catalog); point data.tfds_name elsewhere to change it.
 - "cpu": a 2-layer, d_model 128 version on the embedded corpus (WordPiece trained to 4,096), 400
-  steps of 16 x 128 tokens (819k tokens). Measured on 2 CPU cores with nothing else running
-  (2026-12-01, one cold run each, load average ~2 from the runs just before): bert_mlm_nsp trains
-  at 5.8 steps/s, 117 s for the whole train.py run (start-up, corpus preparation and WordPiece
-  training included); ltr_causal at 3.3 steps/s (its output layer scores every position), 194 s. Dropout is 0 here: a few hundred steps are far from overfitting.
+  steps of 16 x 128 tokens (819k tokens); ltr_causal steps more slowly than the MLM configs (its
+  output layer scores every position). Dropout is 0 here: a few hundred steps are far from
+  overfitting.
 
 Budget matching rule (the same for every objective):
   Every ablation processes the same number of tokens: num_steps x global_batch_size x seq_len

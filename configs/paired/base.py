@@ -112,9 +112,9 @@ def classic_block(c):
 
 def equal_compute_steps(c, reference):
   """Steps that give config `c` the training FLOPs `reference` spends (same batch and length)."""
-  import models  # pylint: disable=g-import-not-at-top  (jax: only when a config is built)
+  import objectives  # late: start-up time (JAX loads only when a config is built, not imported)
 
   def per_token(cfg):
-    return models.train_flops_per_token(cfg.model, cfg.data.seq_len, cfg.objective.name,
-                                        objective_cfg=cfg.objective)
+    return objectives.train_flops_per_token(cfg.model, cfg.data.seq_len, cfg.objective.name,
+                                            objective_cfg=cfg.objective)
   return max(1, round(reference.train.num_steps * per_token(reference) / per_token(c)))

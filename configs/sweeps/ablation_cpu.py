@@ -3,9 +3,7 @@
 The four configs of configs/ablations/ at their "cpu" size (2 layers, d_model 128, embedded
 corpus, 400 steps of 16 x 128 tokens), each evaluated on the suites every objective can be scored
 on: heldout (its own loss), cloze (one task for all objectives) and finetune (a classifier on
-the backbone). The 8 runs and their evals took 26 min on this 2-core CPU when the committed results
-were made (load not recorded then). One cold training run (2026-12-01, one run each, load ~2 from
-the runs just before) takes 117 s (bert_mlm_nsp) to 194 s (ltr_causal), start-up included.
+the backbone. Expect the table of results/ablation_cpu/ablation_table.md (docs/experiments.md).
 
     python -m launch.sweep --sweep configs/sweeps/ablation_cpu.py --root runs/ablation_cpu
     python -m figures.make --root runs/ablation_cpu --out results/

@@ -12,7 +12,7 @@ on exactly C / flops_per_token tokens (configs/scaling_rules.py: isoflop_width_r
 - Why at least 1,000 steps: a first design (batch 16, 7 widths centred on 20 tokens per
   parameter) put 100-500 steps on the larger models. Those stayed on the loss plateau near 2.5
   nats per byte that these models leave after about 1,000 steps, so the smallest model won every
-  budget. The README's scaling section has the numbers.
+  budget. docs/experiments.md has the numbers.
 - Why at most 8M tokens (4 passes over the corpus): Muennighoff et al. 2023 find repeated data
   nearly as good as fresh up to about 4 epochs.
 - FLOPs are counted the way train.py counts them: 6N plus attention plus the output layer
@@ -22,11 +22,10 @@ on exactly C / flops_per_token tokens (configs/scaling_rules.py: isoflop_width_r
     python -m launch.sweep --sweep configs/sweeps/isoflop_cpu.py --root runs/isoflop_cpu
     python -m figures.make --root runs/isoflop_cpu --out results/
 
-Expect (measured here, 2026-12-01): 36 min 24 s for the 28 runs (the study run once, nothing
-else beside it); N_opt ∝ C^0.809 with 95% bootstrap interval [0.650, 0.927], D_opt ∝ C^0.386
+Expect: N_opt ∝ C^0.809 with 95% bootstrap interval [0.650, 0.927], D_opt ∝ C^0.386
 [0.290, 0.480], loss at the optimum 2.430, 2.151, 1.847 and 1.663 nats per byte
-(results/isoflop_cpu/). With --parallel 2 (two runs at a time, one per core) the study took
-24 min 17 s here on 2026-12-02, with the same fits to within 0.01 (README).
+(results/isoflop_cpu/). With --parallel 2 (two runs at a time, one per core) the fits stay the
+same to within 0.01.
 """
 
 from configs import scaling_rules

@@ -9,9 +9,8 @@ At the base width 64 the two are the same model (models/mup.py), so their points
   Its muP optimum at the base width is the learning rate of configs/sweeps/isoflop_cpu.py.
 - encoder: `ablations/mlm_only.py:cpu` (BERT's post-LN block, MLM at 15%, WordPiece 4,096) with
   2 heads at every width and the same base width.
-Expect (measured here, 2026-12-01, one seed): the best learning rate moves 0.73 (decoder) and
-1.35 (encoder) octaves over the three widths under SP, 0.41 and 0.31 under muP; the base-width
-optimum is 2.08e-3 (decoder). Runtime was not measured alone (other sweeps ran beside it).
+Expect (one seed): the best learning rate moves 0.73 (decoder) and 1.35 (encoder) octaves over
+the three widths under SP, 0.41 and 0.31 under muP; the base-width optimum is 2.08e-3 (decoder).
 
     python -m launch.sweep --sweep configs/sweeps/mup_transfer_cpu.py:decoder --root runs/mup_transfer_decoder_cpu
     python -m figures.make --root runs/mup_transfer_decoder_cpu --out results/

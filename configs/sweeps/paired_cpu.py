@@ -19,16 +19,15 @@ scored on) and finetune (doc_order classification on the backbone).
     python -m launch.sweep --sweep configs/sweeps/paired_cpu.py --root runs/paired_cpu
     python -m figures.make --root runs/paired_cpu --out results/
 
-The 16 runs and their evals took 78 min here (2026-12-01), with a test suite running beside them
-(load ~5), so that is an upper bound, not a timing figure; each native training run took 208-252
-s and each continuation 95-123 s under that load, and the finetune suite is most of each eval.
-Continued runs re-read the corpus from the start of the same data order (data.seed = seed).
+The finetune suite is most of each run's eval. Continued runs re-read the corpus from the start of the same data order (data.seed = seed).
 
 Expected (mean of 2 seeds; results/paired_cpu/): MLM loss 4.87 (modern encoder), 5.17 (from the
 decoder), 4.69 (its control), 5.63 (BERT block); LM loss 4.42 (modern decoder), 5.20 (from the
 encoder), 4.31 (its control), 4.69 (GPT-2 block); cloze 33% (encoder) and 58% (decoder);
 doc_order fine-tuning 48-52% for every run (majority 51.8%).
 """
+
+import importlib
 
 from configs.paired import base
 
@@ -37,7 +36,6 @@ SIZE = "cpu"
 
 def _continued(config_name):
   """Overrides of a continued-training run: CONTINUE_FRACTION of the native steps and warmup."""
-  import importlib  # pylint: disable=g-import-not-at-top
   native = importlib.import_module(f"configs.paired.{config_name}").get_config(SIZE)
   steps = round(native.train.num_steps * base.CONTINUE_FRACTION)
   return {"train.num_steps": steps,

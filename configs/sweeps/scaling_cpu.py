@@ -9,15 +9,14 @@ configs/sweeps/isoflop_cpu.py), warmup 5% of the steps, cosine to 10%. Non-embed
 
 An earlier version trained the 2,048-entry BPE recipe on 819k tokens (1.3 passes) with learning
 rates by width from GPT-3's table. There the 4-layer models came out worse than the 2-layer
-models of the same width, and E was not identified (its interval spanned 0 to 5). The README
-("Results on this CPU") compares the two.
+models of the same width, and E was not identified (its interval spanned 0 to 5);
+docs/experiments.md has this version's results.
 
     python -m launch.sweep --sweep configs/sweeps/scaling_cpu.py --root runs/scaling_cpu
     python -m figures.make --root runs/scaling_cpu --out results/
 
-Expect (measured here, 2026-12-01): final held-out loss 1.862, 1.666, 1.570 (2 layers) and
-1.815, 1.653, 1.550 (4 layers) at widths 32, 64, 128. 37 min with two other sweeps beside it, so
-not a timing figure.
+Expect: final held-out loss 1.862, 1.666, 1.570 (2 layers) and 1.815, 1.653, 1.550 (4 layers) at
+widths 32, 64, 128 (results/scaling_cpu/).
 """
 
 from configs import scaling_rules

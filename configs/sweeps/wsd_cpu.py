@@ -14,9 +14,8 @@ branches' final losses (one data-scaling curve from one run) and draws the contr
     python -m launch.sweep --sweep configs/sweeps/wsd_cpu.py --root runs/wsd_cpu
     python -m figures.make --root runs/wsd_cpu --out results/
 
-Expect (measured here, 2026-12-01): branch ends 2.070, 1.768, 1.549, 1.464 and 1.369; cosine
-controls 1.948 (1,875 steps) and 1.512 (4,375 steps). 13 min 18 s with other sweeps beside it
-for the first 9 minutes, so not a timing figure.
+Expect: branch ends 2.070, 1.768, 1.549, 1.464 and 1.369; cosine controls 1.948 (1,875 steps)
+and 1.512 (4,375 steps) (results/wsd_cpu/).
 """
 
 from configs import scaling_rules

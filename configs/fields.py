@@ -1,4 +1,5 @@
-"""Checks of single config values, shared by pipeline.validate and the objectives' own checks."""
+"""Checks of single config values (ConfigError naming the field, the value and what is valid),
+shared by pipeline.validate and the objectives' own checks."""
 
 from configs.errors import ConfigError
 

@@ -6,9 +6,8 @@ config file that cannot give a config is one line `error: ...` on stderr and exi
 JAX starts. Config files are loaded here (`load_config_file`, swapped in for ml_collections'
 loader of every config-file flag): a missing file, a syntax error (with its line), an exception
 while loading it or inside get_config() (with the config file's line), or a file without
-get_config each name the file. Lives in configs/ (the lowest layer)
-because it knows nothing but flags, configs and ConfigError; JAX is imported only to start the
-multi-host runtime.
+get_config each name the file. It belongs to the entry layer (docs/ARCHITECTURE.md): it sets
+XLA's flags and starts the process; JAX is imported only to start the multi-host runtime.
 """
 
 import importlib.machinery
@@ -22,6 +21,7 @@ from ml_collections.config_flags import config_flags  # the module: its parser c
 
 from configs import paths
 from configs.errors import ConfigError
+from trainlib import xla_options
 
 EXIT_BAD_INPUT = 2
 
@@ -170,7 +170,7 @@ def init_distributed():
   """jax.distributed.initialize from flags/env, before anything touches a device."""
   if not multihost_requested():
     return
-  import jax
+  import jax  # late: start-up time (JAX starts only for a multi-host run, after the flags)
   if os.environ.get("JAX_PLATFORMS", "").startswith("cpu"):
     jax.config.update("jax_cpu_collectives_implementation", "gloo")  # cross-process CPU collectives
   num_processes = _NUM_PROCESSES.value if _NUM_PROCESSES.value is not None else _env_int("JAX_NUM_PROCESSES")
@@ -180,7 +180,7 @@ def init_distributed():
   # Orbax's barriers (every checkpoint save and restore) through the distributed client, which
   # waits up to orbax's timeout, instead of a device collective: gloo gives a CPU collective
   # only 30 s to assemble, and a process still writing metrics or compiling can miss that.
-  import orbax.checkpoint  # noqa: F401  (defines the flag)
+  import orbax.checkpoint  # noqa: F401  # late: start-up time (orbax defines the flag set below)
   flags.FLAGS.experimental_orbax_use_distributed_barrier = True
   logging.info("process %d of %d, %d local / %d global devices", jax.process_index(),
                jax.process_count(), jax.local_device_count(), jax.device_count())
@@ -218,7 +218,6 @@ def _unraisable_in_one_line(unraisable):
 def run(main):
   """absl.app.run with the exit-code-2 flag parser and quiet library logging, and pancake's XLA
   CPU flags in XLA_FLAGS before JAX starts (trainlib/xla_options.py)."""
-  from trainlib import xla_options
   xla_options.use_cpu_flags()
 
   def wrapped(argv):
