@@ -64,6 +64,7 @@ def _with_eval(ctx, **fields):
 
 
 def study_run(ctx, data, word_order_data) -> dict:
+  # late: start-up time (the arguments are checked before JAX and TFDS load)
   from evals import downstream, finetune
   out = {"family": ctx.family, "objective": ctx.config.objective.name, "step": ctx.step}
   metrics, record = downstream.run_task(ctx, "doc_order", data)
@@ -123,7 +124,8 @@ def main(argv=None):
   parser.add_argument("--run", action="append", required=True, metavar="CONFIG=WORKDIR")
   parser.add_argument("--out", required=True)
   args = parser.parse_args(argv)
-  from configs.cli import load_config_file
+  # late: start-up time (the arguments are checked before JAX and TFDS load)
+  from configs.loading import load_config_file
   from configs.errors import ConfigError
   from evals import baselines, finetune, finetune_tasks, runner
   studies, task = {}, None
@@ -153,6 +155,7 @@ def main(argv=None):
               "bag_of_ngrams": baselines.bag_of_words(data, bigrams=True),
               "cue_rule": cue_rule(splits["test"]), "tokenizer_of": label}
     studies[label] = study_run(ctx, data, word_order)
+  # late: start-up time (the arguments are checked before JAX and TFDS load)
   import datetime
   study = {"date": datetime.date.today().isoformat(), "task": task, "runs": studies,
            "long_steps": LONG_STEPS}

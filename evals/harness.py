@@ -40,7 +40,7 @@ from unittest import mock
 from absl import flags
 from ml_collections import config_flags
 
-from configs import cli
+import cli
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/<name>.py).",
                                           lock_config=True)
@@ -93,8 +93,10 @@ def check_flags():
 
 def local_tasks_dir(workdir) -> str:
   """DIR/eval/harness_tasks for a local run; a temporary folder for gs:// (datasets reads files)."""
+  # late: start-up time (flags, the run and task names are checked before JAX, lm_eval and TFDS load)
   from trainlib import fs, rundir
   if fs.is_remote(workdir):
+    # late: start-up time (flags, the run and task names are checked before JAX, lm_eval and TFDS load)
     import tempfile
     return tempfile.mkdtemp(prefix="pancake_harness_tasks_")
   return rundir.harness_tasks_dir(workdir)
@@ -103,6 +105,7 @@ def local_tasks_dir(workdir) -> str:
 def task_manager(config, workdir, tasks, include_path, tokenizer, window, echo):
   """lm_eval's TaskManager over its tasks, include_path and (when asked for) the local tasks,
   whose continuations fit the PLL row of an encoder's window (W - 2 tokens) for both families."""
+  # late: start-up time (flags, the run and task names are checked before JAX, lm_eval and TFDS load)
   from lm_eval.tasks import TaskManager
 
   from evals import harness_data
@@ -119,6 +122,7 @@ def task_manager(config, workdir, tasks, include_path, tokenizer, window, echo):
 
 def check_tasks(manager, tasks, family, include_path):
   """TaskError for a name lm_eval does not know or a generate_until task on an encoder."""
+  # late: start-up time (flags, the run and task names are checked before JAX, lm_eval and TFDS load)
   from lm_eval.tasks import get_task_dict
 
   from evals import harness_data
@@ -164,6 +168,7 @@ def metrics_of(results) -> dict:
 def evaluate(config, workdir, tasks, *, include_path=None, num_fewshot=None, limit=None,
              step=None, batch_rows=32, max_length=None, echo=print) -> dict:
   """Checks, restores, runs lm_eval and writes the record (module docstring) -> the record."""
+  # late: start-up time (flags, the run and task names are checked before JAX, lm_eval and TFDS load)
   import lm_eval
   import lm_eval.evaluator
 
@@ -201,6 +206,7 @@ def evaluate(config, workdir, tasks, *, include_path=None, num_fewshot=None, lim
 
 
 def _add_jax_env_info(storage):
+  # late: start-up time (flags, the run and task names are checked before JAX, lm_eval and TFDS load)
   import jax
   import lm_eval
   storage.update(lm_eval_version=lm_eval.__version__, jax_version=jax.__version__,
@@ -210,6 +216,7 @@ def _add_jax_env_info(storage):
 def _write(workdir, name, record):
   """The record as DIR/eval/<name>.json. (No TensorBoard scalars: tensorboardX imports torch
   when it is installed.)"""
+  # late: start-up time (flags, the run and task names are checked before JAX, lm_eval and TFDS load)
   import json
 
   from trainlib import fs, rundir
@@ -227,6 +234,7 @@ def main(argv):
   config, workdir = cli.loaded_config(
       _CONFIG, _WORKDIR, argv, "--config, --workdir, --tasks, --include_path, --num_fewshot, "
       "--limit, --step, --batch_rows, --max_length, --config.a.b=value", writes_workdir=False)
+  # late: start-up time (flags, the run and task names are checked before JAX, lm_eval and TFDS load)
   from configs.errors import ConfigError
   try:
     tasks = parse_tasks(_TASKS.value)
@@ -234,11 +242,14 @@ def main(argv):
   except TaskError as e:
     cli.fail(e)
   try:
+    # late: start-up time (flags, the run and task names are checked before JAX, lm_eval and TFDS load)
     import lm_eval  # noqa: F401
   except ImportError:
     cli.fail("lm-eval is not installed; pip install -r requirements-harness.txt")
+  # late: start-up time (flags, the run and task names are checked before JAX, lm_eval and TFDS load)
   from evals import runner
   cli.init_distributed()
+  # late: start-up time (flags, the run and task names are checked before JAX, lm_eval and TFDS load)
   from trainlib import rundir
   try:
     evaluate(config, workdir, tasks, include_path=_INCLUDE.value, num_fewshot=_FEWSHOT.value,

@@ -121,7 +121,7 @@ class PancakeLM(TemplateLM):
 
   @classmethod
   def create_from_arg_obj(cls, arg_dict, additional_config=None):
-    from configs import cli, paths
+    from configs import loading, paths  # late: only lm_eval's model_args path builds the model from text
     from evals import runner
     args = dict(arg_dict)
     missing = [k for k in ("config", "workdir") if k not in args]
@@ -129,7 +129,7 @@ class PancakeLM(TemplateLM):
       raise ConfigError(f"model_args for 'pancake' need config= and workdir= (missing "
                         f"{', '.join(missing)}); e.g. config=configs/quickstart.py,workdir=DIR")
     config = args.pop("config")  # a config file ("file.py[:arg]") or a ConfigDict
-    config = cli.load_config_file(config) if isinstance(config, str) else config
+    config = loading.load_config_file(config) if isinstance(config, str) else config
     paths.absolutize_config(config)
     workdir = paths.absolute(str(args.pop("workdir")))
     step = args.pop("step", None)

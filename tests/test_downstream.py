@@ -83,25 +83,24 @@ def test_derived_splits_keep_test_text_out_of_train_and_dev(task_splits):
   assert len(dev & train) < 0.3 * len(dev)  # dev documents are train-split documents
 
 
-def test_first_tokens_of_words_follow_character_offsets(task_splits):
-  from pipeline import tokenization  # noqa: F401  (the run's tokenizers)
-  import pipeline
-  config, _ = task_splits
-  for tokenizer_kind in ("bpe",):
-    tok = pipeline.get_tokenizer(config)
-    text = "Return the  quickest exception-handler now."
-    enc = tok.hf.encode(text, add_special_tokens=False)
-    firsts = finetune.first_tokens_of_words(text, enc.offsets)
-    assert len(firsts) == 5 and firsts[0] == 0 and firsts == sorted(firsts)
-    for w, t in zip(text.split(), firsts):  # each first token starts inside its word
-      a, b = enc.offsets[t]
-      assert text[a:b].strip() and text[a:b].strip() in w
+@pytest.mark.parametrize("objective,kind", [("causal", "bpe"), ("mlm_nsp", "wordpiece")])
+def test_first_tokens_of_words_follow_character_offsets(embedded_data_dir, objective, kind):
+  import objectives
+  from tests.conftest import make_embedded_config
+  tok = objectives.get_tokenizer(make_embedded_config(embedded_data_dir, objective, kind))
+  text = "Return the  quickest exception-handler now."
+  enc = tok.hf.encode(text, add_special_tokens=False)
+  firsts = finetune.first_tokens_of_words(text, enc.offsets)
+  assert len(firsts) == 5 and firsts[0] == 0 and firsts == sorted(set(firsts))
+  for w, t in zip(text.split(), firsts):  # each first token lies inside its word
+    a, b = enc.offsets[t]
+    assert text[a:b].strip() and text[a:b].strip().lower() in w.lower()
 
 
 def test_word_level_rows_put_labels_at_first_tokens(task_splits):
-  import pipeline
+  import objectives
   config, _ = task_splits
-  tok = pipeline.get_tokenizer(config)
+  tok = objectives.get_tokenizer(config)
   for family in ("encoder", "decoder"):
     rows = finetune.encode(tok, family, [["alpha beta gamma"]], 16, word_labels=[[0, 1, 0]])
     w = np.flatnonzero(rows["token_weights"][0])

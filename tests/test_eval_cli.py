@@ -14,7 +14,7 @@ import pytest
 from tests.eval_testlib import trained_run
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-VALID = "heldout, cloze, finetune, generate, attention"
+VALID = "heldout, cloze, finetune, downstream, generate, attention"
 
 
 @pytest.fixture(scope="session")
@@ -34,7 +34,7 @@ def _cases(data_dir, decoder_run, encoder_run, empty_dir):
       "generate_on_encoder": (argv("mlm_nsp", encoder_run, "generate"), 2,
                               "error: suite 'generate' does not apply to model.family='encoder' "
                               "(it needs decoder); suites for encoders: heldout, cloze, "
-                              "finetune, attention"),
+                              "finetune, downstream, attention"),
       "missing_workdir": (argv("causal", "/nonexistent/run", "heldout"), 2,
                           "error: --workdir '/nonexistent/run' does not exist"),
       "no_checkpoint": (argv("causal", empty_dir, "heldout"), 2,

@@ -64,13 +64,13 @@ def _requests(kind, args):
 
 @pytest.fixture(scope="module")
 def exported(decoder, tmp_path_factory):
-  """The decoder run exported by interop/hf.py, loaded by transformers (eval mode, float32)."""
+  """The decoder run exported by interop/export.py, loaded by transformers (eval mode, float32)."""
   import transformers
 
-  from interop import hf
+  from interop import export
   config, workdir, _ = decoder
   out = str(tmp_path_factory.mktemp("export"))
-  hf.export_run(config, workdir, out)
+  export.export_run(config, workdir, out)
   return (transformers.AutoModelForCausalLM.from_pretrained(out).eval(),
           transformers.AutoTokenizer.from_pretrained(out))
 

@@ -13,6 +13,10 @@ made (load not recorded then). Expected (mean of 2 seeds;
 results/ablation_cpu_long/): MLM accuracy 17.5-18.9% and MLM loss 5.14-5.23 for the three MLM
 variants, NSP accuracy 65%; LTR LM loss 4.11; cloze 26-29% for the MLM variants and 68% for LTR
 (chance 20%); doc_order fine-tuning 50-54% (majority 51.8%).
+
+results/ablation_cpu_long/ predates the downstream suite: its fine-tuning column is the finetune
+suite on doc_order (300 steps). Rerunning the sweep now evaluates the downstream suite instead
+(configs/ablations/base.py; its runs are 300 steps here), which has not been run at this budget.
 """
 
 from configs.sweeps import ablation_cpu
