@@ -105,8 +105,23 @@ def first_tokens_of_words(text, offsets):
   return firsts
 
 
-def encode(tokenizer, family, examples, seq_len, word_labels=None):
-  """examples: list of [text] or [text_a, text_b] -> rows (numpy) of model inputs.
+def tokenize(tokenizer, examples):
+  """examples: list of [text] or [text_a, text_b] -> per text position, the tokenizer's
+  encodings (ids and character offsets), without special tokens."""
+  return [tokenizer.hf.encode_batch(list(texts), add_special_tokens=False)
+          for texts in zip(*examples)]
+
+
+def needed_length(encoded, r) -> int:
+  """Tokens row r needs untruncated: its texts plus [CLS] and a [SEP] after each (encoders), or
+  <bos>, a delimiter between two texts and the final token (decoders): len(texts) + 1 either way."""
+  return sum(len(enc[r].ids) for enc in encoded) + len(encoded) + 1
+
+
+def encode(tokenizer, family, examples, seq_len, word_labels=None, encoded=None):
+  """examples: list of [text] or [text_a, text_b] -> rows (numpy) of model inputs, each cut to
+  seq_len tokens the way BERT's run_classifier cuts (the specials and the token the classifier
+  reads are kept). `encoded`: the examples' `tokenize` output, when already computed.
 
   word_labels (word-level tasks, single texts): a label per whitespace word of each text; rows
   then carry token_labels / token_weights [n, seq_len], weight 1 at each word's first token."""
@@ -115,8 +130,7 @@ def encode(tokenizer, family, examples, seq_len, word_labels=None):
   rows = dict(input_ids=np.full((n, seq_len), pad, np.int32),
               token_type_ids=np.zeros((n, seq_len), np.int32),
               input_mask=np.zeros((n, seq_len), np.int32), length=np.zeros((n,), np.int32))
-  encoded = [tokenizer.hf.encode_batch(list(texts), add_special_tokens=False)
-             for texts in zip(*examples)]
+  encoded = encoded if encoded is not None else tokenize(tokenizer, examples)
   if word_labels is not None:
     rows.update(token_labels=np.zeros((n, seq_len), np.int32),
                 token_weights=np.zeros((n, seq_len), np.float32))
@@ -161,24 +175,30 @@ class TaskData:
 
   def __init__(self, task, splits, tokenizer, family, seq_len):
     self.task = task
-    encoded = {}
+    texts, labels, tokens = {}, {}, {}
     for role, source in splits.items():
       records = _records(source)
-      examples = [finetune_tasks.texts(r, task.text_keys) for r in records]
       if task.word_labels:
-        labels = [np.asarray(r["word_labels"], np.int32) for r in records]
-        encoded[role] = encode(tokenizer, family, examples, seq_len, word_labels=labels)
-        encoded[role].update(labels=encoded[role].pop("token_labels"),
-                             weights=encoded[role].pop("token_weights"))
+        labels[role] = [np.asarray(r["word_labels"], np.int32) for r in records]
+        texts[role] = [finetune_tasks.texts(r, task.text_keys) for r in records]
       else:
-        labels = np.asarray([int(r["label"]) for r in records], np.int32)
-        keep = np.flatnonzero(labels >= 0)  # GLUE test splits hold label -1
-        rows = encode(tokenizer, family, [examples[i] for i in keep], seq_len)
-        rows.update(labels=labels[keep], weights=np.ones((len(keep),), np.float32))
-        encoded[role] = rows
-    width = row_length(np.concatenate([r["length"] for r in encoded.values()]), seq_len)
-    self.splits = {role: {k: (v[:, :width] if v.ndim == 2 else v) for k, v in rows.items()}
-                   for role, rows in encoded.items()}
+        all_labels = np.asarray([int(r["label"]) for r in records], np.int32)
+        keep = np.flatnonzero(all_labels >= 0)  # GLUE test splits hold label -1
+        labels[role] = all_labels[keep]
+        texts[role] = [finetune_tasks.texts(records[i], task.text_keys) for i in keep]
+      tokens[role] = tokenize(tokenizer, texts[role])
+    needs = [needed_length(tokens[role], r) for role in texts for r in range(len(texts[role]))]
+    width = row_length(needs, seq_len)
+    self.splits = {}
+    for role in texts:
+      if task.word_labels:
+        rows = encode(tokenizer, family, texts[role], width, word_labels=labels[role],
+                      encoded=tokens[role])
+        rows.update(labels=rows.pop("token_labels"), weights=rows.pop("token_weights"))
+      else:
+        rows = encode(tokenizer, family, texts[role], width, encoded=tokens[role])
+        rows.update(labels=labels[role], weights=np.ones((len(labels[role]),), np.float32))
+      self.splits[role] = rows
 
   @classmethod
   def from_rows(cls, task, splits_rows):

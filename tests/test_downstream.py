@@ -193,3 +193,24 @@ def test_doc_order_study_refuses_a_bad_run_argument(capsys):
   from evals import doc_order_study
   assert doc_order_study.main(["--run", "configs/quickstart.py", "--out", "/tmp/x"]) == 2
   assert "must be CONFIG=WORKDIR" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("objective,kind,family", [("causal", "bpe", "decoder"),
+                                                   ("mlm_nsp", "wordpiece", "encoder")])
+def test_rows_cut_to_the_task_width_keep_the_token_the_classifier_reads(
+    embedded_data_dir, objective, kind, family):
+  """A row longer than the task's width is cut inside its texts (BERT's longest-first), never
+  after: a decoder's last token (the one 'last' pooling reads) stays, length <= width."""
+  import objectives
+  from tests.conftest import make_embedded_config
+  tok = objectives.get_tokenizer(make_embedded_config(embedded_data_dir, objective, kind))
+  long = " ".join(["word"] * 200)
+  task = finetune_tasks.TaskSpec(("sentence1", "sentence2"), 2, "train", "dev", "test")
+  split = [{"sentence1": long, "sentence2": "short one", "label": 1}] + [
+      {"sentence1": "a b", "sentence2": "c d", "label": 0}] * 199
+  data = finetune.TaskData(task, {"train": split}, tok, family, 128)
+  rows = data.splits["train"]
+  width = rows["input_ids"].shape[1]
+  assert width < 128 and rows["length"].max() == width  # the long row is cut to the width
+  last = rows["input_ids"][0, width - 1]
+  assert last == (tok.sep_id if family == "encoder" else finetune.bos_id(tok))
