@@ -125,8 +125,9 @@ def main(argv=None):
   parser.add_argument("--out", required=True)
   args = parser.parse_args(argv)
   # late: start-up time (the arguments are checked before JAX and TFDS load)
-  from configs.loading import load_config_file
+  from configs import paths
   from configs.errors import ConfigError
+  from configs.loading import ConfigFileError, load_config_file
   from evals import baselines, finetune, finetune_tasks, runner
   studies, task = {}, None
   try:
@@ -136,13 +137,15 @@ def main(argv=None):
       if not sep:
         raise ConfigError(f"--run {spec!r} must be CONFIG=WORKDIR")
       config = load_config_file(config_path)
+      paths.absolutize_config(config)  # as eval.py: orbax and TFDS need absolute paths
+      workdir = paths.absolute(workdir)
       pairs.append((config, workdir, runner.check_run(config, workdir)))
-  except ConfigError as e:
+  except (ConfigError, ConfigFileError, runner.RunDirError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
   for config, workdir, plan in pairs:
     ctx = runner.restore(config, workdir, plan)
-    label = os.path.relpath(workdir)
+    label = os.path.relpath(workdir, os.path.dirname(os.path.dirname(workdir)))  # run/seed
     spec, splits = finetune_tasks.open_splits(config, "doc_order")
     data = finetune.TaskData(spec, splits, ctx.tokenizer, ctx.family, config.data.seq_len)
     wspec, wsplits = finetune_tasks.open_splits(config, "word_order")
