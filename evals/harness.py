@@ -42,18 +42,23 @@ from ml_collections import config_flags
 
 import cli
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/<name>.py).",
-                                          lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory written by train.py.")
-_TASKS = flags.DEFINE_string("tasks", None, "Comma-separated lm_eval task, group or tag names.")
-_INCLUDE = flags.DEFINE_string("include_path", None, "Folder of extra lm_eval task YAML files.")
-_FEWSHOT = flags.DEFINE_integer("num_fewshot", None, "Few-shot examples (default: each task's).")
-_LIMIT = flags.DEFINE_integer("limit", None, "At most this many documents per task.")
-_STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
-_ROWS = flags.DEFINE_integer("batch_rows", 32, "Rows per model call (rounded up to the mesh's "
-                            "batch multiple).")
-_MAX_LENGTH = flags.DEFINE_integer("max_length", None, "Window in tokens (default: data.seq_len, "
-                                   "at most model.max_len).")
+def define_flags():
+  """The command's flags, defined when it runs as a command (not on import: a process that
+  imports this module and another command, e.g. a test worker, would define --config twice)."""
+  global _CONFIG, _WORKDIR, _TASKS, _INCLUDE, _FEWSHOT, _LIMIT, _STEP, _ROWS, _MAX_LENGTH
+  _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/<name>.py).",
+                                            lock_config=True)
+  _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory written by train.py.")
+  _TASKS = flags.DEFINE_string("tasks", None, "Comma-separated lm_eval task, group or tag names.")
+  _INCLUDE = flags.DEFINE_string("include_path", None, "Folder of extra lm_eval task YAML files.")
+  _FEWSHOT = flags.DEFINE_integer("num_fewshot", None, "Few-shot examples (default: each task's).")
+  _LIMIT = flags.DEFINE_integer("limit", None, "At most this many documents per task.")
+  _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
+  _ROWS = flags.DEFINE_integer("batch_rows", 32, "Rows per model call (rounded up to the mesh's "
+                              "batch multiple).")
+  _MAX_LENGTH = flags.DEFINE_integer("max_length", None, "Window in tokens (default: data.seq_len, "
+                                     "at most model.max_len).")
+
 
 SUITE = "harness"
 # lm_eval's bootstrap for the stderr of perplexity-like metrics; 100000 (its default) costs
@@ -263,4 +268,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   cli.run(main)

@@ -122,7 +122,7 @@ def test_tpu_backend_trains_through_tpu_pod_sh_and_evaluates_on_every_worker(tmp
           "bash launch/tpu_pod.sh -- --config.name=ltr_causal --config.seed=0") in out
   assert out.count("gcloud compute tpus tpu-vm ssh my-v5p --zone us-east5-a --worker=all "
                    "--project proj --command 'cd pancake && .venv/bin/python eval.py") == 4
-  assert "--suite heldout,cloze,finetune" in out
+  assert "--suite heldout,cloze,downstream" in out
   assert not os.path.exists(tmp_path / "sweep.json")
   assert sweep.main(args[:-4]) == 2
   assert "error: --backend=tpu needs --zone" in capsys.readouterr().err
