@@ -12,7 +12,7 @@ Expected (mean of 2 seeds; results/ablation_cpu/): held-out MLM accuracy 11-13% 
 5.56-5.58 for the three MLM variants, NSP at chance (51.6%); LTR LM loss 4.82; cloze accuracy
 26-27% for the MLM variants and 49.4% for LTR (chance 20%); downstream word_order 69% for LTR
 and 50-60% for the MLM variants (chance 50.4%, bag of words 47.8%), same_doc 54-59% for every
-objective (bag of words 59.8%). Each run's downstream suite takes about 4.5 min on 2 CPU cores.
+objective (bag of words 59.8%).
 """
 
 SIZE = "cpu"
